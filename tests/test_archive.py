@@ -1,0 +1,175 @@
+"""The archive write protocol: visibility, removal, recovery from a crash at each step, locking."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from firstseen.archive import Archive, DescriptorSpec, open_archive
+from firstseen.catalog import DuplicateVideoError, SqlCatalog
+from firstseen.errors import ArchiveLockedError, ArchiveMismatchError, BadInputError
+from firstseen.index import IndexStore
+from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
+from firstseen.vectorstore import FileVectorStore
+
+SPEC = DescriptorSpec("toy", 16, "inner_product", "toy/1")
+INFO = VideoInfo(duration_s=3.0, width=160, height=120, codec="h264", avg_fps=25.0, rotation=0, container="mp4")
+
+
+def _frames(seed: int, n: int = 4) -> FrameVectors:
+    v = np.random.default_rng(seed).standard_normal((n, SPEC.dim)).astype(np.float32)
+    return FrameVectors("toy", np.arange(n, dtype=np.float64), v / np.linalg.norm(v, axis=1, keepdims=True))
+
+
+def _open(tmp_path, spec=SPEC) -> Archive:
+    return open_archive(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite'}", spec, writable=True)
+
+
+def _stage(archive: Archive, n: int, **meta) -> FrameVectors:
+    frames = _frames(n)
+    archive.stage(VideoMetadata(path=f"/videos/{n}.mp4", **meta), video_id=f"vid{n:04d}", sha256=f"{n:064x}",
+                  info=INFO, frames=frames)
+    return frames
+
+
+def _visible(archive: Archive, frames: FrameVectors) -> list[str]:
+    hits = archive.search_frames(frames.vectors.astype(np.float32), k=1)
+    return [row[0].video_id for row in hits if row]
+
+
+def test_staged_video_is_invisible_until_commit(tmp_path):
+    with _open(tmp_path) as archive:
+        frames = _stage(archive, 1)
+        assert _visible(archive, frames) == []
+        assert archive.catalog.get_video("vid0001").status == "pending"
+        archive.commit()
+        assert _visible(archive, frames) == ["vid0001"] * 4
+        hit = archive.search_frames(frames.vectors[2:3], k=1)[0][0]
+        assert hit.pts_s == 2.0 and hit.score == pytest.approx(1.0, abs=1e-3)
+        assert archive.verify() == []
+
+
+def test_remove_takes_the_video_out_everywhere(tmp_path):
+    with _open(tmp_path) as archive:
+        frames = _stage(archive, 1, external_id="ext-1")
+        _stage(archive, 2)
+        archive.commit()
+        archive.remove("ext-1")
+        assert "vid0001" not in _visible(archive, frames)
+        assert archive.catalog.get_video("vid0001") is None
+        assert archive.vectors.get("vid0001") is None
+        assert archive.verify() == []
+        with pytest.raises(BadInputError, match="no video"):
+            archive.remove("ext-1")
+    with _open(tmp_path) as reopened:
+        assert len(reopened.index) == 4 and reopened.verify() == []
+
+
+def test_duplicate_external_id_writes_nothing(tmp_path):
+    with _open(tmp_path) as archive:
+        _stage(archive, 1, external_id="same")
+        with pytest.raises(DuplicateVideoError):
+            _stage(archive, 2, external_id="same")
+        archive.commit()
+        assert archive.vectors.get("vid0002") is None and archive.verify() == []
+
+
+@pytest.mark.parametrize("crash_after", ["raw_written", "catalog_pending", "index_saved"])
+def test_recovery_after_a_crash_at_each_step(tmp_path, monkeypatch, crash_after):
+    with _open(tmp_path) as archive:
+        committed = _stage(archive, 1)
+        archive.commit()
+    archive = _open(tmp_path)
+
+    class Crash(BaseException):
+        pass
+
+    def boom(*a, **k):
+        raise Crash
+
+    if crash_after == "raw_written":
+        monkeypatch.setattr(SqlCatalog, "add_pending_video", boom)
+        monkeypatch.setattr(FileVectorStore, "delete", lambda *a: None)  # a crash runs no cleanup
+    elif crash_after == "catalog_pending":
+        monkeypatch.setattr(archive.index, "add", boom)
+    else:
+        monkeypatch.setattr(SqlCatalog, "mark_committed", boom)
+    with pytest.raises(Crash):
+        _stage(archive, 2)
+        archive.commit()
+    monkeypatch.undo()
+    archive._lock.release()  # the process "died": the kernel would drop the lock
+    archive.catalog.close()
+
+    with _open(tmp_path) as recovered:
+        assert recovered.verify() == []
+        assert _visible(recovered, committed) == ["vid0001"] * 4, "nothing committed is lost"
+        second = recovered.catalog.get_video("vid0002")
+        if crash_after == "raw_written":
+            assert second is None and recovered.vectors.get("vid0002") is None
+        else:
+            assert second.status == "committed", "whole staged videos are rolled forward"
+
+
+def test_interrupted_removal_is_finished_and_orphans_dropped(tmp_path):
+    with _open(tmp_path) as archive:
+        _stage(archive, 1)
+        _stage(archive, 2)
+        archive.commit()
+        archive.catalog.mark_removing("vid0002")
+        archive.vectors.put("stray0001", _frames(9))  # a raw file whose catalog row never came
+        archive.index.add(np.array([10_000, 10_001]), _frames(8, 2).vectors)  # ids nobody owns
+        archive.index_store.save(archive.index, archive.checkpoint + 1)
+        archive._index_dirty = False
+        archive._lock.release()
+    with _open(tmp_path) as recovered:
+        assert recovered.catalog.get_video("vid0002") is None
+        assert recovered.vectors.video_ids() == {"vid0001"}
+        assert set(recovered.index.ids().tolist()) == set(range(4))
+        assert recovered.verify() == []
+
+
+def test_another_descriptor_is_refused(tmp_path):
+    with _open(tmp_path) as archive:
+        _stage(archive, 1)
+    other = DescriptorSpec("toy", 16, "inner_product", "toy/2")
+    with pytest.raises(ArchiveMismatchError, match="toy/1"):
+        _open(tmp_path, other)
+    with pytest.raises(ArchiveMismatchError):
+        _open(tmp_path, DescriptorSpec("pdq", 256, "hamming", "pdq/pdqhash"))
+
+
+def test_readers_see_only_the_last_checkpoint(tmp_path):
+    with _open(tmp_path) as writer:
+        first = _stage(writer, 1)
+        writer.commit()
+        second = _stage(writer, 2)
+        reader = open_archive(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite'}")
+        assert _visible(reader, first) == ["vid0001"] * 4
+        assert "vid0002" not in _visible(reader, second)
+        reader.close()
+
+
+def test_only_one_writer_and_a_dead_writer_leaves_no_lock(tmp_path):
+    data = tmp_path / "data"
+    with _open(tmp_path):
+        with pytest.raises(ArchiveLockedError, match="pid"):
+            _open(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, sys.argv[1]);"
+        "from firstseen.archive import DataDirLock; DataDirLock(sys.argv[2]).acquire();"
+        "print('locked', flush=True); time.sleep(60)"), os.getcwd(), str(data)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ArchiveLockedError, match=str(holder.pid)):
+            _open(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.05)
+    _open(tmp_path).close()
