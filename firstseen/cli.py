@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Libraries (faiss's loader, alembic) talk at INFO; only our own progress lines should.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("firstseen").setLevel(logging.INFO)
     from firstseen.errors import BadInputError, FirstSeenError
 
     try:

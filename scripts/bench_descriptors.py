@@ -82,9 +82,9 @@ def main() -> None:
     print(f"{len(frames)} frames from {len(videos)} videos, edits: {', '.join(kinds)}; {threads} threads")
 
     configs = [("pdq", None, None)]
-    for variant in ("distilled", "full"):
-        for size in (160, 224, 288):
-            configs.append(("sscd", variant, size))
+    for variant, size in (("distilled", 160), ("distilled", 192), ("distilled", 224), ("distilled", 288),
+                          ("full", 160), ("full", 224), ("full", 288)):
+        configs.append(("sscd", variant, size))
     rows = []
     header = f"{'descriptor':28} {'fps':>7} {'copy mean':>9} {'copy p5':>8} {'neg p99.9':>9} {'recall@fpr':>10}  per edit recall"
     print(header)

@@ -68,6 +68,7 @@ def make_clip(
     start_s: float = 0.0,
     options: dict[str, str] | None = None,
     container_options: dict[str, str] | None = None,
+    threads: int = 0,
 ) -> Path:
     """Encode a clip whose frame i shows `draw_frame(i)`; the container follows the suffix.
 
@@ -75,6 +76,7 @@ def make_clip(
     default), shifted by `start_s`. `rotation` is the clockwise turn a player must apply to show
     it upright (VideoInfo.rotation): the pixels are stored turned the other way and the stream
     carries a display matrix saying so. `size` is (width, height) of the upright picture.
+    threads=1 makes the bytes identical on every machine (encoders slice by thread count).
     """
     path = Path(path)
     rate = Fraction(fps).limit_denominator(1_000_000)
@@ -94,17 +96,19 @@ def make_clip(
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         stream.codec_context.time_base = tb
         stream.time_base = tb
+        stream.codec_context.thread_count = threads
         if options:
             stream.options = options
         if rotation:
             stream.set_display_rotation(-rotation)  # PyAV takes counter-clockwise degrees
         astream = out.add_stream("aac", rate=48000, layout="mono") if audio else None
 
+        offset = round(Fraction(start_s).limit_denominator(1_000_000) / tb)  # whole ticks
         for i, t in enumerate(times):
             upright = draw_frame(i, width, height, pattern)
             # np.rot90 turns counter-clockwise: store it so that turning clockwise restores it
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(upright, turns)), format="rgb24")
-            frame.pts = round((t + Fraction(start_s).limit_denominator(1_000_000)) / tb)
+            frame.pts = round(t / tb) + offset
             frame.time_base = tb
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))

@@ -169,8 +169,8 @@ def test_frame_ids_contiguous_and_never_reused(catalog):
     assert list(b.frame_ids) == list(range(5, 12))
     assert catalog.get_meta("next_frame_id") == "12"
     with catalog.engine.connect() as conn:
-        rows = conn.execute(text("SELECT frame_id, pts_s FROM frames WHERE video_id = 'b' ORDER BY frame_id")).all()
-    assert rows == [(5 + i, i + 0.5) for i in range(7)]
+        query = text("SELECT frame_id, pts_s FROM frames WHERE video_id = 'b' ORDER BY frame_id")
+        assert conn.execute(query).all() == [(5 + i, i + 0.5) for i in range(7)]
 
     catalog.mark_removing("b")
     catalog.delete_video("b")  # the newest range: a reusing counter would hand it out again
@@ -221,6 +221,22 @@ def test_resolve_frames_committed_only_and_many_ids(catalog):
     got = catalog.resolve_frames(range(500, 3500))
     assert len(got) == 3000 and got[3499] == ("b", 3499 - b.first_frame_id + 0.5)
     assert catalog.resolve_frames([]) == {}
+
+
+def test_timestamps_round_trip_exactly(catalog):
+    pts = np.array([0.0, 0.1, 1 / 3, np.pi, 12345.678901234567])
+    video = catalog.add_pending_video(
+        VideoMetadata(path=Path("p.mp4")), video_id="p", sha256=_sha("p"), duration_s=12346.0,
+        width=1, height=1, codec="vp9", descriptor="pdq", frame_pts=pts, run_id=None,
+    )  # fmt: skip
+    catalog.mark_committed(["p"], 1)
+    got = catalog.resolve_frames(video.frame_ids)
+    assert [got[fid][1] for fid in video.frame_ids] == pts.tolist()
+    with pytest.raises(ValueError):
+        catalog.add_pending_video(
+            VideoMetadata(path=Path("q.mp4")), video_id="q", sha256=_sha("q"), duration_s=1.0,
+            width=1, height=1, codec="vp9", descriptor="pdq", frame_pts=np.array([0.0, np.nan]), run_id=None,
+        )  # fmt: skip
 
 
 def test_duplicates_rejected_and_nothing_half_written(catalog):
@@ -277,12 +293,13 @@ def test_runs_and_stale_runs(catalog):
     assert (run.run_id, run.status, run.finished_at, run.errors) == (first, "running", None, [])
     assert run.params == {"manifest": "/m.jsonl", "fps": 1.0} and run.started_at.tzinfo is not None
     errors = [{"path": "x.mp4", "line": 3, "reason": "not a video"}]
-    catalog.finish_run(first, status="ok", added=2, skipped=1, failed=1, footage_s=12.5, frames=13, errors=errors)
+    counts = {"added": 2, "skipped": 1, "failed": 1, "footage_s": 12.5, "frames": 13}
+    catalog.finish_run(first, status="ok", errors=errors, **counts)
     done = catalog.runs()[0]
-    assert (done.status, done.added, done.skipped, done.failed, done.footage_s, done.frames) == ("ok", 2, 1, 1, 12.5, 13)
+    assert done.status == "ok" and {k: getattr(done, k) for k in counts} == counts
     assert done.errors == errors and done.finished_at >= done.started_at
     with pytest.raises(ValueError):
-        catalog.finish_run(first, status="running", added=0, skipped=0, failed=0, footage_s=0, frames=0, errors=[])
+        catalog.finish_run(first, status="running", errors=[], **counts)
 
     second = catalog.start_run({})
     assert catalog.mark_stale_runs_crashed() == 1

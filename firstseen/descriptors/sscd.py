@@ -29,12 +29,13 @@ def default_model_path(variant: str) -> Path:
     return Path(MODELS["sscd" if variant == "full" else "sscd_distilled"])
 
 
-def resize_short_side(rgb: np.ndarray, short_side: int) -> np.ndarray:
-    """Resize keeping the aspect ratio, as SSCD is evaluated (no centre crop, so the edges of
-    a frame, where logos and tickers sit, still count)."""
+def resize_to_area(rgb: np.ndarray, side: int) -> np.ndarray:
+    """Resize to about side*side pixels keeping the aspect ratio, sides rounded to multiples
+    of 8. Uncropped, as SSCD is evaluated, so the frame edges (logos, tickers) still count;
+    a fixed pixel budget keeps the cost of a wide or a vertical frame the same as a square's."""
     h, w = rgb.shape[:2]
-    scale = short_side / min(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    scale = side / (h * w) ** 0.5
+    size = (max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8))
     if size == (w, h):
         return rgb
     return np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
@@ -74,7 +75,7 @@ class SscdDescriptor:
 
     def describe(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         out = np.empty((len(frames), self.dim), dtype=np.float32)
-        resized = [resize_short_side(f, self.input_size) for f in frames]
+        resized = [resize_to_area(f, self.input_size) for f in frames]
         # A batch needs one shape; frames of one video share theirs, so this rarely splits.
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, img in enumerate(resized):
