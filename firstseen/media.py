@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,6 +156,39 @@ def _declared_shortfall(container, stream, decoded_end: float, origin_s: float) 
     return None
 
 
+def _reorder_depth(codec_context) -> int:
+    # How many frames the decoder may hold back to reorder B-frames; a few more are harmless.
+    return max(2, int(getattr(codec_context, "has_b_frames", 0) or 0) + 1)
+
+
+def _in_display_time(decoded: Iterator[av.VideoFrame], depth: int) -> Iterator[tuple[av.VideoFrame, int]]:
+    """Pair each decoded frame with its presentation timestamp.
+
+    Decoders emit frames in display order, but containers without presentation times (AVI with
+    packed B-frames) give them their packets' decode times, which are permuted. The set of
+    times is right, so the k-th frame out gets the k-th smallest time in a window as deep as
+    the codec's reordering: on streams already in order this changes nothing."""
+    pending: list[av.VideoFrame] = []
+    times: list[int] = []
+    while True:
+        try:
+            frame = next(decoded)
+        except StopIteration:
+            break
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"corrupt video: {exc}") from exc
+        # PyAV hides best_effort_timestamp; without a pts the packet's dts is the best guess
+        ts = frame.pts if frame.pts is not None else frame.dts
+        if ts is None:
+            continue
+        pending.append(frame)
+        heapq.heappush(times, ts)
+        if len(pending) > depth:
+            yield pending.pop(0), heapq.heappop(times)
+    while pending:
+        yield pending.pop(0), heapq.heappop(times)
+
+
 def sample_frames(
     path: str | Path,
     *,
@@ -196,18 +230,7 @@ def sample_frames(
         gap = 0.0  # duration of the newest frame, for the truncation allowance
         count = timed = disordered = 0
         disorder_at = 0.0
-        decoded = container.decode(stream)
-        while True:
-            try:
-                frame = next(decoded)
-            except StopIteration:
-                break
-            except av.error.FFmpegError as exc:
-                raise MediaError(f"corrupt video: {exc} at ~{latest or 0.0:.1f}s") from exc
-            # PyAV hides best_effort_timestamp; without a pts the packet's dts is the best guess
-            ts = frame.pts if frame.pts is not None else frame.dts
-            if ts is None:
-                continue
+        for frame, ts in _in_display_time(container.decode(stream), depth=_reorder_depth(cc)):
             if origin is None:
                 origin = ts
             t = float((ts - origin) * tb)
@@ -242,7 +265,10 @@ def sample_frames(
             raise MediaError(f"corrupt video: {disordered} of {timed} frames out of order at ~{disorder_at:.1f}s")
         decoded_end = latest + gap
         shortfall = _declared_shortfall(container, stream, decoded_end, float(origin * tb))
-        if shortfall is not None and shortfall > max_truncation_s:
+        # A short clip missing a quarter of its frames is as damaged as a long one missing
+        # seconds, so the allowance shrinks with the duration (never below half a second).
+        allowance = None if shortfall is None else min(max_truncation_s, max(0.5, 0.1 * (decoded_end + shortfall)))
+        if shortfall is not None and shortfall > allowance:
             raise MediaError(f"truncated: decoded {decoded_end:.1f} s of {decoded_end + shortfall:.1f} s declared")
     finally:
         container.close()

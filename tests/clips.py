@@ -150,3 +150,25 @@ def make_truncated(src: str | Path, dst: str | Path, keep_fraction: float) -> Pa
 def copy_clip(src: str | Path, dst: str | Path) -> Path:
     """Copy a clip (e.g. to give it another suffix)."""
     return Path(shutil.copyfile(src, dst))
+
+
+def make_distinct_clip(path: str | Path, seed: int, *, seconds: float = 4.0, fps: int = 10,
+                       size: tuple[int, int] = (128, 96)) -> Path:
+    """A clip whose frames look like no other seed's: a smooth random colour field that drifts
+    over time, so a descriptor tells clips (and moments) apart."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    field = rng.integers(0, 256, (8, 12, 3)).astype(np.uint8)
+    big = np.kron(field, np.ones((height // 4, width // 6, 1), np.uint8))  # twice the frame
+    path = Path(path)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.thread_count = 1
+        for i in range(int(seconds * fps)):
+            dx, dy = (i * 3) % width, (i * 2) % height
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(big[dy : dy + height, dx : dx + width]), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
