@@ -1,11 +1,11 @@
-"""Turning one video file into archive content: hash, probe, sample, describe, stage."""
+"""Turning video files into archive content: hash, decode and describe (pipelined), stage."""
 
 from __future__ import annotations
 
 import hashlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from firstseen.archive import Archive
 from firstseen.catalog import VideoRecord
 from firstseen.descriptors import FrameDescriptor
 from firstseen.errors import MediaError
-from firstseen.media import probe, sample_frames
+from firstseen.media import sample_frames
 from firstseen.records import FrameVectors, SampledFrame, VideoInfo, VideoMetadata
 from firstseen.settings import Settings
 
@@ -33,89 +33,118 @@ def video_id_for(sha256: str) -> str:
     return sha256[:16]
 
 
-_END = object()
+@dataclass(frozen=True, slots=True)
+class Described:
+    """One video's outcome from the pipeline: its vectors, or why it could not be used."""
+
+    path: Path
+    vectors: FrameVectors | None
+    error: MediaError | None
 
 
-def describe_frames(path: Path, descriptor: FrameDescriptor, settings: Settings, *,
-                    fps: float | None, on_progress: Callable[[float], None] | None = None) -> FrameVectors:
-    """Decode and describe in two threads: FFmpeg and onnxruntime both release the GIL, so
-    decoding the next frames overlaps inference on the current batch. The queue is bounded
-    so memory stays flat however long the video is."""
+ProgressFn = Callable[[Path, float], None]
+_STOP = object()
+
+
+def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, settings: Settings, *,
+                    fps: float | None, on_progress: ProgressFn | None = None) -> Iterator[Described]:
+    """Decode and describe videos one after another, in two threads.
+
+    A decoder thread walks through all the videos, feeding sampled frames into a bounded
+    queue; this thread batches them through the descriptor. FFmpeg and onnxruntime both
+    release the GIL, so decoding the next video overlaps inference on this one, and memory
+    stays bounded by the queue, not by the length of any video."""
     frames_q: queue.Queue = queue.Queue(maxsize=2 * settings.descriptor_batch_size)
-    failure: list[BaseException] = []
     stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                frames_q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce() -> None:
         try:
-            for frame in sample_frames(path, fps=fps, max_side=settings.decode_max_side,
-                                       threads=settings.decode_threads,
-                                       max_truncation_s=settings.max_truncation_s):
-                while not stop.is_set():
-                    try:
-                        frames_q.put(frame, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+            for path in paths:
+                try:
+                    for frame in sample_frames(path, fps=fps, max_side=settings.decode_max_side,
+                                               threads=settings.decode_threads,
+                                               max_truncation_s=settings.max_truncation_s):
+                        if not put((path, frame)):
+                            return
+                    outcome: object = None
+                except MediaError as exc:
+                    outcome = exc
+                if not put((path, outcome)):  # end of this video: None, or its error
                     return
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            failure.append(exc)
+        except BaseException as exc:  # a bug, not bad media: re-raised in the caller's thread
+            put((None, exc))
         finally:
-            frames_q.put(_END)
+            put(_STOP)
 
     producer = threading.Thread(target=produce, name="decode", daemon=True)
     producer.start()
     pts: list[float] = []
     chunks: list[np.ndarray] = []
     batch: list[SampledFrame] = []
+    current: Path | None = None
 
     def flush() -> None:
-        chunks.append(descriptor.describe([f.rgb for f in batch]))
-        pts.extend(f.pts_s for f in batch)
-        if on_progress:
-            on_progress(batch[-1].pts_s)
-        batch.clear()
+        if batch:
+            chunks.append(descriptor.describe([f.rgb for f in batch]))
+            pts.extend(f.pts_s for f in batch)
+            if on_progress:
+                on_progress(current, batch[-1].pts_s)
+            batch.clear()
 
     try:
-        while (item := frames_q.get()) is not _END:
-            batch.append(item)
-            if len(batch) >= settings.descriptor_batch_size:
+        while (item := frames_q.get()) is not _STOP:
+            path, payload = item
+            if path is None:
+                raise payload
+            current = path
+            if isinstance(payload, SampledFrame):
+                batch.append(payload)
+                if len(batch) >= settings.descriptor_batch_size:
+                    flush()
+                continue
+            if payload is None:
                 flush()
-        if failure:
-            raise failure[0]
-        if batch:
-            flush()
+                if pts:
+                    vectors = FrameVectors(descriptor.name, np.asarray(pts, dtype=np.float64), np.concatenate(chunks))
+                    yield Described(path, vectors, None)
+                else:
+                    yield Described(path, None, MediaError("no decodable video frames"))
+            else:
+                yield Described(path, None, payload)
+            pts, chunks, batch = [], [], []
     finally:
         stop.set()
         producer.join(timeout=5)
-    if not pts:
-        raise MediaError("no decodable video frames")
-    return FrameVectors(descriptor.name, np.asarray(pts, dtype=np.float64), np.concatenate(chunks))
+
+
+def describe_frames(path: Path, descriptor: FrameDescriptor, settings: Settings, *,
+                    fps: float | None) -> FrameVectors:
+    """One video's vectors; raises MediaError when it cannot be used."""
+    (result,) = list(describe_videos([Path(path)], descriptor, settings, fps=fps))
+    if result.error is not None:
+        raise result.error
+    return result.vectors
 
 
 @dataclass(frozen=True, slots=True)
-class IngestOutcome:
-    status: str  # "added" or "skipped"
+class Staged:
     record: VideoRecord
-    info: VideoInfo | None
     frames: int
     footage_s: float
 
 
-def ingest_file(archive: Archive, descriptor: FrameDescriptor, meta: VideoMetadata,
-                settings: Settings, *, run_id: int | None = None, info: VideoInfo | None = None,
-                on_progress: Callable[[float], None] | None = None) -> IngestOutcome:
-    """Add one file to the archive (staged; the caller commits), or skip it when a file with
-    the same content is already there. Bad media raises MediaError and writes nothing."""
-    path = Path(meta.path)
-    if not path.is_file():
-        raise MediaError(f"file not found: {path}")
-    sha256 = sha256_file(path)
-    existing = archive.known(sha256)
-    if existing is not None and existing.status != "removing":
-        return IngestOutcome("skipped", existing, None, 0, 0.0)
-    info = info or probe(path)
-    vectors = describe_frames(path, descriptor, settings, fps=settings.archive_fps, on_progress=on_progress)
+def stage_described(archive: Archive, meta: VideoMetadata, sha256: str, info: VideoInfo,
+                    vectors: FrameVectors, *, run_id: int | None = None) -> Staged:
+    """Stage a described video in the archive (visible after the caller's commit)."""
     record = archive.stage(meta, video_id=video_id_for(sha256), sha256=sha256, info=info,
                            frames=vectors, run_id=run_id)
-    return IngestOutcome("added", record, info, len(vectors), info.duration_s)
+    return Staged(record, len(vectors), info.duration_s)

@@ -11,7 +11,8 @@ log = logging.getLogger("firstseen.ingest")
 
 
 class Progress(Protocol):
-    def start(self, videos: int, footage_s: float) -> None: ...
+    def start(self, videos: int) -> None: ...
+    def footage_total(self, seconds: float) -> None: ...
     def advance_footage(self, seconds: float) -> None: ...
     def video_done(self, name: str, status: str, detail: str, footage_s: float) -> None: ...
     def close(self) -> None: ...
@@ -23,11 +24,15 @@ class BarProgress:
     def __init__(self) -> None:
         self._videos = self._footage = None
 
-    def start(self, videos: int, footage_s: float) -> None:
+    def start(self, videos: int) -> None:
         from tqdm import tqdm
 
         self._videos = tqdm(total=videos, unit="video", desc="videos ", position=0, file=sys.stderr)
-        self._footage = tqdm(total=round(footage_s, 1), unit="s", desc="footage", position=1,
+
+    def footage_total(self, seconds: float) -> None:
+        from tqdm import tqdm
+
+        self._footage = tqdm(total=round(seconds, 1), unit="s", desc="footage", position=1,
                              file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}]")
 
     def advance_footage(self, seconds: float) -> None:
@@ -52,9 +57,12 @@ class LogProgress:
         self._done = 0
         self._total = 0
 
-    def start(self, videos: int, footage_s: float) -> None:
+    def start(self, videos: int) -> None:
         self._total = videos
-        log.info(json.dumps({"event": "ingest_start", "videos": videos, "footage_s": round(footage_s, 1)}))
+        log.info(json.dumps({"event": "ingest_start", "videos": videos}))
+
+    def footage_total(self, seconds: float) -> None:
+        log.info(json.dumps({"event": "ingest_describe", "footage_s": round(seconds, 1)}))
 
     def advance_footage(self, seconds: float) -> None:
         pass

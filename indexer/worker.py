@@ -10,8 +10,9 @@ from firstseen.archive import DescriptorSpec, open_archive
 from firstseen.catalog import DuplicateVideoError
 from firstseen.descriptors import create_descriptor
 from firstseen.errors import BadInputError
-from firstseen.ingest import ingest_file
+from firstseen.ingest import describe_videos, sha256_file, stage_described, video_id_for
 from firstseen.media import probe
+from firstseen.records import VideoInfo, VideoMetadata
 from firstseen.settings import Settings
 from indexer.inputs import collect_inputs
 from indexer.progress import Progress, make_progress
@@ -66,45 +67,9 @@ def run_ingest(settings: Settings, paths: list[Path], manifests: list[Path] = ()
         summary.run_id = archive.catalog.start_run(
             {"inputs": [str(p) for p in paths], "manifests": [str(m) for m in manifests],
              "descriptor": descriptor.config_id, "archive_fps": settings.archive_fps})
-        infos = {}
-        for item in collected.items:
-            try:
-                infos[item.path] = probe(item.path)
-            except BadInputError:
-                pass  # reported when the item's turn comes, with the same reason
-        progress.start(len(collected.items), sum(i.duration_s for i in infos.values()))
-        last_commit = time.monotonic()
-        for item in collected.items:
-            name = str(item.path)
-            done_s = 0.0
-
-            def advance(pts_s: float) -> None:
-                nonlocal done_s
-                progress.advance_footage(pts_s - done_s)
-                done_s = pts_s
-
-            try:
-                outcome = ingest_file(archive, descriptor, item, settings, run_id=summary.run_id,
-                                      info=infos.get(item.path), on_progress=advance)
-            except (BadInputError, DuplicateVideoError) as exc:
-                where = f" (manifest line {item.manifest_line})" if item.manifest_line else ""
-                summary.fail(name, f"{exc}{where}", item.manifest_line)
-                progress.advance_footage(infos[item.path].duration_s - done_s if item.path in infos else 0)
-                progress.video_done(name, "failed", str(exc), 0.0)
-                continue
-            if outcome.status == "skipped":
-                summary.skipped += 1
-                progress.advance_footage(infos[item.path].duration_s if item.path in infos else 0)
-                progress.video_done(name, "skipped", f"already archived as {outcome.record.video_id}", 0.0)
-            else:
-                summary.added += 1
-                summary.frames += outcome.frames
-                summary.footage_s += outcome.footage_s
-                progress.advance_footage(outcome.footage_s - done_s)
-                progress.video_done(name, "added", f"{outcome.frames} frames", outcome.footage_s)
-            if time.monotonic() - last_commit >= settings.checkpoint_every_s:
-                archive.commit()
-                last_commit = time.monotonic()
+        progress.start(len(collected.items))
+        todo = _triage(archive, collected.items, summary, progress)
+        _describe_and_stage(archive, descriptor, settings, todo, summary, progress)
         summary.checkpoint = archive.commit()
         summary.wall_s = time.perf_counter() - started
         archive.catalog.finish_run(summary.run_id, status="failed" if summary.failed else "ok",
@@ -114,3 +79,75 @@ def run_ingest(settings: Settings, paths: list[Path], manifests: list[Path] = ()
         progress.close()
         archive.close()
     return summary
+
+
+@dataclass(frozen=True)
+class _Todo:
+    meta: VideoMetadata
+    sha256: str
+    info: VideoInfo
+
+
+def _failed(summary: IngestSummary, progress: Progress, item: VideoMetadata, reason: str) -> None:
+    where = f" (manifest line {item.manifest_line})" if item.manifest_line else ""
+    summary.fail(str(item.path), f"{reason}{where}", item.manifest_line)
+    progress.video_done(str(item.path), "failed", reason, 0.0)
+
+
+def _triage(archive, items: list[VideoMetadata], summary: IngestSummary, progress: Progress) -> list[_Todo]:
+    """Hash and probe every input first (cheap next to decoding): known files are skipped
+    before any decoding, and the progress bar knows the footage still to describe."""
+    todo: list[_Todo] = []
+    seen: set[str] = set()
+    for item in items:
+        try:
+            sha256 = sha256_file(item.path)
+            existing = archive.known(sha256)
+            if existing is not None or sha256 in seen:
+                summary.skipped += 1
+                progress.video_done(str(item.path), "skipped",
+                                    f"already archived as {existing.video_id if existing else video_id_for(sha256)}", 0.0)
+                continue
+            info = probe(item.path)
+        except OSError as exc:
+            _failed(summary, progress, item, f"cannot read file: {exc.strerror or exc}")
+            continue
+        except BadInputError as exc:
+            _failed(summary, progress, item, str(exc))
+            continue
+        seen.add(sha256)
+        todo.append(_Todo(item, sha256, info))
+    progress.footage_total(sum(t.info.duration_s for t in todo))
+    return todo
+
+
+def _describe_and_stage(archive, descriptor, settings: Settings, todo: list[_Todo],
+                        summary: IngestSummary, progress: Progress) -> None:
+    by_path = {t.meta.path: t for t in todo}
+    done_s: dict[Path, float] = {}
+
+    def advance(path: Path, pts_s: float) -> None:
+        progress.advance_footage(pts_s - done_s.get(path, 0.0))
+        done_s[path] = pts_s
+
+    last_commit = time.monotonic()
+    for described in describe_videos([t.meta.path for t in todo], descriptor, settings,
+                                     fps=settings.archive_fps, on_progress=advance):
+        item = by_path[described.path]
+        progress.advance_footage(item.info.duration_s - done_s.get(described.path, 0.0))
+        if described.error is not None:
+            _failed(summary, progress, item.meta, str(described.error))
+            continue
+        try:
+            staged = stage_described(archive, item.meta, item.sha256, item.info, described.vectors,
+                                     run_id=summary.run_id)
+        except DuplicateVideoError as exc:
+            _failed(summary, progress, item.meta, str(exc))
+            continue
+        summary.added += 1
+        summary.frames += staged.frames
+        summary.footage_s += staged.footage_s
+        progress.video_done(str(item.meta.path), "added", f"{staged.frames} frames", staged.footage_s)
+        if time.monotonic() - last_commit >= settings.checkpoint_every_s:
+            archive.commit()
+            last_commit = time.monotonic()

@@ -58,10 +58,16 @@ def test_timestamps_are_real_pts_at_each_frame_rate(tmp_path, rate):
     np.testing.assert_allclose(pts, times, atol=1e-4)
 
     for fps in (1.0, 3.0, 7.0):
-        pts, idx = pts_and_indices(clip, fps=fps, max_side=64)
+        pts, idx = pts_and_indices(clip, fps=fps, max_side=64, skip_nonref=False)
         want = expected_picks(times, fps)
         assert idx == want, f"fps={fps}"
         np.testing.assert_allclose(pts, [times[i] for i in want], atol=1e-4)
+        # By default non-reference frames are not decoded: a pick may come a frame or two
+        # late, but it is still the frame its timestamp names, and one per target.
+        pts, idx = pts_and_indices(clip, fps=fps, max_side=64)
+        assert len(idx) >= 0.75 * len(want) and idx[0] == 0 and idx == sorted(set(idx))
+        np.testing.assert_allclose(pts, [times[i] for i in idx], atol=1e-4)
+        assert all(0 <= times[i] - times[w] <= 3 / float(rate) + 1e-6 for i, w in zip(idx, want))
 
     info = probe(clip)
     assert info.avg_fps == pytest.approx(float(rate), rel=1e-3)

@@ -56,6 +56,9 @@ class SscdDescriptor:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Idle workers would otherwise spin for the next op and starve the decoder thread
+        # that runs beside inference on the same cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(model_path), options, providers=["CPUExecutionProvider"]
         )
