@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("FIRSTSEEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def footage_dir() -> Path:
@@ -32,3 +36,41 @@ def settings(tmp_path: Path):
 
     return get_settings(data_dir=tmp_path / "data", catalog_url=f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite'}",
                         checkpoint_every_s=3600)
+
+
+_pg_error: list[str] = []  # probed once per session
+
+
+def _pg_admin_engine():
+    if not _pg_error:
+        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            _pg_error.append("")
+        except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+            _pg_error.append(f"PostgreSQL at {make_url(PG_URL)!r} is unreachable: {exc}")
+        engine.dispose()
+    if _pg_error[0]:
+        if os.environ.get("CI"):
+            pytest.fail(_pg_error[0] + " (CI must run the PostgreSQL tests)")
+        pytest.skip(_pg_error[0])
+    return create_engine(PG_URL)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def catalog_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite'}"
+        return
+    admin = _pg_admin_engine()
+    schema = f"fs_test_{uuid.uuid4().hex[:16]}"  # the database is shared: one schema per test
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()

@@ -31,44 +31,6 @@ from firstseen.records import VideoMetadata
 PG_URL = os.environ.get("FIRSTSEEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = {"videos", "frames", "copy_links", "ingest_runs", "archive_meta", "alembic_version"}
 
-_pg_error: list[str] = []  # probed once per session
-
-
-def _pg_admin_engine():
-    if not _pg_error:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            _pg_error.append("")
-        except Exception as exc:  # noqa: BLE001 - any failure means "no server"
-            _pg_error.append(f"PostgreSQL at {make_url(PG_URL)!r} is unreachable: {exc}")
-        engine.dispose()
-    if _pg_error[0]:
-        if os.environ.get("CI"):
-            pytest.fail(_pg_error[0] + " (CI must run the PostgreSQL tests)")
-        pytest.skip(_pg_error[0])
-    return create_engine(PG_URL)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def catalog_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite'}"
-        return
-    admin = _pg_admin_engine()
-    schema = f"fs_test_{uuid.uuid4().hex[:16]}"  # the database is shared: one schema per test
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
-
-
 @pytest.fixture
 def catalog(catalog_url):
     cat = SqlCatalog.open(catalog_url)
