@@ -9,19 +9,12 @@ which is what skip_nonref costs).
 
     python scripts/bench_decode.py VIDEO [VIDEO ...] [--fps 1] [--max-side 360] [--threads 0]
 
-Results that set firstseen.media's defaults (2 shared cores, FFmpeg 8.1 via PyAV 18.1; x plain =
-speed relative to plain decode, single runs, repeat runs varied by about +-30%):
-
-    file (codec)           AUTO off  AUTO on  SLICE off  SLICE on  FRAME off  FRAME on  drift on
-    vtest.avi (msmpeg4)      0.81     0.84      1.12      1.21      1.34      1.33     0 ms
-    diver.mov (mjpeg)        0.98     0.67      0.60      0.65      0.69      0.77     0 ms
-    cockatoo.mp4 (h264 720p) 0.94     1.22      0.92      0.99      0.99      1.23    50 ms
-    bikes.mp4 (h264)         0.82     0.79      0.58      0.80      0.50      0.70    40 ms
-    Shepard...ogv (theora)   0.90     0.95      1.01      1.06      0.96      0.97     0 ms
-
-No thread type won consistently (a second run reordered them), so THREAD_TYPE stays AUTO; skip_nonref
-only affects codecs with non-reference frames (h264 here), helped by at most ~1.2x and shifted picks
-by one or two frames, so it is off by default.
+What it showed on 2 shared cores (FFmpeg 8.1 via PyAV 18.1): no thread type wins consistently
+(repeat runs reorder them by +-30%), so firstseen.media keeps FFmpeg's AUTO. Not decoding
+non-reference frames when sampling pays on codecs with B-frames (h264, MPEG-4 ASP: up to 3x on
+Megamind.avi) and moves a pick by at most a frame or two, at its real timestamp, so it is on by
+default when sampling and off when every frame is asked for. scripts/bench_ingest.py measures
+the whole ingest against plain decoding.
 """
 
 from __future__ import annotations
