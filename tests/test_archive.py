@@ -173,3 +173,16 @@ def test_only_one_writer_and_a_dead_writer_leaves_no_lock(tmp_path):
         holder.wait()
     time.sleep(0.05)
     _open(tmp_path).close()
+
+
+def test_in_memory_stores_follow_the_same_protocol(tmp_path):
+    from firstseen.archive import memory_archive
+
+    archive = memory_archive(SqlCatalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}"), SPEC)
+    frames = _stage(archive, 1)
+    assert _visible(archive, frames) == []
+    archive.commit()
+    assert _visible(archive, frames) == ["vid0001"] * 4 and archive.verify() == []
+    archive.remove("vid0001")
+    assert len(archive.index) == 0 and archive.verify() == []
+    archive.close()
