@@ -18,7 +18,7 @@ import numpy as np
 
 from firstseen.catalog import SqlCatalog, VideoRecord
 from firstseen.errors import ArchiveLockedError, ArchiveMismatchError, BadInputError, FirstSeenError
-from firstseen.index import IndexStore, MemoryIndexStore, VectorIndex
+from firstseen.index import IndexStore, MemoryIndexStore
 from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
 from firstseen.vectorstore import FileVectorStore, MemoryVectorStore, VectorStore, to_storage
 
@@ -177,14 +177,22 @@ class Archive:
         interrupted removals finished, orphans dropped. Idempotent."""
         self._require_writable()
         report = {"rolled_forward": 0, "rolled_back": 0, "removals_finished": 0, "orphans_dropped": 0}
-        in_index = set(self.index.ids().tolist())
-        wanted: set[int] = set()
+        # This runs at every writable open (each nightly ingest), so the common case, a
+        # committed video whose ids are all in the index and whose raw file exists, reads
+        # nothing: a video's ids are one contiguous range, counted in the sorted id array.
+        index_ids = np.sort(self.index.ids())
+        accounted = np.zeros(len(index_ids), dtype=bool)
+        on_disk = self.vectors.video_ids()
         for record in self.catalog.videos():
             ids = _frame_ids(record)
+            lo, hi = np.searchsorted(index_ids, [record.first_frame_id, record.first_frame_id + record.frame_count])
+            accounted[lo:hi] = True
+            whole_in_index = hi - lo == record.frame_count
             if record.status == "removing":
                 self._finish_removal(record)
-                in_index.difference_update(ids.tolist())
                 report["removals_finished"] += 1
+                continue
+            if record.status == "committed" and whole_in_index and record.video_id in on_disk:
                 continue
             stored = self.vectors.get(record.video_id)
             if stored is None or len(stored) != record.frame_count:
@@ -199,21 +207,19 @@ class Archive:
                 self.catalog.delete_video(record.video_id)
                 report["rolled_back"] += 1
                 continue
-            wanted.update(ids.tolist())
-            missing = not in_index.issuperset(ids.tolist())
-            if missing:
+            if not whole_in_index:
                 self.index.remove(ids)  # a partial add must not leave duplicates
                 self._add_to_index(record, stored)
             if record.status == "pending":
                 self._staged.append(record.video_id)
                 report["rolled_forward"] += 1
-        orphans = np.fromiter(in_index - wanted, dtype=np.int64)
+        orphans = index_ids[~accounted]
         if orphans.size:
             self.index.remove(orphans)
             self._index_dirty = True
             report["orphans_dropped"] += int(orphans.size)
         known = {r.video_id for r in self.catalog.videos()}
-        for video_id in self.vectors.video_ids() - known:
+        for video_id in on_disk - known:
             self.vectors.delete(video_id)
             report["orphans_dropped"] += 1
         self.commit()

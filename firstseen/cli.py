@@ -21,7 +21,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from indexer.worker import run_ingest
 
     if not args.paths and not args.manifest:
-        raise _usage("ingest needs at least one PATH or --manifest FILE")
+        raise _UsageError("ingest needs at least one PATH or --manifest FILE")
     summary = run_ingest(_settings(args), [Path(p) for p in args.paths],
                          [Path(m) for m in args.manifest or []])
     if args.json:
@@ -56,11 +56,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
 
 class _UsageError(Exception):
-    pass
-
-
-def _usage(message: str) -> _UsageError:
-    return _UsageError(message)
+    """Arguments argparse accepts but the command cannot use (exit 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -107,19 +107,6 @@ class VectorIndex:
         return cls(manifest.descriptor, manifest.dim, manifest.metric, raw)
 
 
-def _fsync_write(path: Path, data: bytes | memoryview) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -131,7 +118,16 @@ def fsync_dir(path: Path) -> None:
 def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
     """Write to a temporary file, fsync, rename over the target, fsync the folder: a reader
     sees the old file or the new one, never a torn one, even after SIGKILL or power loss."""
-    _fsync_write(path, data)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 

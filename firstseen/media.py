@@ -249,8 +249,10 @@ def sample_frames(
     """Decode the first video stream and yield upright RGB frames at their real timestamps.
 
     pts_s is the frame's presentation time minus the stream's start time. fps=None yields every
-    frame; fps=r yields, for each target k/r, the first frame at or after it (one frame covering
-    several targets is yielded once). Only yielded frames are converted, straight to a size whose
+    frame; fps=r yields, for each target k/r, the first decoded frame at or after it (one frame
+    covering several targets is yielded once). When sampling, non-reference frames are not
+    decoded by default (skip_nonref), so a pick may land a frame or two after its target, always
+    at its own real time. Only yielded frames are converted, straight to a size whose
     longer side is <= max_side. Raises MediaError (after yielding what decoded) for corrupt,
     truncated or frameless video; the file is opened on the first next().
     """

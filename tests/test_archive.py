@@ -13,7 +13,6 @@ import pytest
 from firstseen.archive import Archive, DescriptorSpec, open_archive
 from firstseen.catalog import DuplicateVideoError, SqlCatalog
 from firstseen.errors import ArchiveLockedError, ArchiveMismatchError, BadInputError
-from firstseen.index import IndexStore
 from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
 from firstseen.vectorstore import FileVectorStore
 
@@ -186,3 +185,17 @@ def test_in_memory_stores_follow_the_same_protocol(tmp_path):
     archive.remove("vid0001")
     assert len(archive.index) == 0 and archive.verify() == []
     archive.close()
+
+
+def test_reopening_a_healthy_archive_reads_no_raw_vectors(tmp_path, monkeypatch):
+    with _open(tmp_path) as archive:
+        for n in range(3):
+            _stage(archive, n)
+        archive.commit()
+
+    def unexpected_read(self, video_id):
+        raise AssertionError(f"recovery read raw vectors of committed video {video_id}")
+
+    monkeypatch.setattr(FileVectorStore, "get", unexpected_read)
+    with _open(tmp_path) as reopened:  # recovery runs here, as at the start of every ingest
+        assert len(reopened.index) == 12

@@ -6,7 +6,6 @@ import hashlib
 import os
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,8 +13,7 @@ import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, text
 
 from firstseen.catalog import (
     Base,
@@ -289,7 +287,7 @@ def test_datetimes_round_trip_as_utc(catalog):
     kyiv = timezone(timedelta(hours=2))
     aware = datetime(2022, 2, 24, 5, 30, 15, 123456, tzinfo=kyiv)
     a = _add(catalog, "a", published_at=aware)
-    b = _add(catalog, "b", published_at=datetime(2022, 2, 24, 3, 30))  # naive means UTC
+    _add(catalog, "b", published_at=datetime(2022, 2, 24, 3, 30))  # naive means UTC
     for video in (a, catalog.get_video("a")):
         assert video.published_at == aware and video.published_at.tzinfo == UTC
         assert video.published_at.hour == 3
