@@ -108,6 +108,8 @@ class VideoRow(Base):
     frame_count: Mapped[int] = mapped_column(Integer)
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     committed_checkpoint: Mapped[int | None] = mapped_column(Integer)
+    # Set once the video has been searched against the archive for copies (see search.py).
+    copies_linked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Pruning old runs must not take their videos with them.
     run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.run_id", ondelete="SET NULL"))
 
@@ -503,6 +505,20 @@ class SqlCatalog:
                 CopyLinkRow(video_id=other_video_id, other_video_id=video_id, score=float(score),
                             segments=_json([_mirror_segment(seg) for seg in segments]), created_at=now),
             ])  # fmt: skip
+
+    def videos_awaiting_copy_links(self) -> list[str]:
+        """Committed videos not yet searched against the archive for copies, oldest first."""
+        query = (select(VideoRow.video_id)
+                 .where(VideoRow.status == "committed", VideoRow.copies_linked_at.is_(None))
+                 .order_by(VideoRow.first_frame_id))
+        with self._session() as s:
+            return list(s.scalars(query))
+
+    def mark_copies_linked(self, video_ids: Sequence[str]) -> None:
+        now = _now()
+        with self._session(write=True) as s:
+            for chunk in _chunks(list(video_ids)):
+                s.execute(update(VideoRow).where(VideoRow.video_id.in_(chunk)).values(copies_linked_at=now))
 
     def copy_links(self, video_id: str) -> list[CopyLinkRecord]:
         """Links from this video, best score first."""

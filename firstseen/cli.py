@@ -32,8 +32,28 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             print(f"FAILED {err['path']}{line}: {err['reason']}", file=sys.stderr)
         print(f"added {summary.added}, skipped {summary.skipped}, failed {summary.failed}; "
               f"{summary.footage_hours:.3f} h of footage, {summary.frames} frames in {summary.wall_s:.1f} s "
-              f"({summary.realtime_factor:.1f}x realtime); checkpoint {summary.checkpoint}")
+              f"({summary.realtime_factor:.1f}x realtime); {summary.copy_links} copy links; "
+              f"checkpoint {summary.checkpoint}")
     return EXIT_BAD_INPUT if summary.failed else EXIT_OK
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from firstseen.archive import DescriptorSpec, open_archive
+    from firstseen.calibration import load_calibration
+    from firstseen.descriptors import create_descriptor
+    from firstseen.report import format_result
+    from firstseen.search import search_file
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise _UsageError(f"no such file: {path}")
+    settings = _settings(args)
+    descriptor = create_descriptor(settings.descriptor, settings)
+    calibration = load_calibration(descriptor.config_id, settings.calibration_path)
+    with open_archive(settings.data_dir, settings.resolved_catalog_url(), DescriptorSpec.of(descriptor)) as archive:
+        result = search_file(archive, path, descriptor, calibration, settings, top_k=args.top_k)
+    print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else format_result(result))
+    return EXIT_OK
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
@@ -59,6 +79,16 @@ class _UsageError(Exception):
     """Arguments argparse accepts but the command cannot use (exit 2)."""
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firstseen", description="Reverse video search for newsrooms.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(ingest)
     ingest.add_argument("--json", action="store_true", help="print the run summary as JSON")
     ingest.set_defaults(run=_cmd_ingest)
+
+    search = sub.add_parser("search", help="find the archive footage a clip or screenshot came from")
+    search.add_argument("file", metavar="FILE", help="video clip or still image")
+    data_dir(search)
+    search.add_argument("--top-k", type=_positive_int, default=10, metavar="N", help="matches to list (default 10)")
+    search.add_argument("--json", action="store_true", help="print the result object (the JSON contract)")
+    search.set_defaults(run=_cmd_search)
 
     stats = sub.add_parser("stats", help="what the archive holds")
     data_dir(stats)

@@ -35,6 +35,16 @@ class Settings(BaseSettings):
     checkpoint_every_s: float = Field(30.0, gt=0)  # index is saved at least this often in a run
     max_truncation_s: float = Field(2.0, ge=0)  # decoded footage may fall short by this much
 
+    # Search: queries are sampled more densely than the archive so that some query frame
+    # always lies near each archived one, whatever the speed or sampling phase.
+    query_fps: float = Field(4.0, gt=0, le=60)
+    query_dense_below_s: float = Field(3.0, ge=0)  # shorter clips: every frame is described
+    query_max_frames: int = Field(480, ge=1)  # longer clips are sampled more sparsely to fit
+    query_max_duration_s: float = Field(3600.0, gt=0)
+    search_neighbours: int = Field(32, ge=1, le=1024)  # k of the k-NN per query frame
+    search_candidates: int = Field(20, ge=1)  # videos aligned per query
+    calibration_path: Path | None = None  # default: the calibration shipped with the package
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:

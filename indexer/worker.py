@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from firstseen.archive import DescriptorSpec, open_archive
+from firstseen.calibration import CalibrationMissingError, load_calibration
+from firstseen.copylinks import link_new_copies
 from firstseen.catalog import DuplicateVideoError
 from firstseen.descriptors import create_descriptor
 from firstseen.errors import BadInputError
@@ -16,6 +19,8 @@ from firstseen.records import VideoInfo, VideoMetadata
 from firstseen.settings import Settings
 from indexer.inputs import collect_inputs
 from indexer.progress import Progress, make_progress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,6 +33,7 @@ class IngestSummary:
     frames: int = 0
     wall_s: float = 0.0
     checkpoint: int = 0
+    copy_links: int = 0
     errors: list[dict] = field(default_factory=list)
 
     @property
@@ -71,6 +77,7 @@ def run_ingest(settings: Settings, paths: list[Path], manifests: list[Path] = ()
         todo = _triage(archive, collected.items, summary, progress)
         _describe_and_stage(archive, descriptor, settings, todo, summary, progress)
         summary.checkpoint = archive.commit()
+        summary.copy_links = _link_copies(archive, descriptor, settings)
         summary.wall_s = time.perf_counter() - started
         archive.catalog.finish_run(summary.run_id, status="failed" if summary.failed else "ok",
                                    added=summary.added, skipped=summary.skipped, failed=summary.failed,
@@ -79,6 +86,18 @@ def run_ingest(settings: Settings, paths: list[Path], manifests: list[Path] = ()
         progress.close()
         archive.close()
     return summary
+
+
+def _link_copies(archive, descriptor, settings: Settings) -> int:
+    """Record copy links for every committed video still without them (this run's, and any
+    a crashed run left). Without a calibration for this descriptor no link can be judged, so
+    the videos wait, unlinked, for a run that has one."""
+    try:
+        calibration = load_calibration(descriptor.config_id, settings.calibration_path)
+    except CalibrationMissingError as exc:
+        log.warning("copy links not recorded: %s", exc)
+        return 0
+    return link_new_copies(archive, calibration, settings)
 
 
 @dataclass(frozen=True)

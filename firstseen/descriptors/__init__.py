@@ -36,6 +36,16 @@ def storage_dtype(metric: Metric) -> np.dtype:
     return np.dtype(np.uint8) if metric == "hamming" else np.dtype(np.float16)
 
 
+def pairwise_similarity(metric: Metric, queries: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    """(n, m) similarities on the scale the index reports: inner product for float vectors,
+    1 - Hamming/bits for packed binary ones, so 1.0 means identical in both."""
+    if metric == "hamming":
+        bits = stored.shape[1] * 8
+        xor = np.bitwise_xor(queries[:, None, :], stored[None, :, :])
+        return 1.0 - np.unpackbits(xor, axis=2).sum(axis=2, dtype=np.float32) / bits
+    return queries.astype(np.float32, copy=False) @ stored.astype(np.float32, copy=False).T
+
+
 DescriptorFactory = Callable[["Settings"], FrameDescriptor]
 _FACTORIES: dict[str, DescriptorFactory] = {}
 

@@ -1,0 +1,49 @@
+"""Copy links: at ingest, each new video is searched against the archive and shared footage is recorded.
+
+Provenance is then known before anyone asks: a search that matches a late re-upload also
+reaches the original through its links. A video is marked once its search is done; a run cut
+short leaves it unmarked, and the next run (or the next commit) picks it up again."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from firstseen.archive import Archive
+from firstseen.calibration import Calibration
+from firstseen.results import QueryInfo
+from firstseen.search import QueryVectors, match_videos
+from firstseen.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def link_new_copies(archive: Archive, calibration: Calibration, settings: Settings) -> int:
+    """Search every committed video not yet linked against the rest of the archive, using
+    its stored vectors (nothing is decoded again), and record each shared stretch of footage
+    in both directions. Returns the number of links written."""
+    pending = archive.catalog.videos_awaiting_copy_links()
+    written = 0
+    linked_this_pass: set[str] = set()
+    for video_id in pending:
+        stored = archive.vectors.get(video_id)
+        if stored is None:
+            log.warning("copy links: raw vectors of %s are missing; left for verify/recovery", video_id)
+            continue
+        vectors = stored.vectors if stored.vectors.dtype == np.uint8 else stored.vectors.astype(np.float32)
+        duration = float(stored.pts_s[-1]) if len(stored.pts_s) else 0.0
+        query = QueryVectors(QueryInfo(video_id, "video", duration, len(stored.pts_s)), stored.pts_s, vectors, None)
+        # Videos linked earlier in this pass already searched against this one.
+        matches = match_videos(archive, query, calibration, neighbours=settings.search_neighbours,
+                               candidates=settings.search_candidates,
+                               exclude=frozenset(linked_this_pass | {video_id}))
+        for match in matches:
+            archive.catalog.add_copy_link(video_id, match.video_id, match.score,
+                                          [segment.to_dict() for segment in match.segments])
+            written += 1
+        archive.catalog.mark_copies_linked([video_id])
+        linked_this_pass.add(video_id)
+        if matches:
+            log.info("copy links: %s shares footage with %s", video_id, ", ".join(m.video_id for m in matches))
+    return written

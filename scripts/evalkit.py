@@ -1,0 +1,149 @@
+"""Shared by calibrate.py and eval_quality.py: the evaluation archive, edited queries with ground truth, searching them.
+
+The archive holds five real videos plus two later "copies" made from them (a re-upload with a
+station logo, and a compilation that embeds one clip inside another). Two more real videos are
+never archived: negative queries come from them. Ingest happens in two runs, copies first, so
+that originals arrive after their copies, as they do when an archive is back-filled."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from edits import EDITS, NEEDS_OTHERS, EditedQuery, FrameSource, make_negative, make_query  # noqa: E402
+
+from firstseen.settings import Settings, get_settings  # noqa: E402
+
+ARCHIVED = ["vtest.avi", "cockatoo.mp4", "diver.mov", "calais_1906.ogv", "bikes.mp4", "bigbuckbunny.mp4"]
+HELD_OUT = ["tree.avi", "Megamind.avi"]
+FIRST_RUN = ["vtest.avi", "calais_1906.ogv", "bigbuckbunny.mp4"]  # then the copies, then the rest
+QUERY_FPS = 12.5  # frame rate the edited queries are rendered at (search samples them at 4 fps)
+SOURCE_SIDE = 480  # edits are rendered from frames this size (queries are decoded at 360 anyway)
+NEGATIVE_EDITS = ["reencode", "resize", "crop60", "letterbox_9x16", "mirror", "caption_ticker", "logo",
+                  "noise_blur", "brightness_contrast", "pip", "speed_0.5", "speed_2", "reversed", "splice",
+                  "embedded", "still", "still_png_crop"]
+
+
+@dataclass(frozen=True)
+class CopyTruth:
+    """A derived video in the archive: which original footage it holds."""
+
+    name: str
+    originals: tuple[str, ...]
+    published_at: str
+    source: str
+
+
+def settings_for(work: Path, **overrides) -> Settings:
+    data = work / "archive"
+    return get_settings(data_dir=data, catalog_url=f"sqlite:///{data / 'catalog.sqlite'}", **overrides)
+
+
+def load_sources(footage: Path, names: list[str]) -> dict[str, FrameSource]:
+    return {name: FrameSource(footage / name, max_side=SOURCE_SIDE) for name in names}
+
+
+def build_archive(footage: Path, work: Path, sources: dict[str, FrameSource], settings: Settings,
+                  seed: int = 7) -> list[CopyTruth]:
+    """Ingest the evaluation archive into work/archive (once; reused when already there)."""
+    from indexer.progress import make_progress
+    from indexer.worker import run_ingest
+
+    marker = work / "archive" / "eval-archive.json"
+    if marker.exists():
+        return [CopyTruth(**(c | {"originals": tuple(c["originals"])})) for c in json.loads(marker.read_text())]
+    manifest = {json.loads(line)["path"]: json.loads(line) for line in (footage / "manifest.jsonl").read_text().splitlines()}
+    rng = np.random.default_rng(seed)
+    copies_dir = work / "copies"
+    logo = make_query("logo", sources["cockatoo.mp4"], 0.0, 1e9, copies_dir, rng=rng)
+    compilation = make_query("embedded", sources["diver.mov"], 3.0, 8.0, copies_dir, rng=rng,
+                             others=[sources["bikes.mp4"]])
+    # the compilation is bikes footage, then the diver, then bikes again
+    copies = [CopyTruth(logo.path.name, ("cockatoo.mp4",), "2019-03-02T08:00:00Z", "Viral Clips Daily"),
+              CopyTruth(compilation.path.name, ("diver.mov", "bikes.mp4"), "2024-01-15T12:00:00Z",
+                        "Weekend Compilation TV")]
+    lines_first = [dict(manifest[n], path=str(footage / n)) for n in FIRST_RUN]
+    lines_copies = [{"path": str(copies_dir / c.name), "external_id": f"copy-{i}", "title": f"Re-upload of {' and '.join(c.originals)}",
+                     "source": c.source, "published_at": c.published_at} for i, c in enumerate(copies)]
+    lines_late = [dict(manifest[n], path=str(footage / n)) for n in ARCHIVED if n not in FIRST_RUN]
+    for i, lines in enumerate([lines_first + lines_copies, lines_late]):
+        path = work / f"manifest-{i}.jsonl"
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        summary = run_ingest(settings, [], [path], progress=make_progress(interactive=False))
+        if summary.failed:
+            raise SystemExit(f"evaluation ingest failed: {summary.errors}")
+        print(f"ingest run {i + 1}: added {summary.added}, copy links {summary.copy_links}", file=sys.stderr)
+    marker.write_text(json.dumps([c.__dict__ for c in copies]))
+    return copies
+
+
+def holds_footage(video_name: str, truth_sources: set[str], copies: list[CopyTruth]) -> bool:
+    """Whether an archived video shows footage of any of the query's true sources."""
+    return video_name in truth_sources or any(c.name == video_name and set(c.originals) & truth_sources for c in copies)
+
+
+def make_queries(sources: dict[str, FrameSource], out_dir: Path, *, seed: int, length_s: float = 8.0,
+                 edits: list[str] | None = None, negative_windows: int = 2) -> list[EditedQuery]:
+    """One query per archived source and edit (random window), and negatives from held-out footage."""
+    rng = np.random.default_rng(seed)
+    shutil.rmtree(out_dir, ignore_errors=True)  # the seed decides the set; stale files would get renamed twins
+    queries: list[EditedQuery] = []
+    archived = [sources[n] for n in ARCHIVED]
+    held_out = [sources[n] for n in HELD_OUT]
+    for edit in edits or list(EDITS):
+        for src in archived:
+            start = float(rng.uniform(0, max(0.0, src.duration_s - length_s)))
+            # splices join archive videos; picture-in-picture and embedding use unrelated footage
+            others = archived if edit == "splice" else held_out
+            queries.append(make_query(edit, src, start, length_s, out_dir, rng=rng, out_fps=QUERY_FPS,
+                                      others=others if edit in NEEDS_OTHERS else ()))
+    for edit in NEGATIVE_EDITS:
+        for src in held_out:
+            for _ in range(negative_windows):
+                start = float(rng.uniform(0, max(0.0, src.duration_s - length_s)))
+                queries.append(make_negative(edit, src, start, length_s, out_dir, rng=rng, out_fps=QUERY_FPS,
+                                             others=held_out if edit in NEEDS_OTHERS else ()))
+    return queries
+
+
+@dataclass
+class Outcome:
+    query: EditedQuery
+    result: object  # SearchResult
+    seconds: float
+
+
+def run_queries(settings: Settings, queries: list[EditedQuery], *, calibration=None, progress: bool = True) -> list[Outcome]:
+    from tqdm import tqdm
+
+    from firstseen.archive import DescriptorSpec, open_archive
+    from firstseen.calibration import load_calibration
+    from firstseen.descriptors import create_descriptor
+    from firstseen.search import search_file
+
+    descriptor = create_descriptor(settings.descriptor, settings)
+    calibration = calibration or load_calibration(descriptor.config_id, settings.calibration_path)
+    outcomes = []
+    with open_archive(settings.data_dir, settings.resolved_catalog_url(), DescriptorSpec.of(descriptor)) as archive:
+        for q in tqdm(queries, desc="searching", disable=not progress, file=sys.stderr):
+            started = time.perf_counter()
+            result = search_file(archive, q.path, descriptor, calibration, settings, top_k=20)
+            outcomes.append(Outcome(q, result, time.perf_counter() - started))
+    return outcomes
+
+
+def video_ids_by_name(settings: Settings) -> dict[str, str]:
+    from firstseen.catalog import SqlCatalog
+
+    with SqlCatalog.open(settings.resolved_catalog_url()) as catalog:
+        return {Path(v.path).name: v.video_id for v in catalog.videos("committed")}
