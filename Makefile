@@ -24,12 +24,15 @@ footage: setup
 demo: footage
 	$(VENV)/bin/firstseen ingest --manifest $(FOOTAGE)/manifest.jsonl --data-dir $(DEMO_DATA)
 	$(VENV)/bin/firstseen stats --data-dir $(DEMO_DATA)
+	$(PY) scripts/make_demo_query.py --footage $(FOOTAGE) --out $(DEMO_DATA)/queries
+	for clip in $(DEMO_DATA)/queries/*.mp4; do $(VENV)/bin/firstseen search "$$clip" --data-dir $(DEMO_DATA) || exit $$?; done
 
 test: footage
 	$(PY) -m pytest -q -ra
 
 bench: footage
 	$(PY) scripts/bench_ingest.py --footage $(FOOTAGE)
+	$(PY) scripts/eval_quality.py --footage $(FOOTAGE)
 
 clean:
 	rm -rf $(DEMO_DATA) .pytest_cache

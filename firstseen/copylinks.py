@@ -12,11 +12,20 @@ import numpy as np
 
 from firstseen.archive import Archive
 from firstseen.calibration import Calibration
-from firstseen.results import QueryInfo
+from firstseen.results import MatchSegment, QueryInfo
 from firstseen.search import QueryVectors, match_videos
 from firstseen.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+# Both sides of a link are archive samples about a second apart, so a stretch under two
+# seconds whose direction could not even be told is too thin to carry provenance.
+MIN_UNTIMED_LINK_S = 2.0
+
+
+def _solid(segment: MatchSegment) -> bool:
+    return segment.timing_known or segment.query_end - segment.query_start >= MIN_UNTIMED_LINK_S
 
 
 def link_new_copies(archive: Archive, calibration: Calibration, settings: Settings) -> int:
@@ -39,9 +48,10 @@ def link_new_copies(archive: Archive, calibration: Calibration, settings: Settin
                                candidates=settings.search_candidates,
                                exclude=frozenset(linked_this_pass | {video_id}))
         for match in matches:
-            archive.catalog.add_copy_link(video_id, match.video_id, match.score,
-                                          [segment.to_dict() for segment in match.segments])
-            written += 1
+            segments = [s.to_dict() for s in match.segments if _solid(s)]
+            if segments:
+                archive.catalog.add_copy_link(video_id, match.video_id, match.score, segments)
+                written += 1
         archive.catalog.mark_copies_linked([video_id])
         linked_this_pass.add(video_id)
         if matches:

@@ -65,6 +65,7 @@ def build_archive(footage: Path, work: Path, sources: dict[str, FrameSource], se
     manifest = {json.loads(line)["path"]: json.loads(line) for line in (footage / "manifest.jsonl").read_text().splitlines()}
     rng = np.random.default_rng(seed)
     copies_dir = work / "copies"
+    shutil.rmtree(copies_dir, ignore_errors=True)
     logo = make_query("logo", sources["cockatoo.mp4"], 0.0, 1e9, copies_dir, rng=rng)
     compilation = make_query("embedded", sources["diver.mov"], 3.0, 8.0, copies_dir, rng=rng,
                              others=[sources["bikes.mp4"]])

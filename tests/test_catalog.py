@@ -304,3 +304,13 @@ def test_meta_round_trip(catalog):
     catalog.set_meta("note", "ünïcode ✓ " + "x" * 5000)
     assert catalog.get_meta("descriptor") == "pdq"
     assert catalog.get_meta("note") == "ünïcode ✓ " + "x" * 5000
+
+
+def test_videos_await_copy_links_until_marked(catalog):
+    for name in ("a", "b"):
+        _add(catalog, name)
+    catalog.mark_committed(["a", "b"], checkpoint=1)
+    _add(catalog, "pending-one")
+    assert catalog.videos_awaiting_copy_links() == ["a", "b"]  # committed only, oldest first
+    catalog.mark_copies_linked(["a"])
+    assert catalog.videos_awaiting_copy_links() == ["b"]

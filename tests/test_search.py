@@ -156,3 +156,19 @@ def test_bad_queries_exit_2_with_a_reason(archive, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["search", str(text), "--top-k", "0"])
     assert exc.value.code == 2
+
+
+def test_every_video_got_its_copy_search_and_a_screenshot_under_a_video_name_still_works(archive, sources, capsys):
+    from firstseen.catalog import SqlCatalog
+
+    with SqlCatalog.open(archive["settings"].resolved_catalog_url()) as catalog:
+        assert catalog.videos_awaiting_copy_links() == []
+        links = [link for v in catalog.videos("committed") for link in catalog.copy_links(v.video_id)]
+        assert links and all(seg["timing_known"] or seg["query_end"] - seg["query_start"] >= 2.0
+                             for link in links for seg in link.segments)
+    still = make_query("still", sources["diver.mov"], 2.0, 6.0, archive["work"] / "stills", rng=np.random.default_rng(4))
+    renamed = still.path.with_name("upload.mp4")
+    renamed.write_bytes(still.path.read_bytes())
+    result = _search(archive, renamed, capsys)
+    assert result["query"]["kind"] == "image" and result["verdict"] == "match"
+    assert result["matches"][0]["external_id"] == "ccv-2012-1016-031"
