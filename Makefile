@@ -24,6 +24,7 @@ footage: setup
 demo: footage
 	$(VENV)/bin/firstseen ingest --manifest $(FOOTAGE)/manifest.jsonl --data-dir $(DEMO_DATA)
 	$(VENV)/bin/firstseen stats --data-dir $(DEMO_DATA)
+	rm -rf $(DEMO_DATA)/queries
 	$(PY) scripts/make_demo_query.py --footage $(FOOTAGE) --out $(DEMO_DATA)/queries
 	for clip in $(DEMO_DATA)/queries/*.mp4; do $(VENV)/bin/firstseen search "$$clip" --data-dir $(DEMO_DATA) || exit $$?; done
 
