@@ -38,20 +38,14 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from firstseen.archive import DescriptorSpec, open_archive
-    from firstseen.calibration import load_calibration
-    from firstseen.descriptors import create_descriptor
     from firstseen.report import format_result
-    from firstseen.search import search_file
+    from firstseen.search import Searcher
 
     path = Path(args.file)
     if not path.is_file():
         raise _UsageError(f"no such file: {path}")
-    settings = _settings(args)
-    descriptor = create_descriptor(settings.descriptor, settings)
-    calibration = load_calibration(descriptor.config_id, settings.calibration_path)
-    with open_archive(settings.data_dir, settings.resolved_catalog_url(), DescriptorSpec.of(descriptor)) as archive:
-        result = search_file(archive, path, descriptor, calibration, settings, top_k=args.top_k)
+    with Searcher(_settings(args)) as searcher:
+        result = searcher.search(path, top_k=args.top_k)
     print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else format_result(result))
     return EXIT_OK
 

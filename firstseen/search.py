@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from firstseen.alignment import AlignedSegment, AlignParams, QueryHit, align
-from firstseen.archive import Archive
-from firstseen.calibration import Calibration
-from firstseen.descriptors import FrameDescriptor, pairwise_similarity
+from firstseen.archive import Archive, DescriptorSpec, open_archive
+from firstseen.calibration import Calibration, load_calibration
+from firstseen.descriptors import FrameDescriptor, create_descriptor, pairwise_similarity
 from firstseen.errors import BadInputError, MediaError
 from firstseen.media import IMAGE_EXTENSIONS, load_image, probe, sample_frames
 from firstseen.provenance import copies_through_links, earliest_source
@@ -214,3 +214,28 @@ def search_file(archive: Archive, path: Path, descriptor: FrameDescriptor, calib
     log.info("searched %s: %s, %d matches in %.2f s", query.info.filename, result.verdict,
              len(result.matches), result.timings_s["total_s"])
     return result
+
+
+class Searcher:
+    """What a search needs, loaded once: the descriptor, its calibration and the archive
+    (read-only, checked to have been built with that descriptor). The CLI opens one per
+    command; a long-lived caller keeps one."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.descriptor = create_descriptor(settings.descriptor, settings)
+        self.calibration = load_calibration(self.descriptor.config_id, settings.calibration_path)
+        self.archive = open_archive(settings.data_dir, settings.resolved_catalog_url(),
+                                    DescriptorSpec.of(self.descriptor))
+
+    def search(self, path: Path, *, top_k: int = 10) -> SearchResult:
+        return search_file(self.archive, path, self.descriptor, self.calibration, self.settings, top_k=top_k)
+
+    def close(self) -> None:
+        self.archive.close()
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

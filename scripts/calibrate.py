@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"similarity floor {floor:.3f} (p{args.floor_percentile} of {len(negative_best)} negative frames)",
               file=sys.stderr)
 
-        rows, labels, negative_query = [], [], []
-        for q, vectors in tqdm(described, desc="aligning", file=sys.stderr):
+        rows, labels, negative_query = [], [], []  # negative_query: the negative query's index, or -1
+        for index, (q, vectors) in enumerate(tqdm(described, desc="aligning", file=sys.stderr)):
             truth_sources = {t.source for t in q.truth}
             aligned = align_candidates(archive, vectors, similarity_floor=floor,
                                        neighbours=settings.search_neighbours, candidates=settings.search_candidates)
@@ -93,14 +93,14 @@ def main(argv: list[str] | None = None) -> int:
                     for s in segments:
                         rows.append((s.similarity, s.frames))
                         labels.append(0)
-                        negative_query.append(id(q) if not q.truth else -1)
+                        negative_query.append(-1 if q.truth else index)
     features = evidence_features(*np.array(rows).T)
     labels = np.array(labels)
     l2 = choose_ridge(features, labels)
     bias, (w_sim, w_frames) = fit_logistic(features, labels, l2=l2)
     probe = Calibration(descriptor.config_id, floor, bias, float(w_sim), float(w_frames), 0.5)
     scores = np.array([probe.score(s, int(f)) for s, f in rows])
-    negative_ids = {id(q) for q in queries if not q.truth}
+    negative_ids = [i for i, q in enumerate(queries) if not q.truth]
     best_by_query: dict[int, float] = {}
     for score, qid in zip(scores, negative_query):
         if qid != -1:

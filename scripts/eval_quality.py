@@ -122,18 +122,13 @@ def summary(rows: list[dict]) -> dict:
 
 
 def time_long_query(settings, sources, work: Path, repeats: int = 3) -> dict:
-    from firstseen.archive import DescriptorSpec, open_archive
-    from firstseen.calibration import load_calibration
-    from firstseen.descriptors import create_descriptor
-    from firstseen.search import search_file
+    from firstseen.search import Searcher
 
     query = make_query("reencode", sources["vtest.avi"], 20.0, 30.0, work / "timing", rng=np.random.default_rng(0))
-    descriptor = create_descriptor(settings.descriptor, settings)
-    calibration = load_calibration(descriptor.config_id, settings.calibration_path)
     runs = []
-    with open_archive(settings.data_dir, settings.resolved_catalog_url(), DescriptorSpec.of(descriptor)) as archive:
+    with Searcher(settings) as searcher:
         for _ in range(repeats):
-            result = search_file(archive, query.path, descriptor, calibration, settings)
+            result = searcher.search(query.path)
             runs.append(result.timings_s | {"verdict": result.verdict, "frames": result.query.frames_sampled,
                                             "duration_s": result.query.duration_s})
     best = min(runs, key=lambda r: r["total_s"])

@@ -124,21 +124,16 @@ class Outcome:
     seconds: float
 
 
-def run_queries(settings: Settings, queries: list[EditedQuery], *, calibration=None, progress: bool = True) -> list[Outcome]:
+def run_queries(settings: Settings, queries: list[EditedQuery], *, progress: bool = True) -> list[Outcome]:
     from tqdm import tqdm
 
-    from firstseen.archive import DescriptorSpec, open_archive
-    from firstseen.calibration import load_calibration
-    from firstseen.descriptors import create_descriptor
-    from firstseen.search import search_file
+    from firstseen.search import Searcher
 
-    descriptor = create_descriptor(settings.descriptor, settings)
-    calibration = calibration or load_calibration(descriptor.config_id, settings.calibration_path)
     outcomes = []
-    with open_archive(settings.data_dir, settings.resolved_catalog_url(), DescriptorSpec.of(descriptor)) as archive:
+    with Searcher(settings) as searcher:
         for q in tqdm(queries, desc="searching", disable=not progress, file=sys.stderr):
             started = time.perf_counter()
-            result = search_file(archive, q.path, descriptor, calibration, settings, top_k=20)
+            result = searcher.search(q.path, top_k=20)
             outcomes.append(Outcome(q, result, time.perf_counter() - started))
     return outcomes
 
