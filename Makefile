@@ -6,7 +6,7 @@ FOOTAGE := .cache/footage
 DEMO_DATA ?= demo-data
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup footage demo test bench clean
+.PHONY: setup browser footage demo serve test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The page's test drives Debian's Chromium (Playwright downloads no browser here).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -q chromium >/dev/null \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } \
+		|| echo "chromium is missing and cannot be installed here: tests/test_web.py will skip (fail under CI)"
+
 footage: setup
 	$(PY) scripts/fetch_footage.py --dest $(FOOTAGE)
 
@@ -28,12 +34,16 @@ demo: footage
 	$(PY) scripts/make_demo_query.py --footage $(FOOTAGE) --out $(DEMO_DATA)/queries
 	for clip in $(DEMO_DATA)/queries/*.mp4; do $(VENV)/bin/firstseen search "$$clip" --data-dir $(DEMO_DATA) || exit $$?; done
 
-test: footage
+serve: demo
+	$(VENV)/bin/firstseen serve --data-dir $(DEMO_DATA)
+
+test: footage browser
 	$(PY) -m pytest -q -ra
 
 bench: footage
 	$(PY) scripts/bench_ingest.py --footage $(FOOTAGE)
 	$(PY) scripts/eval_quality.py --footage $(FOOTAGE)
+	$(PY) scripts/bench_api.py --footage $(FOOTAGE)
 
 clean:
 	rm -rf $(DEMO_DATA) .pytest_cache

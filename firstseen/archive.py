@@ -248,11 +248,25 @@ class Archive:
         return problems
 
     # ---- reading -------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Load the newest checkpoint a writer has published, if it is newer than ours (for a
+        long-lived reader such as the API). The new index is built aside and swapped in by
+        one assignment, so searches in flight finish on the index they started with."""
+        if self.writable:
+            raise FirstSeenError("a writer's index is always current; refresh is for readers")
+        manifest = self.index_store.read_manifest()
+        if manifest is None or manifest.checkpoint == self.checkpoint:
+            return False
+        index, checkpoint = self.index_store.load(self.spec.name, self.spec.dim, self.spec.metric)
+        self.index, self.checkpoint = index, checkpoint
+        return True
+
     def search_frames(self, vectors: np.ndarray, k: int) -> list[list[FrameHit]]:
         """k nearest archived frames for each query vector, committed videos only."""
-        if len(self.index) == 0:
+        index = self.index  # refresh() may swap it meanwhile; one search uses one index
+        if len(index) == 0:
             return [[] for _ in range(len(vectors))]
-        scores, ids = self.index.search(vectors, k)
+        scores, ids = index.search(vectors, k)
         resolved = self.catalog.resolve_frames(np.unique(ids[ids >= 0]).tolist())
         hits: list[list[FrameHit]] = []
         for row_scores, row_ids in zip(scores, ids):

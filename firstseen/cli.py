@@ -50,6 +50,15 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from search_api.server import serve
+    except ImportError as exc:
+        raise _UsageError(f"the HTTP API needs the 'api' extra (pip install 'firstseen[api]'): {exc}") from None
+    serve(_settings(args), host=args.host, port=args.port)
+    return EXIT_OK
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     from firstseen.stats import archive_stats, format_stats
 
@@ -103,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--top-k", type=_positive_int, default=10, metavar="N", help="matches to list (default 10)")
     search.add_argument("--json", action="store_true", help="print the result object (the JSON contract)")
     search.set_defaults(run=_cmd_search)
+
+    serve = sub.add_parser("serve", help="run the HTTP API and the web page")
+    data_dir(serve)
+    serve.add_argument("--host", help="address to listen on (default $FIRSTSEEN_API_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=_positive_int, help="port (default $FIRSTSEEN_API_PORT or 8000)")
+    serve.set_defaults(run=_cmd_serve)
 
     stats = sub.add_parser("stats", help="what the archive holds")
     data_dir(stats)

@@ -2,19 +2,35 @@
 
 
 class FirstSeenError(Exception):
-    """Base class: something went wrong that the caller should report, not crash on."""
+    """Base class: something went wrong that the caller should report, not crash on.
+
+    code is a stable machine-readable name for the kind of failure (the HTTP API returns it);
+    a raise site may give a more precise one than its class's default."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str = "", *, code: str | None = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class BadInputError(FirstSeenError):
     """The caller's input is at fault (exit code 2, HTTP 4xx)."""
 
+    code = "bad_input"
+
 
 class MediaError(BadInputError):
     """A file could not be used as video: empty, not media, audio-only, corrupt or truncated."""
 
+    code = "unreadable_media"
+
 
 class ManifestError(BadInputError):
     """A manifest line is invalid; carries the line number so the operator can fix it."""
+
+    code = "bad_manifest"
 
     def __init__(self, message: str, line: int | None = None):
         self.line = line
@@ -24,10 +40,16 @@ class ManifestError(BadInputError):
 class ArchiveMismatchError(FirstSeenError):
     """The archive was built with another descriptor or dimension than the one asked for."""
 
+    code = "archive_mismatch"
+
 
 class ArchiveLockedError(FirstSeenError):
     """Another writer holds the data directory's lock."""
 
+    code = "archive_busy"
+
 
 class DescriptorUnavailableError(FirstSeenError):
     """A descriptor plug-in cannot run here (missing package or model file)."""
+
+    code = "descriptor_unavailable"

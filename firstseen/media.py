@@ -14,7 +14,7 @@ from av.stream import Disposition
 from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from firstseen.errors import MediaError
+from firstseen.errors import BadInputError, MediaError
 from firstseen.records import SampledFrame, VideoInfo
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
@@ -60,7 +60,7 @@ def _open(path: str | Path) -> av.container.InputContainer:
     except OSError as exc:
         raise MediaError(f"cannot read file: {exc.strerror or exc}") from exc
     if size == 0:
-        raise MediaError("empty file (0 bytes)")
+        raise MediaError("empty file (0 bytes)", code="empty_file")
     try:
         container = av.open(str(p), metadata_errors="ignore")
     except av.error.FFmpegError as exc:
@@ -71,7 +71,8 @@ def _open(path: str | Path) -> av.container.InputContainer:
             head = fh.read(512)
         if _looks_like_container(head):
             raise MediaError(f"corrupt or unreadable video container: {reason}") from exc
-        raise MediaError(f"not a video file: FFmpeg does not recognise {p.name!r} ({reason})") from exc
+        raise MediaError(f"not a video file: FFmpeg does not recognise {p.name!r} ({reason})",
+                         code="not_media") from exc
     try:
         _video_stream(container)
     except MediaError:
@@ -91,8 +92,8 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
         if not stream.disposition & Disposition.attached_pic:
             return stream
     if container.streams.audio:
-        raise MediaError("audio-only file: no video stream")
-    raise MediaError("no video stream in file")
+        raise MediaError("audio-only file: no video stream", code="no_video_stream")
+    raise MediaError("no video stream in file", code="no_video_stream")
 
 
 def _rotation_cw(frame: av.VideoFrame) -> int:
@@ -324,12 +325,65 @@ def sample_frames(
         # seconds, so the allowance shrinks with the duration (never below half a second).
         allowance = None if shortfall is None else min(max_truncation_s, max(0.5, 0.1 * (decoded_end + shortfall)))
         if shortfall is not None and shortfall > allowance:
-            raise MediaError(f"truncated: decoded {decoded_end:.1f} s of {decoded_end + shortfall:.1f} s declared")
+            raise MediaError(f"truncated: decoded {decoded_end:.1f} s of {decoded_end + shortfall:.1f} s declared",
+                             code="truncated")
         if skipper.too_damaged():
             raise MediaError(f"corrupt video: {skipper.bad_packets} of {skipper.packets} packets "
                              f"could not be decoded, from ~{skipper.first_bad_s:.1f}s")
     finally:
         container.close()
+
+
+def frame_at(path: str | Path, t: float, *, max_side: int) -> SampledFrame:
+    """The frame on screen at t seconds (timed like sample_frames: from the stream's start):
+    the last frame presented at or before t, upright, longer side <= max_side. Decodes from
+    the keyframe before t, so the cost does not grow with t. Evidence for a search result."""
+    if not (math.isfinite(t) and t >= 0):
+        raise BadInputError(f"time must be a finite number of seconds >= 0, got {t}", code="bad_time")
+    container = _open(path)
+    with container:
+        stream = _video_stream(container)
+        tb_s = float(stream.time_base)
+        origin = stream.start_time or 0
+        stream.codec_context.thread_type = "AUTO"
+        frame, clean = _shown_at(container, stream, origin, tb_s, t, seek=True)
+        if frame is None or not clean:
+            # The seek overshot t, or landed on a "keyframe" the decoder could not start from
+            # (a container's sync-sample table can lie): decode from the start instead.
+            container.seek(0)
+            frame, _ = _shown_at(container, stream, origin, tb_s, t, seek=False)
+        if frame is None:
+            raise MediaError("no decodable video frames")
+        sar = float(stream.sample_aspect_ratio or 1) or 1.0
+        w, h = _target_size(frame.width, frame.height, sar, max_side)
+        rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+        turns = _rotation_cw(frame) // 90
+        if turns:
+            rgb = np.ascontiguousarray(np.rot90(rgb, -turns))
+        return SampledFrame(pts_s=max(0.0, (frame.pts - origin) * tb_s), rgb=rgb)
+
+
+def _shown_at(container, stream, origin: int, tb_s: float, t: float, *,
+              seek: bool) -> tuple[av.VideoFrame | None, bool]:
+    """The last frame presented at or before t, and whether every frame decoded on the way
+    was whole. None when a seek went past t."""
+    if seek and t > 0:
+        container.seek(origin + int(t / tb_s), stream=stream, backward=True, any_frame=False)
+    shown, clean = None, True
+    try:
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            if (frame.pts - origin) * tb_s > t + _PTS_EPSILON_S:
+                # A first frame past t is the one on screen only when t precedes the video.
+                return (frame, clean and not frame.is_corrupt) if shown is None and (not seek or t <= 0) \
+                    else (shown, clean)
+            shown = frame
+            clean = clean and not frame.is_corrupt
+    except av.error.FFmpegError as exc:
+        if shown is None:
+            raise MediaError(f"corrupt video: {exc} near {t:.1f}s") from exc
+    return shown, clean  # t at or past the last frame: the last frame stays on screen
 
 
 def load_image(path: str | Path, *, max_side: int, max_pixels: int = 50_000_000) -> SampledFrame:
@@ -341,20 +395,21 @@ def load_image(path: str | Path, *, max_side: int, max_pixels: int = 50_000_000)
     p = Path(path)
     try:
         if p.stat().st_size == 0:
-            raise MediaError("empty file (0 bytes)")
+            raise MediaError("empty file (0 bytes)", code="empty_file")
         with Image.open(p) as img:  # lazy: only the header has been read here
             width, height = img.size
             if width * height > max_pixels:
-                raise MediaError(f"image too large: {width}x{height} exceeds {max_pixels} pixels")
+                raise MediaError(f"image too large: {width}x{height} exceeds {max_pixels} pixels",
+                                 code="image_too_large")
             # JPEG can decode at 1/2..1/8 scale directly; draft keeps it >= the size we need
             img.draft("RGB", (max_side, max_side))
             upright = ImageOps.exif_transpose(img).convert("RGB")
     except MediaError:
         raise
     except Image.DecompressionBombError as exc:
-        raise MediaError(f"image too large: {exc}") from exc
+        raise MediaError(f"image too large: {exc}", code="image_too_large") from exc
     except UnidentifiedImageError as exc:
-        raise MediaError(f"not an image file: {p.name!r} is in no format Pillow reads") from exc
+        raise MediaError(f"not an image file: {p.name!r} is in no format Pillow reads", code="not_media") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"corrupt or unreadable image: {exc}") from exc
     upright.thumbnail((max_side, max_side), Image.Resampling.BOX)

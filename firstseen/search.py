@@ -53,10 +53,12 @@ def sample_query(path: Path, settings: Settings) -> tuple[QueryInfo, list[Sample
     except MediaError as video_error:
         try:  # uploads arrive under any name: a screenshot called clip.mp4 is still a screenshot
             return _image_query(path, settings)
-        except MediaError:
-            raise video_error from None
+        except MediaError as image_error:
+            # Pillow knew the format (an image bomb, a broken PNG): its reason is the one that fits
+            raise (video_error if image_error.code == "not_media" else image_error) from None
     if info.duration_s > settings.query_max_duration_s:
-        raise BadInputError(f"clip is {info.duration_s:.0f} s long; the limit is {settings.query_max_duration_s:.0f} s")
+        raise BadInputError(f"clip is {info.duration_s:.0f} s long; the limit is {settings.query_max_duration_s:.0f} s",
+                            code="too_long")
     dense = info.duration_s <= settings.query_dense_below_s
     fps = None if dense else min(settings.query_fps, settings.query_max_frames / max(info.duration_s, 1e-6))
     frames = list(sample_frames(path, fps=fps, max_side=settings.decode_max_side, threads=settings.decode_threads,
@@ -69,7 +71,7 @@ def sample_query(path: Path, settings: Settings) -> tuple[QueryInfo, list[Sample
 
 
 def _image_query(path: Path, settings: Settings) -> tuple[QueryInfo, list[SampledFrame]]:
-    frame = load_image(path, max_side=settings.decode_max_side)
+    frame = load_image(path, max_side=settings.decode_max_side, max_pixels=settings.image_max_pixels)
     return QueryInfo(path.name, "image", 0.0, 1), [frame]
 
 

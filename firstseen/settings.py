@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Comma-separated in the environment (FIRSTSEEN_API_READ_KEYS=k1,k2), so no JSON quoting.
+KeyList = Annotated[list[SecretStr], NoDecode]
 
 
 class Settings(BaseSettings):
     """Every knob of the core and its shells. Nothing reads the environment at import time."""
 
-    model_config = SettingsConfigDict(env_prefix="FIRSTSEEN_", extra="ignore")
+    # Inputs stay out of validation errors: they may hold API keys or a catalog password.
+    model_config = SettingsConfigDict(env_prefix="FIRSTSEEN_", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Path("firstseen-data")
     catalog_url: str | None = None  # default: SQLite inside data_dir
@@ -41,14 +45,47 @@ class Settings(BaseSettings):
     query_dense_below_s: float = Field(3.0, ge=0)  # shorter clips: every frame is described
     query_max_frames: int = Field(480, ge=1)  # longer clips are sampled more sparsely to fit
     query_max_duration_s: float = Field(3600.0, gt=0)
+    image_max_pixels: int = Field(50_000_000, ge=1)  # stills above this are refused before decoding
     search_neighbours: int = Field(32, ge=1, le=1024)  # k of the k-NN per query frame
     search_candidates: int = Field(20, ge=1)  # videos aligned per query
     calibration_path: Path | None = None  # default: the calibration shipped with the package
+
+    # HTTP API (search_api/). Without keys the API is open, so `firstseen serve` binds loopback only.
+    api_read_keys: KeyList = Field(default_factory=list)  # search and videos
+    api_admin_keys: KeyList = Field(default_factory=list)  # also ingest and remove
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_max_upload_mb: float = Field(512.0, gt=0)  # uploads stream to disk and stop at this size
+    api_upload_dir: Path | None = None  # temporary uploads (default: the system's temp folder)
+    api_max_concurrent_searches: int = Field(2, ge=1, le=64)
+    api_max_queued_searches: int = Field(8, ge=0, le=10_000)  # beyond these: 429 with Retry-After
+    api_reload_interval_s: float = Field(2.0, gt=0)  # how often the server looks for a new checkpoint
+    # Relative manifest paths sent to POST /v1/ingest resolve against this folder; when set,
+    # every path must lie inside it, so an admin key cannot point the indexer at any file.
+    api_ingest_root: Path | None = None
 
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("api_read_keys", "api_admin_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _long_keys(self) -> Settings:
+        # Checked on the model, not the field: a field error would echo the raw key.
+        if any(len(k.get_secret_value()) < 16 for k in self.api_read_keys + self.api_admin_keys):
+            raise ValueError("API keys must be at least 16 characters long")
+        return self
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_read_keys or self.api_admin_keys)
 
     def resolved_catalog_url(self) -> str:
         if self.catalog_url:

@@ -169,9 +169,16 @@ def read_manifest(path: Path, *, now: datetime | None = None) -> CollectedInputs
         return CollectedInputs([], [InputProblem(
             source, None, f"manifest is not UTF-8 text (bad byte at offset {exc.start})")])
 
+    return parse_manifest_text(text, csv_format=suffix in CSV_SUFFIXES, base_dir=Path(os.path.abspath(path)).parent,
+                               source=source, now=now)
+
+
+def parse_manifest_text(text: str, *, csv_format: bool = False, base_dir: Path, source: str,
+                        now: datetime | None = None, allowed_root: Path | None = None) -> CollectedInputs:
+    """Manifest lines already in memory (from a file or an HTTP request). Relative paths are
+    taken from base_dir; with allowed_root, a path that resolves outside it is a bad line."""
     current = _utc_now(now)
-    base_dir = Path(os.path.abspath(path)).parent
-    records = _jsonl_records(text) if suffix in JSONL_SUFFIXES else _csv_records(text)
+    records = _csv_records(text) if csv_format else _jsonl_records(text)
     items: list[VideoMetadata] = []
     problems: list[InputProblem] = []
     first_line_of_id: dict[str, int] = {}
@@ -183,6 +190,9 @@ def read_manifest(path: Path, *, now: datetime | None = None) -> CollectedInputs
             problems.append(InputProblem(source, line, f"expected a JSON object, got {_json_kind(record)}"))
             continue
         result = _parse_record(record, base_dir, line, current, first_line_of_id)
+        if isinstance(result, VideoMetadata) and allowed_root is not None \
+                and not result.path.resolve().is_relative_to(allowed_root.resolve()):
+            result = [f"path {result.path} lies outside the ingest root {allowed_root}"]
         if isinstance(result, VideoMetadata):
             items.append(result)
         else:

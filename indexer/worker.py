@@ -17,7 +17,7 @@ from firstseen.ingest import describe_videos, sha256_file, stage_described, vide
 from firstseen.media import probe
 from firstseen.records import VideoInfo, VideoMetadata
 from firstseen.settings import Settings
-from indexer.inputs import collect_inputs
+from indexer.inputs import CollectedInputs, collect_inputs
 from indexer.progress import Progress, make_progress
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,16 @@ class IngestSummary:
 
 
 def run_ingest(settings: Settings, paths: list[Path], manifests: list[Path] = (),
-               progress: Progress | None = None) -> IngestSummary:
-    """Ingest everything named; a bad input is recorded in the summary and the rest go on.
-    Raises only for failures of the archive itself (lock held, mismatch, storage errors)."""
+               progress: Progress | None = None, *, parsed: CollectedInputs | None = None) -> IngestSummary:
+    """Ingest everything named (and parsed: manifest lines a caller has read already); a bad
+    input is recorded in the summary and the rest go on. Raises only for failures of the
+    archive itself (lock held, mismatch, storage errors)."""
     progress = progress or make_progress()
     started = time.perf_counter()
     summary = IngestSummary()
     collected = collect_inputs(paths, manifests)
+    if parsed is not None:
+        collected = CollectedInputs(collected.items + parsed.items, collected.problems + parsed.problems)
     for problem in collected.problems:
         summary.fail(problem.source, problem.reason, problem.line)
 

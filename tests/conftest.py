@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -74,3 +75,41 @@ def catalog_url(request, tmp_path):
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def small_archive(footage: Path, tmp_path_factory) -> dict:
+    """Three real videos ingested (vtest, cockatoo, diver) and suspect clips made from them:
+    a reversed vtest excerpt, a mirrored 2x cockatoo excerpt, and tree.avi (never archived).
+    Tests that change the archive copy it first (copy_archive)."""
+    import numpy as np
+    from edits import FrameSource, make_query
+    from indexer.progress import make_progress
+    from indexer.worker import run_ingest
+
+    from firstseen.settings import get_settings
+
+    work = tmp_path_factory.mktemp("small-archive")
+    lines = [json.loads(line) for line in (footage / "manifest.jsonl").read_text().splitlines()]
+    chosen = [line for line in lines if line["path"] in ("vtest.avi", "cockatoo.mp4", "diver.mov")]
+    manifest = work / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(dict(line, path=str(footage / line["path"]))) + "\n" for line in chosen))
+    data = work / "data"
+    summary = run_ingest(get_settings(data_dir=data), [], [manifest], progress=make_progress(interactive=False))
+    assert summary.added == 3 and summary.failed == 0, summary
+    rng = np.random.default_rng(0)
+    queries = work / "queries"
+    reversed_clip = make_query("reversed", FrameSource(footage / "vtest.avi", 360), 30.0, 6.0, queries, rng=rng)
+    mirrored = make_query("mirror", FrameSource(footage / "cockatoo.mp4", 360), 2.0, 6.0, queries, rng=rng)
+    unseen = make_query("reencode", FrameSource(footage / "tree.avi", 360), 2.0, 5.0, queries / "unseen", rng=rng)
+    return {"data_dir": data, "titles": {line["path"]: line["title"] for line in chosen},
+            "external_ids": {line["path"]: line["external_id"] for line in chosen},
+            "reversed": reversed_clip.path, "mirrored": mirrored.path, "unseen": unseen.path}
+
+
+def copy_archive(small_archive: dict, dest: Path) -> Path:
+    """A private copy of the small archive's data directory (SQLite catalog inside)."""
+    import shutil
+
+    shutil.copytree(small_archive["data_dir"], dest, ignore=shutil.ignore_patterns("ingest.lock", "jobs"))
+    return dest

@@ -199,3 +199,21 @@ def test_reopening_a_healthy_archive_reads_no_raw_vectors(tmp_path, monkeypatch)
     monkeypatch.setattr(FileVectorStore, "get", unexpected_read)
     with _open(tmp_path) as reopened:  # recovery runs here, as at the start of every ingest
         assert len(reopened.index) == 12
+
+
+def test_a_reader_refreshes_to_the_newest_checkpoint(tmp_path):
+    with _open(tmp_path) as writer:
+        first = _stage(writer, 1)
+        writer.commit()
+        reader = open_archive(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite'}")
+        held = reader.index  # what a search in flight is using
+        assert reader.refresh() is False
+        second = _stage(writer, 2)
+        writer.commit()
+        assert "vid0002" not in _visible(reader, second)
+        assert reader.refresh() is True and reader.checkpoint == writer.checkpoint
+        assert _visible(reader, second) == ["vid0002"] * 4 and _visible(reader, first) == ["vid0001"] * 4
+        assert len(held) == 4  # the old index object is untouched, not rebuilt in place
+        with pytest.raises(Exception, match="readers"):
+            writer.refresh()
+        reader.close()

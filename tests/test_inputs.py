@@ -418,3 +418,19 @@ def test_unreadable_folder_is_reported(tmp_path, monkeypatch):
     assert [i.path.name for i in result.items] == ["b.mp4"]
     [problem] = result.problems
     assert problem.source == str(locked) and problem.reason == "cannot read folder: Permission denied"
+
+
+def test_manifest_text_with_an_allowed_root(tmp_path):
+    from indexer.inputs import parse_manifest_text
+
+    inside = touch(tmp_path / "footage" / "a.mp4")
+    outside = touch(tmp_path / "private" / "b.mp4")
+    text = "\n".join([json.dumps({"path": "a.mp4"}), json.dumps({"path": str(outside)}),
+                      json.dumps({"path": "../private/b.mp4"}), "{bad"])
+    result = parse_manifest_text(text, base_dir=tmp_path / "footage", source="job 1", now=NOW,
+                                 allowed_root=tmp_path / "footage")
+    assert [item.path for item in result.items] == [inside]
+    reasons = problem_lines(result)
+    assert set(reasons) == {2, 3, 4}
+    assert "outside the ingest root" in reasons[2] and "outside the ingest root" in reasons[3]
+    assert all(p.source == "job 1" for p in result.problems)

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from clips import draw_frame, make_audio_only, make_clip, make_truncated, read_index
-from firstseen.errors import MediaError
-from firstseen.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, load_image, probe, sample_frames
+from firstseen.errors import BadInputError, MediaError
+from firstseen.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, frame_at, load_image, probe, sample_frames
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -320,3 +320,46 @@ def test_load_image_rejects_non_images(tmp_path):
     (tmp_path / "e.png").write_bytes(b"")
     with pytest.raises(MediaError, match=r"^empty file \(0 bytes\)$"):
         load_image(tmp_path / "e.png", max_side=64)
+
+
+# --- evidence frames (frame_at) --------------------------------------------------------------
+
+@pytest.mark.parametrize("gop", [1, 12, 250])
+def test_frame_at_returns_the_frame_on_screen(tmp_path, gop):
+    path = make_clip(tmp_path / f"g{gop}.mp4", seconds=3.0, fps=Fraction(20), options={"g": str(gop)})
+    for t, want in ((0.0, 0), (0.045, 0), (0.05, 1), (1.234, 24), (2.95, 59), (10.0, 59)):
+        shown = frame_at(path, t, max_side=160)
+        assert read_index(shown.rgb) == want, (t, want)
+        assert shown.pts_s == pytest.approx(want / 20, abs=1e-3)
+        assert max(shown.rgb.shape[:2]) <= 160
+
+
+def test_frame_at_agrees_with_sampling_at_a_nonzero_stream_start(tmp_path):
+    path = make_clip(tmp_path / "late.mp4", seconds=3.0, fps=Fraction(10), start_s=1.5)
+    for frame in sample_frames(path, fps=None, max_side=160):
+        assert read_index(frame_at(path, frame.pts_s, max_side=160).rgb) == read_index(frame.rgb)
+
+
+def test_frame_at_rejects_bad_times_and_files(tmp_path):
+    path = make_clip(tmp_path / "c.mp4", seconds=0.5)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(BadInputError, match="time"):
+            frame_at(path, bad, max_side=100)
+    junk = tmp_path / "junk.mp4"
+    junk.write_text("no video here")
+    with pytest.raises(MediaError) as error:
+        frame_at(junk, 0.0, max_side=100)
+    assert error.value.code == "not_media"
+
+
+def test_error_codes_name_the_failure(tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(MediaError) as error:
+        probe(empty)
+    assert error.value.code == "empty_file"
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (10_000, 10_000)).save(bomb)
+    with pytest.raises(MediaError) as error:
+        load_image(bomb, max_side=100)
+    assert error.value.code == "image_too_large"

@@ -1,0 +1,1 @@
+"""The HTTP shell around the firstseen core: FastAPI app, auth, uploads, ingest jobs, the web page."""

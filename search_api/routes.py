@@ -1,0 +1,204 @@
+"""The /v1 endpoints: search, videos and their frames, takedown, ingest jobs. Each one is a
+thin call into the core; what can block runs on a thread, never on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import threading
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from PIL import Image
+
+from firstseen.archive import open_archive
+from firstseen.catalog import VideoRecord
+from firstseen.errors import FirstSeenError
+from firstseen.media import frame_at
+from firstseen.results import SearchResult
+from search_api import schemas
+from search_api.auth import Scope, require
+from search_api.errors import ApiError
+from search_api.service import BusyError, SearchService
+from search_api.uploads import receive_upload, remove_quietly
+
+router = APIRouter(prefix="/v1")
+_frame_decodes = threading.Semaphore(2)  # evidence frames are decoded on request; keep it bounded
+_MAX_INGEST_BODY = 5_000_000
+_MAX_PREVIEWS = 32
+_ERRORS = {status: {"model": schemas.Error} for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)}
+
+_MULTIPART = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description": "video clip or still image"}}}}}}}
+_MANIFEST = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": schemas.IngestLines.model_json_schema()},
+    "application/x-ndjson": {"schema": {"type": "string", "description": "JSONL manifest, one object a line"}}}}}
+
+
+def _service(request: Request) -> SearchService:
+    return request.app.state.service
+
+
+@router.get("/info", tags=["search"], summary="What the page needs to know before an upload")
+def info(request: Request) -> dict:
+    settings, service = request.app.state.settings, _service(request)
+    status = service.index_status()
+    return {"auth_required": request.app.state.keys.enabled,
+            "max_upload_bytes": int(settings.api_max_upload_mb * 1e6),
+            "max_clip_s": settings.query_max_duration_s,
+            "archive": {"ready": status["loaded"], "videos": status.get("videos", 0),
+                        "checkpoint": status.get("checkpoint", 0)}}
+
+
+@router.post("/search", tags=["search"], response_model=schemas.SearchResult, responses=_ERRORS,
+             response_model_exclude_unset=True, dependencies=[Depends(require(Scope.READ))], openapi_extra=_MULTIPART,
+             summary="Find the archive footage a clip or screenshot came from")
+async def search(request: Request, top_k: int = Query(10, ge=1, le=100),
+                 previews: bool = Query(False, description="also return the query's frames at each segment's "
+                                                          "middle (query_frames), as JPEG data URLs")) -> dict:
+    service, settings, metrics = _service(request), request.app.state.settings, request.app.state.metrics
+    if service.searcher is None:
+        raise ApiError(503, "archive_unavailable", f"no archive to search yet: {service.unavailable_reason}")
+    try:
+        service.admit()
+    except BusyError as busy:
+        metrics.rejected.inc()
+        raise ApiError(429, "busy", str(busy), {"Retry-After": str(busy.retry_after_s)}) from None
+    try:
+        upload = await receive_upload(request, dest_dir=settings.api_upload_dir,
+                                      max_bytes=int(settings.api_max_upload_mb * 1e6))
+        try:
+            result = await service.search(upload.path, top_k=top_k)
+            frames = await asyncio.to_thread(_query_previews, upload.path, result) if previews else None
+        finally:
+            remove_quietly(upload.path)
+    finally:
+        service.release()
+    metrics.searches.labels(result.verdict).inc()
+    metrics.search_seconds.observe(result.timings_s.get("total_s", 0.0))
+    body = result.to_dict()
+    body["query"]["filename"] = upload.filename  # not the temporary file's name
+    if frames is not None:
+        body["query_frames"] = frames
+    return body
+
+
+def _query_previews(path: Path, result: SearchResult) -> list[dict]:
+    """The query's frame at the middle of each matched segment: the page shows it beside the
+    archive frame, and a browser cannot be relied on to decode every codec itself."""
+    if result.query.kind != "video":
+        return []
+    middles = sorted({round((s.query_start + s.query_end) / 2, 2) for m in result.matches for s in m.segments})
+    previews = []
+    for t in middles[:_MAX_PREVIEWS]:
+        try:
+            shown = frame_at(path, t, max_side=480)
+        except FirstSeenError:
+            continue  # evidence is a courtesy; the result stands without it
+        previews.append({"t": t, "jpeg": "data:image/jpeg;base64," + base64.b64encode(_jpeg(shown.rgb)).decode()})
+    return previews
+
+
+def _jpeg(rgb) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def _record(request: Request, video_id: str) -> VideoRecord:
+    service = _service(request)
+    if service.searcher is None:
+        raise ApiError(503, "archive_unavailable", f"no archive yet: {service.unavailable_reason}")
+    record = service.searcher.archive.catalog.get_video(video_id)
+    if record is None or record.status != "committed":
+        raise ApiError(404, "not_found", f"no video {video_id!r} in the archive")
+    return record
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@router.get("/videos/{video_id}", tags=["videos"], response_model=schemas.Video, responses=_ERRORS,
+            dependencies=[Depends(require(Scope.READ))], summary="A video's catalog record and its known copies")
+def video(request: Request, video_id: str) -> dict:
+    record = _record(request, video_id)
+    catalog = _service(request).searcher.archive.catalog
+    copies = []
+    for link in catalog.copy_links(record.video_id):
+        other = catalog.get_video(link.other_video_id)
+        if other is not None and other.status == "committed":
+            copies.append({"video_id": other.video_id, "external_id": other.external_id, "title": other.title,
+                           "source": other.source, "published_at": _iso(other.published_at), "uri": other.uri,
+                           "score": link.score, "segments": link.segments})
+    copies.sort(key=lambda c: (c["published_at"] is None, c["published_at"] or ""))
+    return {"video_id": record.video_id, "external_id": record.external_id, "title": record.title,
+            "source": record.source, "published_at": _iso(record.published_at), "uri": record.uri,
+            "location": record.location, "duration_s": record.duration_s, "width": record.width,
+            "height": record.height, "codec": record.codec, "sha256": record.sha256, "frames": record.frame_count,
+            "ingested_at": _iso(record.ingested_at), "copies": copies}
+
+
+@router.get("/videos/{video_id}/frame", tags=["videos"], responses={200: {"content": {"image/jpeg": {}}}, **_ERRORS},
+            dependencies=[Depends(require(Scope.READ))], response_class=Response,
+            summary="The archived frame on screen at t seconds, as JPEG evidence")
+def frame(request: Request, video_id: str, t: float = Query(..., ge=0, description="seconds from the start"),
+          max_side: int = Query(640, ge=32, le=1920)) -> Response:
+    record = _record(request, video_id)
+    if t > record.duration_s + 1.0:
+        raise ApiError(422, "bad_time", f"t={t} is past the end of the video ({record.duration_s:.1f} s)")
+    with _frame_decodes:
+        try:
+            shown = frame_at(record.path, t, max_side=max_side)
+        except FileNotFoundError:
+            raise ApiError(410, "source_file_missing", "the archived file is no longer on disk") from None
+    return Response(_jpeg(shown.rgb), media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=3600", "X-Frame-Time": f"{shown.pts_s:.3f}"})
+
+
+@router.delete("/videos/{video_id}", tags=["admin"], responses=_ERRORS, dependencies=[Depends(require(Scope.ADMIN))],
+               summary="Take a video out of the index and the catalog (takedown)")
+def remove(request: Request, video_id: str) -> dict:
+    settings = request.app.state.settings
+    with open_archive(settings.data_dir, settings.resolved_catalog_url(), writable=True) as archive:
+        record = archive.remove(video_id)
+    _service(request).refresh()
+    return {"removed": record.video_id, "external_id": record.external_id, "frames": record.frame_count}
+
+
+@router.post("/ingest", tags=["admin"], status_code=202, responses=_ERRORS, openapi_extra=_MANIFEST,
+             dependencies=[Depends(require(Scope.ADMIN))], summary="Queue manifest lines for ingest; returns a job")
+async def ingest(request: Request) -> dict:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_INGEST_BODY:
+            raise ApiError(413, "payload_too_large", f"an ingest request is limited to {_MAX_INGEST_BODY} bytes")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ApiError(400, "bad_manifest", "the manifest is not UTF-8 text") from None
+    if request.headers.get("content-type", "").split(";")[0].strip() == "application/json":
+        text = _jsonl_from_json(text)
+    return request.app.state.jobs.submit(text)
+
+
+def _jsonl_from_json(text: str) -> str:
+    try:
+        lines = schemas.IngestLines.model_validate_json(text).lines
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f'expected {{"lines": [{{"path": ...}}, ...]}}: {exc}') from None
+    return "\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
+
+
+@router.get("/jobs/{job_id}", tags=["admin"], responses=_ERRORS, dependencies=[Depends(require(Scope.ADMIN))],
+            summary="An ingest job's state, progress and per-video errors")
+def job(request: Request, job_id: str) -> dict:
+    found = request.app.state.jobs.get(job_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"no ingest job {job_id!r}")
+    return found

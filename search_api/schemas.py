@@ -1,0 +1,86 @@
+"""Response models: they document the HTTP contract in /docs and check what the API sends."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Segment(BaseModel):
+    query_start: float
+    query_end: float
+    source_start: float
+    source_end: float
+    speed: float = Field(description="source seconds per query second")
+    reversed: bool
+    mirrored: bool
+    score: float
+    timing_known: bool = Field(True, description="false: too short or still to tell direction and speed")
+
+
+class VideoRef(BaseModel):
+    """What identifies an archive video to a reader: ids, title, outlet, date, link."""
+
+    video_id: str
+    external_id: str | None
+    title: str | None
+    source: str | None = Field(description="outlet or agency")
+    published_at: str | None = Field(description="ISO 8601")
+    uri: str | None
+
+
+class Match(VideoRef):
+    location: str | None
+    score: float = Field(description="0..1, calibrated")
+    segments: list[Segment]
+    via: str | None = Field(None, description="the match through whose copy links this one was found")
+
+
+class Query(BaseModel):
+    filename: str
+    kind: str = Field(description='"video" or "image"')
+    duration_s: float
+    frames_sampled: int
+
+
+class QueryFrame(BaseModel):
+    t: float = Field(description="query seconds")
+    jpeg: str = Field(description="data:image/jpeg;base64,...")
+
+
+class SearchResult(BaseModel):
+    query: Query
+    verdict: str = Field(description='"match" or "no_match"')
+    earliest: Match | None = Field(description="the earliest-published archive video holding this footage")
+    matches: list[Match] = Field(description="best first")
+    query_frames: list[QueryFrame] | None = Field(None, description="only with ?previews=true")
+
+
+class Copy(VideoRef):
+    score: float
+    segments: list[Segment] = Field(description="query_* on this video, source_* on the copy")
+
+
+class Video(VideoRef):
+    location: str | None
+    duration_s: float
+    width: int
+    height: int
+    codec: str
+    sha256: str
+    frames: int
+    ingested_at: str
+    copies: list[Copy] = Field(description="other archive videos sharing footage with this one, oldest first")
+
+
+class IngestLines(BaseModel):
+    lines: list[dict] = Field(description="manifest objects: path (required), external_id, title, source, "
+                                          "published_at, uri, location", max_length=10_000)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class Error(BaseModel):
+    error: ErrorBody

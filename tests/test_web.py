@@ -1,0 +1,113 @@
+"""The fact-checker page in a real headless Chromium (Debian's), against a real server on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi")
+playwright = pytest.importorskip("playwright.sync_api")
+
+from firstseen.settings import get_settings  # noqa: E402
+from search_api.app import create_app  # noqa: E402
+
+CHROMIUM = os.environ.get("FIRSTSEEN_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def server(small_archive, tmp_path_factory):
+    import uvicorn
+
+    if not os.path.exists(CHROMIUM):
+        message = f"no Chromium at {CHROMIUM}: `make setup` installs Debian's chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    uploads = tmp_path_factory.mktemp("uploads")
+    settings = get_settings(data_dir=small_archive["data_dir"], api_upload_dir=uploads)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    instance = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None,
+                                             access_log=False))
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    yield {"url": f"http://127.0.0.1:{port}/", "uploads": uploads}
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    with playwright.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server["url"])
+    page.wait_for_selector("#archive-info:has-text('3 videos')")
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def test_upload_a_reversed_clip_and_see_its_earliest_source(page, small_archive, server):
+    page.set_input_files("#file-input", str(small_archive["reversed"]))
+    page.wait_for_selector("#earliest .title", state="visible", timeout=60_000)
+    assert page.text_content("#earliest .title") == small_archive["titles"]["vtest.avi"]
+    assert "2011-02-17" in page.text_content("#earliest .date")
+    assert page.text_content("#earliest .outlet") == "Northwind Wire"
+    assert page.is_hidden("#not-found")
+    segment = page.locator(".match.is-earliest .segment").first
+    assert segment.locator(".badge.reversed").count() == 1
+    # Both evidence frames arrive as real pictures: the query's from the server's preview
+    # (this Chromium has no H.264), the archive's from /v1/videos/{id}/frame.
+    for frame in ("img.query-frame", "img.archive-frame"):
+        page.wait_for_function(
+            f"() => {{ const i = document.querySelector('.match.is-earliest .segment {frame}');"
+            " return i && i.complete && i.naturalWidth > 0; }", timeout=30_000)
+    assert page.locator("#timeline .copy.earliest").count() == 1
+    assert "Done" in page.text_content("#status")
+    assert list(server["uploads"].iterdir()) == []
+
+
+def test_mirrored_clip_shows_the_mirrored_badge(page, small_archive):
+    page.set_input_files("#file-input", str(small_archive["mirrored"]))
+    page.wait_for_selector("#earliest .title", state="visible", timeout=60_000)
+    assert page.text_content("#earliest .title") == small_archive["titles"]["cockatoo.mp4"]
+    assert page.locator(".match.is-earliest .badge.mirrored").count() >= 1
+
+
+def test_unseen_footage_shows_not_found_then_a_new_search_clears_it(page, small_archive):
+    page.set_input_files("#file-input", str(small_archive["unseen"]))
+    page.wait_for_selector("#not-found", state="visible", timeout=60_000)
+    assert "Not found in the archive" in page.text_content("#not-found")
+    assert page.is_hidden("#earliest")
+    page.set_input_files("#file-input", str(small_archive["reversed"]))
+    page.wait_for_selector("#earliest .title", state="visible", timeout=60_000)
+    assert page.is_hidden("#not-found")
+
+
+def test_a_non_video_upload_shows_the_servers_error(page, tmp_path):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("this is not a clip\n" * 20)
+    page.set_input_files("#file-input", str(junk))
+    page.wait_for_selector("#error", state="visible", timeout=30_000)
+    assert "not_media" in page.text_content("#error")
+    assert page.is_hidden("#earliest")
