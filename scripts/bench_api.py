@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print(f"  {row[0]:38} {row[1]:34} {row[2]}")
     print()
-    print(f"  HTTP overhead, one request:      {lat_one / lat_in:.2f}x in-process latency (+{(lat_one - lat_in) * 1000:.0f} ms)")
+    print(f"  HTTP overhead, one request:      {lat_one / lat_in:.2f}x in-process latency ({(lat_one - lat_in) * 1000:+.0f} ms)")
     print(f"  throughput under load:           {throughput * lat_in:.2f}x sequential in-process")
     print(f"  p95 under load:                  {percentile(lat_load, 95) / lat_in:.2f}x in-process latency")
     print(f"  errors:                          {len(errors)} of {len(single) + len(sent)} requests")
