@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, *, service: SearchService | Non
 
     @app.get("/readyz", tags=["operations"], summary="Index loaded and catalog reachable")
     async def readyz() -> JSONResponse:
-        index = service.index_status()
+        index = await asyncio.to_thread(service.index_status)
         catalog: dict = {"reachable": False}
         try:
             await asyncio.wait_for(asyncio.to_thread(service.check_catalog), timeout=5.0)

@@ -139,10 +139,15 @@ class IngestJobs:
 
     def _run_forever(self) -> None:
         while (job_id := self._queue.get()) is not None:
+            job = self._jobs[job_id]
             try:
-                self._run(self._jobs[job_id])
-            except Exception:  # noqa: BLE001 - the worker must outlive any one job
+                self._run(job)
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive any one job
                 log.exception("ingest job %s crashed", job_id)
+                with self.lock:
+                    job.update(status="failed", finished_at=_now(), error_code="internal_error",
+                               message=f"internal error ({type(exc).__name__}); the server log has the details")
+                self.save(job)
 
     def _run(self, job: dict) -> None:
         root = self.settings.api_ingest_root

@@ -124,3 +124,29 @@ def test_server_sees_new_videos_without_restart_while_searching(small_archive, f
         assert failures == []
         assert _search(client, bikes_clip)["earliest"]["external_id"] == "evs-late"
         assert "firstseen_index_loads 2.0" in client.get("/metrics").text
+
+
+def test_a_job_that_crashes_is_marked_failed_and_the_worker_goes_on(small_archive, footage, tmp_path, monkeypatch):
+    import search_api.jobs as jobs_module
+
+    data = copy_archive(small_archive, tmp_path / "data")
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("disk on fire")
+        return run_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(jobs_module, "run_ingest", flaky)
+    jobs = IngestJobs(_settings(data))
+    jobs.start()
+    try:
+        first = jobs.submit(json.dumps({"path": str(footage / "bikes.mp4")}))
+        second = jobs.submit(json.dumps({"path": str(footage / "bikes.mp4")}))
+        crashed = _wait_for(lambda: (j := jobs.get(first["job_id"]))["status"] == "failed" and j)
+        done = _wait_for(lambda: (j := jobs.get(second["job_id"]))["status"] == "done" and j)
+    finally:
+        jobs.stop()
+    assert crashed["error_code"] == "internal_error" and "fire" not in crashed["message"]
+    assert done["summary"]["added"] == 1
