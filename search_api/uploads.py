@@ -65,6 +65,7 @@ class _FilePart:
         self.path: Path | None = None
         self.filename: str | None = None
         self.size = 0
+        self._received = 0
         self._fh = None
         self._header_name = bytearray()
         self._header_value = bytearray()
@@ -106,12 +107,13 @@ class _FilePart:
         self._fh = os.fdopen(fd, "wb")
 
     def _data(self, data: bytes, start: int, end: int) -> None:
-        if not self._in_file:
-            return
-        self.size += end - start
-        if self.size > self.max_bytes:
+        # Every part counts toward the limit: bytes in other fields are read, though not kept.
+        self._received += end - start
+        if self._received > self.max_bytes:
             raise _TooLarge
-        self._fh.write(data[start:end])
+        if self._in_file:
+            self.size += end - start
+            self._fh.write(data[start:end])
 
     def _end(self) -> None:
         if self._in_file:

@@ -156,6 +156,8 @@ def test_upload_over_the_size_limit_is_cut_off(small_archive, tmp_path):
 
         response = client.post("/v1/search", content=chunks(), headers={"content-type": "multipart/form-data; boundary=B"})
         _error(response, 413, "payload_too_large")
+        padded = {"padding": ("pad.bin", b"\0" * 100_000), "file": ("a.mp4", b"\0" * 10)}
+        _error(client.post("/v1/search", files=padded), 413, "payload_too_large")  # other fields count too
     assert _uploads_left(tmp_path) == []
 
 
