@@ -88,11 +88,15 @@ class VideoMatch:
         return self.video.video_id
 
     def to_dict(self) -> dict:
-        v = self.video
-        return {"video_id": v.video_id, "external_id": v.external_id, "title": v.title, "source": v.source,
-                "published_at": v.published_at.isoformat() if v.published_at else None, "uri": v.uri,
-                "location": v.location, "score": round(self.score, 4),
+        return {**reference_dict(self.video), "score": round(self.score, 4),
                 "segments": [s.to_dict() for s in self.segments], "via": self.via}
+
+
+def reference_dict(video: VideoRecord) -> dict:
+    """What names an archive video to a reader (the contract's MATCH fields before the score)."""
+    return {"video_id": video.video_id, "external_id": video.external_id, "title": video.title,
+            "source": video.source, "published_at": video.published_at.isoformat() if video.published_at else None,
+            "uri": video.uri, "location": video.location}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from firstseen.archive import open_archive
 from firstseen.catalog import VideoRecord
 from firstseen.errors import FirstSeenError
 from firstseen.media import frame_at
-from firstseen.results import SearchResult
+from firstseen.results import SearchResult, reference_dict
 from search_api import schemas
 from search_api.auth import Scope, require
 from search_api.errors import ApiError
@@ -119,10 +119,6 @@ def _record(request: Request, video_id: str) -> VideoRecord:
     return record
 
 
-def _iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 @router.get("/videos/{video_id}", tags=["videos"], response_model=schemas.Video, responses=_ERRORS,
             dependencies=[Depends(require(Scope.READ))], summary="A video's catalog record and its known copies")
 def video(request: Request, video_id: str) -> dict:
@@ -132,15 +128,11 @@ def video(request: Request, video_id: str) -> dict:
     for link in catalog.copy_links(record.video_id):
         other = catalog.get_video(link.other_video_id)
         if other is not None and other.status == "committed":
-            copies.append({"video_id": other.video_id, "external_id": other.external_id, "title": other.title,
-                           "source": other.source, "published_at": _iso(other.published_at), "uri": other.uri,
-                           "score": link.score, "segments": link.segments})
+            copies.append({**reference_dict(other), "score": link.score, "segments": link.segments})
     copies.sort(key=lambda c: (c["published_at"] is None, c["published_at"] or ""))
-    return {"video_id": record.video_id, "external_id": record.external_id, "title": record.title,
-            "source": record.source, "published_at": _iso(record.published_at), "uri": record.uri,
-            "location": record.location, "duration_s": record.duration_s, "width": record.width,
+    return {**reference_dict(record), "duration_s": record.duration_s, "width": record.width,
             "height": record.height, "codec": record.codec, "sha256": record.sha256, "frames": record.frame_count,
-            "ingested_at": _iso(record.ingested_at), "copies": copies}
+            "ingested_at": record.ingested_at.isoformat(), "copies": copies}
 
 
 @router.get("/videos/{video_id}/frame", tags=["videos"], responses={200: {"content": {"image/jpeg": {}}}, **_ERRORS},

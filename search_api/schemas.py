@@ -26,10 +26,10 @@ class VideoRef(BaseModel):
     source: str | None = Field(description="outlet or agency")
     published_at: str | None = Field(description="ISO 8601")
     uri: str | None
+    location: str | None
 
 
 class Match(VideoRef):
-    location: str | None
     score: float = Field(description="0..1, calibrated")
     segments: list[Segment]
     via: str | None = Field(None, description="the match through whose copy links this one was found")
@@ -61,7 +61,6 @@ class Copy(VideoRef):
 
 
 class Video(VideoRef):
-    location: str | None
     duration_s: float
     width: int
     height: int
