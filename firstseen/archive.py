@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,8 @@ import numpy as np
 
 from firstseen.catalog import SqlCatalog, VideoRecord
 from firstseen.errors import ArchiveLockedError, ArchiveMismatchError, BadInputError, FirstSeenError
-from firstseen.index import IndexStore, MemoryIndexStore
+from firstseen.index import TieredIndex, VectorIndex
+from firstseen.index_store import IndexStore, MemoryIndexStore
 from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
 from firstseen.vectorstore import FileVectorStore, MemoryVectorStore, VectorStore, to_storage
 
@@ -57,18 +59,25 @@ class DataDirLock:
         self.path = Path(data_dir) / "ingest.lock"
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, wait_s: float = 0.0) -> None:
+        """Take the lock, waiting up to wait_s for another writer to finish."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise ArchiveLockedError(
-                f"another writer (pid {holder}) is using the archive in {self.path.parent}; "
-                "wait for it to finish"
-            ) from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(min(0.5, max(0.01, deadline - time.monotonic())))
+                    continue
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise ArchiveLockedError(
+                    f"another writer (pid {holder}) is using the archive in {self.path.parent}; "
+                    "wait for it to finish"
+                ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
@@ -82,12 +91,14 @@ class DataDirLock:
 class Archive:
     def __init__(self, catalog: SqlCatalog, index_store: IndexStore | MemoryIndexStore,
                  vectors: VectorStore, spec: DescriptorSpec, *, writable: bool,
-                 lock: DataDirLock | None = None):
+                 lock: DataDirLock | None = None, nprobe: int = 0):
         self.catalog, self.index_store, self.vectors, self.spec = catalog, index_store, vectors, spec
         self.writable = writable
         self._lock = lock
+        self.nprobe = nprobe  # 0: the value the IVF was built with
         self._check_spec()
         self.index, self.checkpoint = index_store.load(spec.name, spec.dim, spec.metric)
+        self.index.set_nprobe(nprobe)
         self._staged: list[str] = []
         self._index_dirty = False
         if writable:
@@ -111,7 +122,8 @@ class Archive:
             raise FirstSeenError("the archive was opened read-only")
 
     def stage(self, meta: VideoMetadata, *, video_id: str, sha256: str, info: VideoInfo,
-              frames: FrameVectors, run_id: int | None = None) -> VideoRecord:
+              frames: FrameVectors, run_id: int | None = None,
+              file_stat: tuple[int, int] | None = None) -> VideoRecord:
         """Write a video's raw vectors and catalog rows and add it to the in-memory index.
         It stays invisible to search until commit()."""
         self._require_writable()
@@ -123,7 +135,7 @@ class Archive:
             record = self.catalog.add_pending_video(
                 meta, video_id=video_id, sha256=sha256, duration_s=info.duration_s,
                 width=info.width, height=info.height, codec=info.codec,
-                descriptor=self.spec.name, frame_pts=frames.pts_s, run_id=run_id)
+                descriptor=self.spec.name, frame_pts=frames.pts_s, run_id=run_id, file_stat=file_stat)
         except BaseException:
             self.vectors.delete(video_id)
             raise
@@ -134,8 +146,7 @@ class Archive:
     def _add_to_index(self, record: VideoRecord, stored: FrameVectors) -> None:
         # The index gets exactly what is stored (float16 rounded), so a rebuild from raw
         # vectors reproduces it bit for bit.
-        vectors = stored.vectors if self.index.binary else stored.vectors.astype(np.float32)
-        self.index.add(_frame_ids(record), vectors)
+        self.index.add(_frame_ids(record), _index_vectors(stored, self.index.binary))
         self._index_dirty = True
 
     def commit(self) -> int:
@@ -169,6 +180,44 @@ class Archive:
         self.commit()
         self.vectors.delete(record.video_id)
         self.catalog.delete_video(record.video_id)
+
+    # ---- index maintenance ---------------------------------------------------------------
+    def adopt_main(self, main: VectorIndex, covered: dict[str, tuple[int, int]], built_for: int) -> int:
+        """Publish a main index rebuilt from raw vectors as the next checkpoint.
+
+        covered maps each video the build read to its (first_frame_id, frame_count). The
+        build ran without the lock, so the archive may have moved on: videos removed since
+        leave the main, videos added since go to the new delta, straight from raw storage."""
+        self._require_writable()
+        self.commit()
+        records = {r.video_id: r for r in self.catalog.videos()}
+        for video_id, (first, count) in covered.items():
+            record = records.get(video_id)
+            if record is None or (record.first_frame_id, record.frame_count) != (first, count):
+                main.remove(np.arange(first, first + count, dtype=np.int64))
+        delta = VectorIndex(self.spec.name, self.spec.dim, self.spec.metric)
+        for record in records.values():
+            if covered.get(record.video_id) == (record.first_frame_id, record.frame_count):
+                continue
+            stored = self.vectors.get(record.video_id)
+            if stored is None or len(stored) != record.frame_count:
+                raise FirstSeenError(f"raw vectors of video {record.video_id} are missing or damaged; "
+                                     "restore them from a backup")
+            delta.add(_frame_ids(record), _index_vectors(stored, self.index.binary))
+        self.index = TieredIndex(self.spec.name, self.spec.dim, self.spec.metric, main=main, delta=delta,
+                                 main_built_for=built_for)
+        self.index.set_nprobe(self.nprobe)
+        self._index_dirty = True
+        return self.commit()
+
+    def merge_delta(self) -> int:
+        """Fold the delta into an IVF main (no retraining) and publish; returns vectors moved."""
+        self._require_writable()
+        moved = self.index.merge_delta()
+        if moved:
+            self._index_dirty = True
+            self.commit()
+        return moved
 
     # ---- recovery ------------------------------------------------------------------------
     def recover(self) -> dict[str, int]:
@@ -257,7 +306,9 @@ class Archive:
         manifest = self.index_store.read_manifest()
         if manifest is None or manifest.checkpoint == self.checkpoint:
             return False
-        index, checkpoint = self.index_store.load(self.spec.name, self.spec.dim, self.spec.metric)
+        index, checkpoint = self.index_store.load(self.spec.name, self.spec.dim, self.spec.metric,
+                                                  reuse=self.index)
+        index.set_nprobe(self.nprobe)
         self.index, self.checkpoint = index, checkpoint
         return True
 
@@ -301,6 +352,10 @@ def _spec_dict(spec: DescriptorSpec) -> dict:
     return {"name": spec.name, "dim": spec.dim, "metric": spec.metric, "config_id": spec.config_id}
 
 
+def _index_vectors(stored: FrameVectors, binary: bool) -> np.ndarray:
+    return stored.vectors if binary else stored.vectors.astype(np.float32)
+
+
 def _frame_ids(record: VideoRecord) -> np.ndarray:
     return np.arange(record.first_frame_id, record.first_frame_id + record.frame_count, dtype=np.int64)
 
@@ -311,7 +366,7 @@ def stored_spec(catalog: SqlCatalog) -> DescriptorSpec | None:
 
 
 def open_archive(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None = None, *,
-                 writable: bool = False) -> Archive:
+                 writable: bool = False, nprobe: int = 0, lock_wait_s: float = 0.0) -> Archive:
     """Open the archive in data_dir. Writers take the lock and run recovery; readers do
     neither. Without a spec the archive's own descriptor is used (stats, remove)."""
     data_dir = Path(data_dir)
@@ -319,7 +374,7 @@ def open_archive(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None =
     if writable:
         data_dir.mkdir(parents=True, exist_ok=True)
         lock = DataDirLock(data_dir)
-        lock.acquire()
+        lock.acquire(wait_s=lock_wait_s)
     elif not data_dir.exists():
         raise BadInputError(f"no archive in {data_dir} (run `firstseen ingest` first)")
     try:
@@ -329,7 +384,7 @@ def open_archive(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None =
             catalog.close()
             raise BadInputError(f"the archive in {data_dir} is empty (run `firstseen ingest` first)")
         return Archive(catalog, IndexStore(data_dir / "index"), FileVectorStore(data_dir / "vectors"),
-                       spec, writable=writable, lock=lock)
+                       spec, writable=writable, lock=lock, nprobe=nprobe)
     except BaseException:
         if lock:
             lock.release()

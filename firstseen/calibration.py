@@ -91,7 +91,7 @@ def load_calibration(config_id: str, path: Path | None = None) -> Calibration:
 
 def save_calibration(calibration: Calibration, path: Path | None = None) -> None:
     """Add or replace one descriptor's entry, atomically."""
-    from firstseen.index import atomic_write_bytes
+    from firstseen.index_store import atomic_write_bytes
 
     path = Path(path) if path else DEFAULT_PATH
     table = json.loads(path.read_text()) if path.exists() else {}

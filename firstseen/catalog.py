@@ -76,6 +76,7 @@ class IngestRunRow(Base):
     frames: Mapped[int] = mapped_column(Integer)
     errors: Mapped[str] = mapped_column(Text)  # JSON list of {"path", "line", "reason"}
     params: Mapped[str] = mapped_column(Text)  # JSON object
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)  # files this run put in quarantine
 
 
 class ArchiveMetaRow(Base):
@@ -92,7 +93,11 @@ class VideoRow(Base):
     video_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    path: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text, index=True)
+    # The file's size and mtime at ingest: an unchanged file in a drop folder is skipped
+    # without reading it again to hash it.
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    file_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
     external_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     title: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(Text)
@@ -181,6 +186,7 @@ class RunRecord:
     frames: int
     errors: list[dict[str, Any]]
     params: dict[str, Any]
+    quarantined: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +241,7 @@ def _run_record(row: IngestRunRow) -> RunRecord:
         run_id=row.run_id, started_at=_utc(row.started_at), finished_at=_utc(row.finished_at),
         status=row.status, added=row.added, skipped=row.skipped, failed=row.failed,
         footage_s=float(row.footage_s), frames=row.frames,
-        errors=json.loads(row.errors), params=json.loads(row.params),
+        errors=json.loads(row.errors), params=json.loads(row.params), quarantined=row.quarantined or 0,
     )  # fmt: skip
 
 
@@ -336,6 +342,12 @@ class SqlCatalog:
         self.close()
 
     @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """One transaction, for the catalog's companion tables (failures.py)."""
+        with self._session(write=write) as s:
+            yield s
+
+    @contextmanager
     def _session(self, *, write: bool = False) -> Iterator[Session]:
         with Session(self._writer if write else self._engine, expire_on_commit=False) as session:
             with session.begin():
@@ -357,6 +369,23 @@ class SqlCatalog:
         with self._session() as s:
             row = s.scalar(select(VideoRow).where(VideoRow.sha256 == sha256.lower()))
             return _video_record(row) if row else None
+
+    def unchanged_paths(self, stats: dict[str, tuple[int, int]]) -> dict[str, str]:
+        """path -> video_id for archived files whose size and mtime are still those of ingest."""
+        out: dict[str, str] = {}
+        paths = list(stats)
+        with self._session() as s:
+            for chunk in _chunks(paths):
+                query = select(VideoRow.path, VideoRow.video_id, VideoRow.file_size, VideoRow.file_mtime_ns)
+                for path, video_id, size, mtime_ns in s.execute(query.where(VideoRow.path.in_(chunk))):
+                    if size is not None and (size, mtime_ns) == stats[path]:
+                        out[path] = video_id
+        return out
+
+    def update_file_stat(self, video_id: str, file_stat: tuple[int, int]) -> None:
+        with self._session(write=True) as s:
+            s.execute(update(VideoRow).where(VideoRow.video_id == video_id)
+                      .values(file_size=int(file_stat[0]), file_mtime_ns=int(file_stat[1])))
 
     def get_video(self, ref: str) -> VideoRecord | None:
         """Look up by video_id first, then by external_id."""
@@ -386,6 +415,7 @@ class SqlCatalog:
         descriptor: str,
         frame_pts: np.ndarray,
         run_id: int | None,
+        file_stat: tuple[int, int] | None = None,
     ) -> VideoRecord:
         """Insert a pending video and its frames under a freshly allocated, contiguous id range."""
         pts = np.asarray(frame_pts, dtype=np.float64)
@@ -409,6 +439,8 @@ class SqlCatalog:
                     duration_s=float(duration_s), width=int(width), height=int(height), codec=codec,
                     descriptor=descriptor, first_frame_id=first, frame_count=len(pts),
                     ingested_at=_now(), committed_checkpoint=None, run_id=run_id,
+                    file_size=file_stat[0] if file_stat else None,
+                    file_mtime_ns=file_stat[1] if file_stat else None,
                 )  # fmt: skip
                 s.add(row)
                 s.flush()
@@ -542,7 +574,7 @@ class SqlCatalog:
         with self._session(write=True) as s:
             row = IngestRunRow(
                 started_at=_now(), finished_at=None, status="running", added=0, skipped=0, failed=0,
-                footage_s=0.0, frames=0, errors="[]", params=_json(params),
+                footage_s=0.0, frames=0, errors="[]", params=_json(params), quarantined=0,
             )  # fmt: skip
             s.add(row)
             s.flush()
@@ -559,6 +591,7 @@ class SqlCatalog:
         footage_s: float,
         frames: int,
         errors: list[dict[str, Any]],
+        quarantined: int = 0,
     ) -> None:
         if status not in RUN_STATUSES or status == "running":
             raise ValueError(f"a run finishes as ok, failed or crashed, not {status!r}")
@@ -569,6 +602,7 @@ class SqlCatalog:
             row.status, row.finished_at = status, _now()
             row.added, row.skipped, row.failed = int(added), int(skipped), int(failed)
             row.footage_s, row.frames, row.errors = float(footage_s), int(frames), _json(list(errors))
+            row.quarantined = int(quarantined)
 
     def runs(self, limit: int = 10) -> list[RunRecord]:
         """The newest runs first."""

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_BUSY = 75  # EX_TEMPFAIL: another writer holds the archive; schedulers treat it as "skipped"
 
 
 def _settings(args: argparse.Namespace):
@@ -18,23 +19,87 @@ def _settings(args: argparse.Namespace):
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from indexer.worker import run_ingest
+    from indexer.worker import configured_inputs, run_ingest
 
-    if not args.paths and not args.manifest:
-        raise _UsageError("ingest needs at least one PATH or --manifest FILE")
-    summary = run_ingest(_settings(args), [Path(p) for p in args.paths],
-                         [Path(m) for m in args.manifest or []])
+    settings = _settings(args)
+    paths, manifests = [Path(p) for p in args.paths], [Path(m) for m in args.manifest or []]
+    if not paths and not manifests:
+        paths, manifests = configured_inputs(settings)
+    summary = run_ingest(settings, paths, manifests, retry_quarantined=args.retry_quarantined)
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
         for err in summary.errors:
             line = f" line {err['line']}" if err.get("line") else ""
             print(f"FAILED {err['path']}{line}: {err['reason']}", file=sys.stderr)
-        print(f"added {summary.added}, skipped {summary.skipped}, failed {summary.failed}; "
+        quarantine = (f" ({summary.quarantined} newly quarantined, {summary.skipped_quarantined} left in quarantine)"
+                      if summary.quarantined or summary.skipped_quarantined else "")
+        print(f"added {summary.added}, skipped {summary.skipped}, failed {summary.failed}{quarantine}; "
               f"{summary.footage_hours:.3f} h of footage, {summary.frames} frames in {summary.wall_s:.1f} s "
               f"({summary.realtime_factor:.1f}x realtime); {summary.copy_links} copy links; "
               f"checkpoint {summary.checkpoint}")
     return EXIT_BAD_INPUT if summary.failed else EXIT_OK
+
+
+def _cmd_nightly(args: argparse.Namespace) -> int:
+    from indexer.nightly import healthy, run_nightly_once, run_scheduler
+
+    settings = _settings(args)
+    if args.healthcheck:
+        ok, why = healthy(settings)
+        print(why)
+        return EXIT_OK if ok else EXIT_INTERNAL
+    if args.once:
+        outcome = run_nightly_once(settings)
+        print(json.dumps(outcome, indent=2, default=str))
+        return EXIT_BAD_INPUT if outcome["ingest"]["failed"] else EXIT_OK
+    _service_logging()
+    run_scheduler(settings)
+    return EXIT_OK
+
+
+def _cmd_reindex(args: argparse.Namespace) -> int:
+    from firstseen.reindex import maintain_index
+    from indexer.progress import bar
+
+    with bar("reindex", unit="vec") as progress:
+        report = maintain_index(_settings(args), args.kind, progress=progress)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(f"{report.action}: {report.reason}; {report.kind} index of {report.vectors} vectors "
+              f"at checkpoint {report.checkpoint}"
+              + (f" ({report.nlist} lists, nprobe {report.nprobe}; trained in {report.train_s:.1f} s, "
+                 f"filled in {report.add_s:.1f} s, published in {report.publish_s:.1f} s)"
+                 if report.kind == "ivf" and report.action != "none" else ""))
+    return EXIT_OK
+
+
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from firstseen.backup import backup_archive
+
+    report = backup_archive(_settings(args), Path(args.dest))
+    print(json.dumps(report.to_dict(), indent=2, default=str))
+    return EXIT_OK
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from firstseen.backup import restore_archive
+
+    report = restore_archive(_settings(args), Path(args.src))
+    print(json.dumps(report.to_dict(), indent=2, default=str))
+    return EXIT_OK
+
+
+def _service_logging() -> None:
+    """One JSON object a line on stderr: the scheduler runs as a service, read by log collectors."""
+    class JsonFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return json.dumps({"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname,
+                               "logger": record.name, "message": record.getMessage()})
+
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(JsonFormatter())
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -104,7 +169,35 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--manifest", action="append", metavar="FILE", help="JSONL or CSV manifest (repeatable)")
     data_dir(ingest)
     ingest.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    ingest.add_argument("--retry-quarantined", action="store_true",
+                        help="give quarantined files another full set of attempts")
     ingest.set_defaults(run=_cmd_ingest)
+
+    nightly = sub.add_parser("nightly", help="the scheduled job: ingest the configured drop folders and "
+                             "manifests, then maintain the index (every night at $FIRSTSEEN_NIGHTLY_AT)")
+    data_dir(nightly)
+    nightly_mode = nightly.add_mutually_exclusive_group()
+    nightly_mode.add_argument("--once", action="store_true", help="run once now and exit (for cron or systemd)")
+    nightly_mode.add_argument("--healthcheck", action="store_true",
+                              help="exit 0 if a running scheduler wrote its status in the last 3 minutes")
+    nightly.set_defaults(run=_cmd_nightly)
+
+    reindex = sub.add_parser("reindex", help="rebuild the index from stored descriptors (no video is decoded)")
+    data_dir(reindex)
+    reindex.add_argument("--kind", choices=("auto", "ivf", "flat"), default="auto",
+                         help="auto: IVF past $FIRSTSEEN_INDEX_IVF_MIN_VECTORS, else what is needed (default)")
+    reindex.add_argument("--json", action="store_true")
+    reindex.set_defaults(run=_cmd_reindex)
+
+    backup = sub.add_parser("backup", help="consistent snapshot of catalog, index and raw descriptors")
+    backup.add_argument("dest", metavar="DEST", help="folder to create (must not exist)")
+    data_dir(backup)
+    backup.set_defaults(run=_cmd_backup)
+
+    restore = sub.add_parser("restore", help="restore a backup into an empty data folder and catalog")
+    restore.add_argument("src", metavar="SRC", help="a folder made by `firstseen backup`")
+    data_dir(restore)
+    restore.set_defaults(run=_cmd_restore)
 
     search = sub.add_parser("search", help="find the archive footage a clip or screenshot came from")
     search.add_argument("file", metavar="FILE", help="video clip or still image")
@@ -136,10 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     # Libraries (faiss's loader, alembic) talk at INFO; only our own progress lines should.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     logging.getLogger("firstseen").setLevel(logging.INFO)
-    from firstseen.errors import BadInputError, FirstSeenError
+    from firstseen.errors import ArchiveLockedError, BadInputError, FirstSeenError
 
     try:
         return args.run(args)
+    except ArchiveLockedError as exc:
+        print(f"firstseen: skipped: {exc}", file=sys.stderr)
+        return EXIT_BUSY
     except _UsageError as exc:
         print(f"firstseen: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,46 +1,56 @@
-"""FAISS index of frame vectors keyed by integer frame ids, with atomic checkpointed saves."""
+"""FAISS indexes of frame vectors keyed by integer frame ids: exact (flat) or trained IVF, and
+the tiered pair the archive searches (a large, rarely rewritten main index plus a small exact
+delta that takes every new video)."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+import math
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
-from firstseen.errors import ArchiveMismatchError, FirstSeenError
-
-MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 1
+METRICS = ("inner_product", "hamming")
 
 
 @dataclass(frozen=True, slots=True)
-class IndexManifest:
-    """What the saved index holds; the manifest is renamed into place last, so whatever it
-    names is complete on disk."""
+class IvfPlan:
+    """How an IVF index is shaped for an archive of a given size."""
 
-    format_version: int
-    descriptor: str
-    dim: int
-    metric: str
-    count: int
-    checkpoint: int
-    index_file: str
-    saved_at: str
+    nlist: int
+    nprobe: int
+    training_vectors: int
+    hnsw_quantizer: bool  # assign to lists through an HNSW graph of the centroids
+
+    @classmethod
+    def for_size(cls, n_vectors: int, metric: str, *, nlist: int = 0, nprobe: int = 0) -> IvfPlan:
+        # About 2 sqrt(N) lists as a power of two (1M -> 2048, 10M -> 8192): lists of about
+        # a thousand vectors keep a probe cheap. 20 training points a list and 10 k-means
+        # rounds place the centroids well enough (bench_scale measures recall) and keep the
+        # training in minutes on two cores; beyond 2048 lists an HNSW graph over the
+        # centroids makes assigning ten million vectors take minutes instead of an hour.
+        n_vectors = max(int(n_vectors), 1)
+        if nlist <= 0:
+            nlist = 1 << max(4, min(16, round(math.log2(2 * math.sqrt(n_vectors)))))
+        nlist = max(1, min(nlist, n_vectors // 4 or 1))
+        return cls(nlist=nlist, nprobe=min(nlist, nprobe or DEFAULT_NPROBE),
+                   training_vectors=min(n_vectors, TRAINING_POINTS_PER_LIST * nlist),
+                   hnsw_quantizer=metric != "hamming" and nlist > 2048)
+
+
+DEFAULT_NPROBE = 8
+TRAINING_POINTS_PER_LIST = 20
+KMEANS_ROUNDS = 10
 
 
 class VectorIndex:
-    """Exact search over float (inner product) or packed-binary (Hamming) vectors.
+    """One FAISS index over float (inner product) or packed-binary (Hamming) vectors.
 
     Scores are similarities, higher is closer: the inner product for float vectors and
     1 - hamming/dim for bits, so callers need not know the metric."""
 
     def __init__(self, descriptor: str, dim: int, metric: str, faiss_index=None):
-        if metric not in ("inner_product", "hamming"):
+        if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}")
         if metric == "hamming" and dim % 8:
             raise ValueError("binary vectors need a dimension that is a multiple of 8")
@@ -52,9 +62,64 @@ class VectorIndex:
                 faiss_index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._index = faiss_index
 
+    @classmethod
+    def train_ivf(cls, descriptor: str, dim: int, metric: str, plan: IvfPlan,
+                  training: np.ndarray) -> VectorIndex:
+        """An empty IVF index whose coarse centroids (and SQ ranges) are learned from training."""
+        if metric == "hamming":
+            raw = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(dim), dim, plan.nlist)
+        else:
+            quantizer = "_HNSW32" if plan.hnsw_quantizer else ""
+            raw = faiss.index_factory(dim, f"IVF{plan.nlist}{quantizer},SQ8", faiss.METRIC_INNER_PRODUCT)
+        index = cls(descriptor, dim, metric, raw)
+        training = index._check(training)
+        if len(training) < plan.nlist:
+            raise ValueError(f"{len(training)} training vectors cannot place {plan.nlist} centroids")
+        ivf = index._ivf()
+        if not index.binary:
+            # SQ8 ranges come from the training sample; a margin keeps vectors outside it
+            # from being clipped (which would pull even a frame's own score well below 1).
+            faiss.downcast_index(raw).sq.rangestat_arg = 0.05
+        ivf.cp.niter = KMEANS_ROUNDS
+        ivf.cp.min_points_per_centroid = 1  # fewer than FAISS's 39 is deliberate (see IvfPlan)
+        raw.train(training)
+        index.set_nprobe(plan.nprobe)
+        return index
+
     @property
     def binary(self) -> bool:
         return self.metric == "hamming"
+
+    def _ivf(self):
+        if isinstance(self._index, faiss.IndexBinaryIVF):
+            return self._index
+        if self.binary:
+            return None
+        return faiss.try_extract_index_ivf(self._index)
+
+    @property
+    def kind(self) -> str:
+        return "flat" if self._ivf() is None else "ivf"
+
+    @property
+    def nlist(self) -> int:
+        ivf = self._ivf()
+        return 0 if ivf is None else int(ivf.nlist)
+
+    @property
+    def nprobe(self) -> int:
+        ivf = self._ivf()
+        return 0 if ivf is None else int(ivf.nprobe)
+
+    def set_nprobe(self, nprobe: int) -> None:
+        ivf = self._ivf()
+        if ivf is None or nprobe <= 0:
+            return
+        ivf.nprobe = min(int(nprobe), int(ivf.nlist))
+        hnsw = faiss.downcast_index(ivf.quantizer) if not self.binary else None
+        if isinstance(hnsw, faiss.IndexHNSW):
+            # The graph must return the nprobe nearest centroids reliably, not just the nearest.
+            hnsw.hnsw.efSearch = max(64, 2 * ivf.nprobe)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -71,27 +136,46 @@ class VectorIndex:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if ids.shape != (vectors.shape[0],):
             raise ValueError(f"{ids.shape[0]} ids for {vectors.shape[0]} vectors")
-        self._index.add_with_ids(vectors, ids)
+        if len(ids):
+            self._index.add_with_ids(vectors, ids)
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return (scores, ids), each (n, k); missing neighbours have id -1."""
+        """Return (scores, ids), each (n, k); missing neighbours have id -1 and score -inf."""
         vectors = self._check(vectors)
         k = max(1, min(k, max(len(self), 1)))
         distances, ids = self._index.search(vectors, k)
         if self.binary:
             scores = 1.0 - distances.astype(np.float32) / self.dim
         else:
-            scores = distances
-        return scores, ids
+            scores = distances.astype(np.float32, copy=False)
+        return np.where(ids < 0, -np.inf, scores).astype(np.float32), ids
 
     def remove(self, ids: np.ndarray) -> int:
-        if len(ids) == 0:
+        if len(ids) == 0 or len(self) == 0:
             return 0
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
         return int(self._index.remove_ids(selector))
 
     def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        ivf = self._ivf()
+        if ivf is None:
+            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        lists = ivf.invlists
+        parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                 for i in range(ivf.nlist) if lists.list_size(i)]
+        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
+
+    def export(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of a flat index, in insertion order: the delta's content for a merge."""
+        if self.kind != "flat":
+            raise ValueError("only a flat index can hand back its vectors exactly")
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        inner = faiss.downcast_IndexBinary(self._index.index) if self.binary else faiss.downcast_index(self._index.index)
+        if self.binary:
+            vectors = faiss.vector_to_array(inner.xb).reshape(len(ids), self.dim // 8)
+        else:
+            vectors = faiss.rev_swig_ptr(inner.get_xb(), len(ids) * self.dim).reshape(len(ids), self.dim).copy()
+        return ids, vectors
 
     def serialize(self) -> np.ndarray:
         if self.binary:
@@ -99,122 +183,86 @@ class VectorIndex:
         return faiss.serialize_index(self._index)
 
     @classmethod
-    def deserialize(cls, manifest: IndexManifest, data: np.ndarray) -> VectorIndex:
-        if manifest.metric == "hamming":
-            raw = faiss.deserialize_index_binary(data)
-        else:
-            raw = faiss.deserialize_index(data)
-        return cls(manifest.descriptor, manifest.dim, manifest.metric, raw)
+    def deserialize(cls, descriptor: str, dim: int, metric: str, data: np.ndarray) -> VectorIndex:
+        raw = faiss.deserialize_index_binary(data) if metric == "hamming" else faiss.deserialize_index(data)
+        return cls(descriptor, dim, metric, raw)
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def merge_results(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of several (scores, ids) result sets over disjoint id sets, best first."""
+    if len(parts) == 1:
+        return parts[0]
+    scores = np.concatenate([p[0] for p in parts], axis=1)
+    ids = np.concatenate([p[1] for p in parts], axis=1)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
 
-def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
-    """Write to a temporary file, fsync, rename over the target, fsync the folder: a reader
-    sees the old file or the new one, never a torn one, even after SIGKILL or power loss."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+class TieredIndex:
+    """What the archive searches: an optional main index (flat or trained IVF, rebuilt or
+    merged into by maintenance) and an exact delta that takes every new video.
 
+    New videos only touch the delta, so an ingest checkpoint writes a file the size of the
+    day's additions, not of the archive; main_file names the saved main while it is
+    unchanged, and a removal from the main clears it so the next checkpoint rewrites it."""
 
-class IndexStore:
-    """The index folder on disk: one immutable index file per checkpoint, and a manifest
-    naming the current one. Readers follow the manifest; old files are pruned after."""
+    def __init__(self, descriptor: str, dim: int, metric: str, *, main: VectorIndex | None = None,
+                 delta: VectorIndex | None = None, main_file: str | None = None,
+                 main_built_for: int = 0):
+        self.descriptor, self.dim, self.metric = descriptor, dim, metric
+        self.main = main
+        self.delta = delta if delta is not None else VectorIndex(descriptor, dim, metric)
+        self.main_file = main_file
+        self.main_built_for = main_built_for  # archive size the main's IVF was shaped for
+        for part in self._parts():
+            if (part.descriptor, part.dim, part.metric) != (descriptor, dim, metric):
+                raise ValueError("main and delta must hold the same kind of vectors")
+            if part is self.delta and part.kind != "flat":
+                raise ValueError("the delta is always an exact (flat) index")
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
+    def _parts(self) -> list[VectorIndex]:
+        return [p for p in (self.main, self.delta) if p is not None]
 
-    def read_manifest(self) -> IndexManifest | None:
-        path = self.folder / MANIFEST_NAME
-        if not path.exists():
-            return None
-        try:
-            fields = json.loads(path.read_text())
-            return IndexManifest(**fields)
-        except (ValueError, TypeError) as exc:
-            raise FirstSeenError(f"index manifest {path} is unreadable: {exc}") from exc
+    @property
+    def binary(self) -> bool:
+        return self.metric == "hamming"
 
-    def load(self, descriptor: str, dim: int, metric: str) -> tuple[VectorIndex, int]:
-        """Load the current index, or an empty one for a new archive; returns it with its
-        checkpoint number. A different descriptor or dimension is refused."""
-        manifest = self.read_manifest()
-        if manifest is None:
-            return VectorIndex(descriptor, dim, metric), 0
-        if (manifest.descriptor, manifest.dim, manifest.metric) != (descriptor, dim, metric):
-            raise ArchiveMismatchError(
-                f"the index in {self.folder} was built with descriptor {manifest.descriptor!r} "
-                f"({manifest.dim}-d, {manifest.metric}); it cannot be opened with {descriptor!r} "
-                f"({dim}-d, {metric}). Use the archive's descriptor or a new data directory."
-            )
-        data = np.fromfile(self.folder / manifest.index_file, dtype=np.uint8)
-        index = VectorIndex.deserialize(manifest, data)
-        if len(index) != manifest.count:
-            raise FirstSeenError(
-                f"index file {manifest.index_file} holds {len(index)} vectors, manifest says {manifest.count}"
-            )
-        return index, manifest.checkpoint
+    @property
+    def kind(self) -> str:
+        return self.main.kind if self.main is not None else "flat"
 
-    def save(self, index: VectorIndex, checkpoint: int) -> IndexManifest:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        index_file = f"index-{checkpoint:08d}.faiss"
-        atomic_write_bytes(self.folder / index_file, index.serialize().tobytes())
-        manifest = IndexManifest(
-            format_version=FORMAT_VERSION,
-            descriptor=index.descriptor,
-            dim=index.dim,
-            metric=index.metric,
-            count=len(index),
-            checkpoint=checkpoint,
-            index_file=index_file,
-            saved_at=datetime.now(UTC).isoformat(),
-        )
-        atomic_write_bytes(self.folder / MANIFEST_NAME, json.dumps(asdict(manifest), indent=2).encode())
-        self._prune(keep=index_file)
-        return manifest
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._parts())
 
-    def _prune(self, keep: str) -> None:
-        # A reader that read the previous manifest a moment ago may still be opening its
-        # file, so the newest previous checkpoint is kept one more round.
-        files = sorted(p for p in self.folder.glob("index-*.faiss") if p.name != keep)
-        for stale in files[:-1]:
-            stale.unlink(missing_ok=True)
-        for tmp in self.folder.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+    def set_nprobe(self, nprobe: int) -> None:
+        if self.main is not None:
+            self.main.set_nprobe(nprobe)
 
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self.delta.add(ids, vectors)
 
-class MemoryIndexStore:
-    """For tests: keeps the last saved index in memory, serialised as on disk."""
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        parts = [p for p in self._parts() if len(p)] or [self.delta]
+        return merge_results([p.search(vectors, k) for p in parts], k)
 
-    def __init__(self) -> None:
-        self._saved: tuple[IndexManifest, np.ndarray] | None = None
+    def remove(self, ids: np.ndarray) -> int:
+        removed = self.delta.remove(ids)
+        if self.main is not None:
+            from_main = self.main.remove(ids)
+            if from_main:
+                self.main_file = None
+            removed += from_main
+        return removed
 
-    def read_manifest(self) -> IndexManifest | None:
-        return self._saved[0] if self._saved else None
+    def ids(self) -> np.ndarray:
+        return np.concatenate([p.ids() for p in self._parts()])
 
-    def load(self, descriptor: str, dim: int, metric: str) -> tuple[VectorIndex, int]:
-        if self._saved is None:
-            return VectorIndex(descriptor, dim, metric), 0
-        manifest, data = self._saved
-        if (manifest.descriptor, manifest.dim, manifest.metric) != (descriptor, dim, metric):
-            raise ArchiveMismatchError(f"index was built with {manifest.descriptor!r}, not {descriptor!r}")
-        return VectorIndex.deserialize(manifest, data.copy()), manifest.checkpoint
-
-    def save(self, index: VectorIndex, checkpoint: int) -> IndexManifest:
-        manifest = IndexManifest(FORMAT_VERSION, index.descriptor, index.dim, index.metric,
-                                 len(index), checkpoint, "memory", datetime.now(UTC).isoformat())
-        self._saved = (manifest, index.serialize().copy())
-        return manifest
+    def merge_delta(self) -> int:
+        """Move the delta's vectors into an IVF main (no retraining); returns how many moved."""
+        if self.main is None or self.main.kind != "ivf" or len(self.delta) == 0:
+            return 0
+        ids, vectors = self.delta.export()
+        self.main.add(ids, vectors)
+        self.delta = VectorIndex(self.descriptor, self.dim, self.metric)
+        self.main_file = None
+        return len(ids)

@@ -143,8 +143,9 @@ class Staged:
 
 
 def stage_described(archive: Archive, meta: VideoMetadata, sha256: str, info: VideoInfo,
-                    vectors: FrameVectors, *, run_id: int | None = None) -> Staged:
+                    vectors: FrameVectors, *, run_id: int | None = None,
+                    file_stat: tuple[int, int] | None = None) -> Staged:
     """Stage a described video in the archive (visible after the caller's commit)."""
     record = archive.stage(meta, video_id=video_id_for(sha256), sha256=sha256, info=info,
-                           frames=vectors, run_id=run_id)
+                           frames=vectors, run_id=run_id, file_stat=file_stat)
     return Staged(record, len(vectors), info.duration_s)

@@ -228,7 +228,7 @@ class Searcher:
         self.descriptor = create_descriptor(settings.descriptor, settings)
         self.calibration = load_calibration(self.descriptor.config_id, settings.calibration_path)
         self.archive = open_archive(settings.data_dir, settings.resolved_catalog_url(),
-                                    DescriptorSpec.of(self.descriptor))
+                                    DescriptorSpec.of(self.descriptor), nprobe=settings.index_nprobe)
 
     def search(self, path: Path, *, top_k: int = 10) -> SearchResult:
         return search_file(self.archive, path, self.descriptor, self.calibration, self.settings, top_k=top_k)

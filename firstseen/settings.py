@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Comma-separated in the environment (FIRSTSEEN_API_READ_KEYS=k1,k2), so no JSON quoting.
 KeyList = Annotated[list[SecretStr], NoDecode]
+PathList = Annotated[list[Path], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -64,12 +65,25 @@ class Settings(BaseSettings):
     # every path must lie inside it, so an admin key cannot point the indexer at any file.
     api_ingest_root: Path | None = None
 
+    # Nightly ingestion (`firstseen ingest` with no inputs, `firstseen nightly`): comma-separated lists.
+    ingest_drop_dirs: PathList = Field(default_factory=list)  # folders walked for new video files
+    ingest_manifests: PathList = Field(default_factory=list)  # JSONL/CSV manifests re-read every run
+    ingest_max_attempts: int = Field(3, ge=1, le=100)  # a video failing this often is quarantined
+    nightly_at: str = Field("02:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")  # local time (TZ)
+    lock_wait_s: float = Field(600.0, ge=0)  # reindex and backup wait this long for a running writer
+
+    # Index lifecycle: exact below the threshold, a trained IVF main index above it.
+    index_ivf_min_vectors: int = Field(200_000, ge=1)
+    index_nlist: int = Field(0, ge=0)  # 0: about 2 sqrt(N), a power of two
+    index_nprobe: int = Field(0, ge=0)  # IVF lists searched per query; 0: what the build chose
+    index_retrain_growth: float = Field(2.0, gt=1)  # retrain once the archive outgrows its IVF this much
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
-    @field_validator("api_read_keys", "api_admin_keys", mode="before")
+    @field_validator("api_read_keys", "api_admin_keys", "ingest_drop_dirs", "ingest_manifests", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

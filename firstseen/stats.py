@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from firstseen.archive import open_archive
 from firstseen.catalog import SqlCatalog
+from firstseen.failures import FailureLedger
 from firstseen.settings import Settings
 
 
@@ -30,8 +31,10 @@ def archive_stats(settings: Settings) -> dict:
     with open_archive(settings.data_dir, settings.resolved_catalog_url()) as archive:
         catalog_stats = archive.catalog.stats()
         manifest = archive.index_store.read_manifest()
-        index_file = archive.index_store.folder / manifest.index_file if manifest else None
-        index_bytes = index_file.stat().st_size if index_file and index_file.exists() else 0
+        index_files = [archive.index_store.folder / name for name in manifest.files] if manifest else []
+        index_bytes = sum(p.stat().st_size for p in index_files if p.exists())
+        failures = FailureLedger(archive.catalog, settings.ingest_max_attempts).all().values()
+        index = archive.index
         raw_bytes = _folder_bytes(settings.data_dir / "vectors", "*.npz")
         db_bytes = catalog_bytes(archive.catalog)
         hours = catalog_stats.committed_footage_s / 3600
@@ -44,17 +47,30 @@ def archive_stats(settings: Settings) -> dict:
             "videos": catalog_stats.videos_by_status,
             "footage_hours": round(hours, 4),
             "frames": catalog_stats.committed_frames,
-            "index_vectors": len(archive.index),
+            "index_vectors": len(index),
             "checkpoint": archive.checkpoint,
+            "index": {"kind": index.kind, "main_vectors": len(index.main) if index.main is not None else 0,
+                      "delta_vectors": len(index.delta), "nlist": index.main.nlist if index.main is not None else 0,
+                      "nprobe": index.main.nprobe if index.main is not None else 0,
+                      "built_for": index.main_built_for,
+                      "saved_at": manifest.saved_at if manifest else None},
             "copy_links": catalog_stats.copy_links,
             "bytes": {"index": index_bytes, "catalog": db_bytes, "raw_vectors": raw_bytes},
             "index_and_catalog_bytes_per_footage_hour": round((index_bytes + db_bytes) / hours) if hours else None,
-            "last_run": None if last is None else {
-                "run_id": last.run_id, "status": last.status, "started_at": last.started_at.isoformat(),
-                "added": last.added, "skipped": last.skipped, "failed": last.failed,
-                "errors": last.errors,
-            },
+            "last_run": None if last is None else _run_dict(last),
+            "recent_runs": [_run_dict(run, errors=False) for run in archive.catalog.runs(limit=5)],
+            "quarantined": [f.to_dict() for f in failures if f.quarantined],
+            "retrying": [f.to_dict() for f in failures if not f.quarantined],
         }
+
+
+def _run_dict(run, errors: bool = True) -> dict:
+    out = {"run_id": run.run_id, "status": run.status, "started_at": run.started_at.isoformat(),
+           "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+           "added": run.added, "skipped": run.skipped, "failed": run.failed, "quarantined": run.quarantined}
+    if errors:
+        out["errors"] = run.errors
+    return out
 
 
 def format_stats(stats: dict) -> str:
@@ -66,6 +82,7 @@ def format_stats(stats: dict) -> str:
         f"videos       {videos or 'none'}",
         f"footage      {stats['footage_hours']:.3f} h, {stats['frames']} frames, "
         f"{stats['index_vectors']} vectors in the index (checkpoint {stats['checkpoint']})",
+        _index_line(stats["index"]),
         f"copy links   {stats['copy_links']}",
         f"on disk      index {b['index'] / 1e6:.2f} MB, catalog {b['catalog'] / 1e6:.2f} MB, "
         f"raw vectors {b['raw_vectors'] / 1e6:.2f} MB",
@@ -77,4 +94,22 @@ def format_stats(stats: dict) -> str:
         lines.append(f"last run     #{run['run_id']} {run['status']} at {run['started_at']}: "
                      f"{run['added']} added, {run['skipped']} skipped, {run['failed']} failed")
         lines.extend(f"  failed     {e['path']}: {e['reason']}" for e in run["errors"][:10])
+    for earlier in stats["recent_runs"][1:]:
+        lines.append(f"earlier run  #{earlier['run_id']} {earlier['status']} at {earlier['started_at']}: "
+                     f"{earlier['added']} added, {earlier['skipped']} skipped, {earlier['failed']} failed")
+    if stats["retrying"]:
+        lines.append(f"retrying     {len(stats['retrying'])} file(s) failed and will be tried again next run")
+        lines.extend(f"  {f['attempts']}x      {f['path']}: {f['reason']}" for f in stats["retrying"][:10])
+    if stats["quarantined"]:
+        lines.append(f"QUARANTINED  {len(stats['quarantined'])} file(s) failed every attempt and are no longer tried "
+                     "(change the file, or run `firstseen ingest --retry-quarantined`):")
+        lines.extend(f"  {f['path']}: {f['reason']} ({f['attempts']} attempts, since {f['quarantined_at']})"
+                     for f in stats["quarantined"])
     return "\n".join(lines)
+
+
+def _index_line(index: dict) -> str:
+    if index["kind"] == "ivf":
+        return (f"index        IVF (SQ8) with {index['nlist']} lists, nprobe {index['nprobe']}: "
+                f"{index['main_vectors']} vectors + {index['delta_vectors']} exact since its build")
+    return f"index        exact: {index['main_vectors'] + index['delta_vectors']} vectors"

@@ -10,7 +10,7 @@ import numpy as np
 
 from firstseen.descriptors import storage_dtype
 from firstseen.errors import FirstSeenError
-from firstseen.index import atomic_write_bytes
+from firstseen.index_store import atomic_write_bytes
 from firstseen.records import FrameVectors
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 log = logging.getLogger("firstseen.ingest")
@@ -81,3 +83,29 @@ def make_progress(interactive: bool | None = None) -> Progress:
     if interactive is None:
         interactive = sys.stderr.isatty()
     return BarProgress() if interactive else LogProgress()
+
+
+@contextmanager
+def bar(desc: str, unit: str = "it", interactive: bool | None = None) -> Iterator[Callable[[int, int], None]]:
+    """A (done, total) callback for one long step: a tqdm bar in a terminal, a log line per
+    tenth of the work otherwise."""
+    if interactive is None:
+        interactive = sys.stderr.isatty()
+    state: dict = {"bar": None, "logged": -1}
+
+    def update(done: int, total: int) -> None:
+        if interactive:
+            if state["bar"] is None:
+                from tqdm import tqdm
+
+                state["bar"] = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr)
+            state["bar"].update(done - state["bar"].n)
+        elif total and (tenth := done * 10 // total) > state["logged"]:
+            state["logged"] = tenth
+            log.info(json.dumps({"event": desc, "done": done, "of": total}))
+
+    try:
+        yield update
+    finally:
+        if state["bar"] is not None:
+            state["bar"].close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from firstseen.copylinks import link_new_copies
 from firstseen.catalog import DuplicateVideoError
 from firstseen.descriptors import create_descriptor
 from firstseen.errors import BadInputError
+from firstseen.failures import FailureLedger, FailureRecord, is_still_quarantined
 from firstseen.ingest import describe_videos, sha256_file, stage_described, video_id_for
 from firstseen.media import probe
 from firstseen.records import VideoInfo, VideoMetadata
@@ -34,6 +36,8 @@ class IngestSummary:
     wall_s: float = 0.0
     checkpoint: int = 0
     copy_links: int = 0
+    quarantined: int = 0  # files this run put in quarantine (their last allowed attempt failed)
+    skipped_quarantined: int = 0  # files left alone because they are in quarantine
     errors: list[dict] = field(default_factory=list)
 
     @property
@@ -55,11 +59,21 @@ class IngestSummary:
         self.errors.append({"path": path, "line": line, "reason": reason})
 
 
+def configured_inputs(settings: Settings) -> tuple[list[Path], list[Path]]:
+    """The drop folders and manifests a scheduled run reads (FIRSTSEEN_INGEST_*)."""
+    if not settings.ingest_drop_dirs and not settings.ingest_manifests:
+        raise BadInputError("nothing to ingest: name PATHs or --manifest files, or set "
+                             "FIRSTSEEN_INGEST_DROP_DIRS and/or FIRSTSEEN_INGEST_MANIFESTS")
+    return list(settings.ingest_drop_dirs), list(settings.ingest_manifests)
+
+
 def run_ingest(settings: Settings, paths: list[Path], manifests: list[Path] = (),
-               progress: Progress | None = None, *, parsed: CollectedInputs | None = None) -> IngestSummary:
+               progress: Progress | None = None, *, parsed: CollectedInputs | None = None,
+               retry_quarantined: bool = False) -> IngestSummary:
     """Ingest everything named (and parsed: manifest lines a caller has read already); a bad
-    input is recorded in the summary and the rest go on. Raises only for failures of the
-    archive itself (lock held, mismatch, storage errors)."""
+    input is recorded in the summary and the rest go on. A file that fails is retried by
+    later runs up to FIRSTSEEN_INGEST_MAX_ATTEMPTS times, then quarantined. Raises only for
+    failures of the archive itself (lock held, mismatch, storage errors)."""
     progress = progress or make_progress()
     started = time.perf_counter()
     summary = IngestSummary()
@@ -71,20 +85,26 @@ def run_ingest(settings: Settings, paths: list[Path], manifests: list[Path] = ()
 
     descriptor = create_descriptor(settings.descriptor, settings)
     archive = open_archive(settings.data_dir, settings.resolved_catalog_url(),
-                           DescriptorSpec.of(descriptor), writable=True)
+                           DescriptorSpec.of(descriptor), writable=True, nprobe=settings.index_nprobe)
     try:
         summary.run_id = archive.catalog.start_run(
             {"inputs": [str(p) for p in paths], "manifests": [str(m) for m in manifests],
              "descriptor": descriptor.config_id, "archive_fps": settings.archive_fps})
+        failure_ledger = FailureLedger(archive.catalog, settings.ingest_max_attempts)
+        if retry_quarantined:
+            failure_ledger.release()
+        ledger = _Ledger(failure_ledger, summary)
         progress.start(len(collected.items))
-        todo = _triage(archive, collected.items, summary, progress)
-        _describe_and_stage(archive, descriptor, settings, todo, summary, progress)
+        todo = _triage(archive, collected.items, summary, progress, ledger)
+        _describe_and_stage(archive, descriptor, settings, todo, summary, progress, ledger)
         summary.checkpoint = archive.commit()
+        ledger.ledger.clear(ledger.succeeded)
         summary.copy_links = _link_copies(archive, descriptor, settings)
         summary.wall_s = time.perf_counter() - started
         archive.catalog.finish_run(summary.run_id, status="failed" if summary.failed else "ok",
                                    added=summary.added, skipped=summary.skipped, failed=summary.failed,
-                                   footage_s=summary.footage_s, frames=summary.frames, errors=summary.errors)
+                                   footage_s=summary.footage_s, frames=summary.frames, errors=summary.errors,
+                                   quarantined=summary.quarantined)
     finally:
         progress.close()
         archive.close()
@@ -108,43 +128,105 @@ class _Todo:
     meta: VideoMetadata
     sha256: str
     info: VideoInfo
+    file_stat: tuple[int, int] | None
 
 
-def _failed(summary: IngestSummary, progress: Progress, item: VideoMetadata, reason: str) -> None:
+def _key(path: Path) -> str:
+    return os.path.abspath(path)
+
+
+def _file_stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+class _Ledger:
+    """This run's view of the failure ledger: what to leave alone, what to count or forget."""
+
+    def __init__(self, ledger: FailureLedger, summary: IngestSummary):
+        self.ledger, self.summary = ledger, summary
+        self.known: dict[str, FailureRecord] = ledger.all()
+        self.succeeded: list[str] = []
+        # A file the operator deleted will not come back to succeed: drop it from the ledger,
+        # or stats would list it as failing forever.
+        gone = [path for path in self.known if not os.path.exists(path)]
+        ledger.clear(gone)
+        for path in gone:
+            del self.known[path]
+
+    def failed(self, item: VideoMetadata, reason: str, file_stat: tuple[int, int] | None) -> str:
+        record = self.ledger.record(_key(item.path), file_stat, reason, self.summary.run_id)
+        if record.quarantined:
+            self.summary.quarantined += 1
+            return f"{reason} [attempt {record.attempts} of {self.ledger.max_attempts}: quarantined]"
+        return f"{reason} [attempt {record.attempts} of {self.ledger.max_attempts}, retried next run]"
+
+    def done(self, path: Path) -> None:
+        if _key(path) in self.known:
+            self.succeeded.append(_key(path))
+
+
+def _failed(summary: IngestSummary, progress: Progress, item: VideoMetadata, reason: str,
+            ledger: _Ledger | None = None, file_stat: tuple[int, int] | None = None) -> None:
+    if ledger is not None:
+        reason = ledger.failed(item, reason, file_stat)
     where = f" (manifest line {item.manifest_line})" if item.manifest_line else ""
     summary.fail(str(item.path), f"{reason}{where}", item.manifest_line)
     progress.video_done(str(item.path), "failed", reason, 0.0)
 
 
-def _triage(archive, items: list[VideoMetadata], summary: IngestSummary, progress: Progress) -> list[_Todo]:
+def _triage(archive, items: list[VideoMetadata], summary: IngestSummary, progress: Progress,
+            ledger: _Ledger) -> list[_Todo]:
     """Hash and probe every input first (cheap next to decoding): known files are skipped
-    before any decoding, and the progress bar knows the footage still to describe."""
+    before any decoding, and the progress bar knows the footage still to describe. Files
+    archived before with the same size and mtime are skipped without being read at all, so a
+    nightly walk over a large drop folder costs a stat per file."""
     todo: list[_Todo] = []
     seen: set[str] = set()
+    stats = {_key(item.path): _file_stat(item.path) for item in items}
+    unchanged = archive.catalog.unchanged_paths({k: v for k, v in stats.items() if v is not None})
     for item in items:
+        file_stat = stats[_key(item.path)]
+        if _key(item.path) in unchanged:
+            summary.skipped += 1
+            ledger.done(item.path)
+            progress.video_done(str(item.path), "skipped", f"unchanged since archived as {unchanged[_key(item.path)]}", 0.0)
+            continue
+        if is_still_quarantined(ledger.known.get(_key(item.path)), file_stat):
+            summary.skipped_quarantined += 1
+            progress.video_done(str(item.path), "skipped", "quarantined (see firstseen stats)", 0.0)
+            continue
         try:
             sha256 = sha256_file(item.path)
             existing = archive.known(sha256)
             if existing is not None or sha256 in seen:
+                ledger.done(item.path)
+                if existing is not None and existing.path == _key(item.path) and file_stat is not None:
+                    # Touched (copied back, restored) but the same bytes: remember the new
+                    # size and mtime so the next run skips it with a stat again.
+                    archive.catalog.update_file_stat(existing.video_id, file_stat)
                 summary.skipped += 1
                 progress.video_done(str(item.path), "skipped",
                                     f"already archived as {existing.video_id if existing else video_id_for(sha256)}", 0.0)
                 continue
             info = probe(item.path)
         except OSError as exc:
-            _failed(summary, progress, item, f"cannot read file: {exc.strerror or exc}")
+            _failed(summary, progress, item, f"cannot read file: {exc.strerror or exc}", ledger, file_stat)
             continue
         except BadInputError as exc:
-            _failed(summary, progress, item, str(exc))
+            _failed(summary, progress, item, str(exc), ledger, file_stat)
             continue
         seen.add(sha256)
-        todo.append(_Todo(item, sha256, info))
+        todo.append(_Todo(item, sha256, info, file_stat))
     progress.footage_total(sum(t.info.duration_s for t in todo))
     return todo
 
 
 def _describe_and_stage(archive, descriptor, settings: Settings, todo: list[_Todo],
-                        summary: IngestSummary, progress: Progress) -> None:
+                        summary: IngestSummary, progress: Progress, ledger: _Ledger) -> None:
     by_path = {t.meta.path: t for t in todo}
     done_s: dict[Path, float] = {}
 
@@ -158,14 +240,15 @@ def _describe_and_stage(archive, descriptor, settings: Settings, todo: list[_Tod
         item = by_path[described.path]
         progress.advance_footage(item.info.duration_s - done_s.get(described.path, 0.0))
         if described.error is not None:
-            _failed(summary, progress, item.meta, str(described.error))
+            _failed(summary, progress, item.meta, str(described.error), ledger, item.file_stat)
             continue
         try:
             staged = stage_described(archive, item.meta, item.sha256, item.info, described.vectors,
-                                     run_id=summary.run_id)
+                                     run_id=summary.run_id, file_stat=item.file_stat)
         except DuplicateVideoError as exc:
-            _failed(summary, progress, item.meta, str(exc))
+            _failed(summary, progress, item.meta, str(exc), ledger, item.file_stat)
             continue
+        ledger.done(item.meta.path)
         summary.added += 1
         summary.frames += staged.frames
         summary.footage_s += staged.footage_s

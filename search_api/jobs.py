@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from firstseen.errors import BadInputError, FirstSeenError
-from firstseen.index import atomic_write_bytes
+from firstseen.index_store import atomic_write_bytes
 from firstseen.settings import Settings
 from indexer.inputs import parse_manifest_text
 from indexer.worker import run_ingest

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from firstseen.errors import BadInputError, FirstSeenError
-from firstseen.index import IndexStore
+from firstseen.index_store import IndexStore
 from firstseen.results import SearchResult
 from firstseen.search import Searcher
 from firstseen.settings import Settings
@@ -107,7 +107,9 @@ class SearchService:
         age = None
         if manifest is not None:
             age = (datetime.now(UTC) - datetime.fromisoformat(manifest.saved_at)).total_seconds()
-        return {"loaded": True, "vectors": len(searcher.archive.index), "checkpoint": searcher.archive.checkpoint,
+        index = searcher.archive.index
+        return {"loaded": True, "vectors": len(index), "kind": index.kind,
+                "delta_vectors": len(index.delta), "checkpoint": searcher.archive.checkpoint,
                 "published_checkpoint": manifest.checkpoint if manifest else 0,
                 "checkpoint_age_s": round(age, 1) if age is not None else None, "videos": self.videos}
 

@@ -15,6 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+import firstseen.failures  # noqa: F401 - its table lives on the same Base
 from firstseen.catalog import (
     Base,
     CatalogStats,
@@ -27,7 +28,7 @@ from firstseen.errors import FirstSeenError
 from firstseen.records import VideoMetadata
 
 PG_URL = os.environ.get("FIRSTSEEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TABLES = {"videos", "frames", "copy_links", "ingest_runs", "archive_meta", "alembic_version"}
+TABLES = {"videos", "frames", "copy_links", "ingest_runs", "archive_meta", "alembic_version", "ingest_failures"}
 
 @pytest.fixture
 def catalog(catalog_url):
@@ -60,7 +61,7 @@ def test_migrations_create_schema_and_are_idempotent(catalog_url):
         assert TABLES <= set(inspect(cat.engine).get_table_names())
         cat.set_meta("descriptor", "sscd")
         with cat.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
             if conn.dialect.name == "sqlite":
                 pragma = lambda name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
                 assert (pragma("foreign_keys"), pragma("journal_mode"), pragma("synchronous")) == (1, "wal", 2)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from firstseen.errors import ArchiveMismatchError
-from firstseen.index import MANIFEST_NAME, IndexStore, MemoryIndexStore, VectorIndex
+from firstseen.index import TieredIndex, VectorIndex
+from firstseen.index_store import MANIFEST_NAME, IndexStore, MemoryIndexStore
 
 
 def _vectors(metric: str, n: int, seed: int = 0) -> np.ndarray:
@@ -53,15 +54,19 @@ def test_rejects_wrong_width_and_mismatched_ids(index):
         index.add(np.arange(2), _vectors(index.metric, 3))
 
 
+def _tiered(index: VectorIndex) -> TieredIndex:
+    return TieredIndex(index.descriptor, index.dim, index.metric, delta=index)
+
+
 def test_save_load_roundtrip_and_prunes_old_checkpoints(index, tmp_path):
     store = IndexStore(tmp_path)
     vectors = _vectors(index.metric, 30)
     index.add(np.arange(30), vectors)
     for checkpoint in (1, 2, 3):
-        store.save(index, checkpoint)
+        store.save(_tiered(index), checkpoint)
     manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
     assert manifest["checkpoint"] == 3 and manifest["count"] == 30 and manifest["descriptor"] == "test"
-    assert sorted(p.name for p in tmp_path.glob("index-*.faiss")) == ["index-00000002.faiss", "index-00000003.faiss"]
+    assert sorted(p.name for p in tmp_path.glob("*.faiss")) == ["delta-00000002.faiss", "delta-00000003.faiss"]
     loaded, checkpoint = store.load("test", index.dim, index.metric)
     assert checkpoint == 3
     np.testing.assert_array_equal(loaded.search(vectors[:5], 1)[1], index.search(vectors[:5], 1)[1])
@@ -69,18 +74,18 @@ def test_save_load_roundtrip_and_prunes_old_checkpoints(index, tmp_path):
 
 def test_opening_with_another_descriptor_is_a_clear_error(tmp_path):
     store = IndexStore(tmp_path)
-    store.save(VectorIndex("sscd", 512, "inner_product"), 1)
+    store.save(TieredIndex("sscd", 512, "inner_product"), 1)
     with pytest.raises(ArchiveMismatchError, match="sscd"):
         store.load("pdq", 256, "hamming")
     memory = MemoryIndexStore()
-    memory.save(VectorIndex("sscd", 512, "inner_product"), 1)
+    memory.save(TieredIndex("sscd", 512, "inner_product"), 1)
     with pytest.raises(ArchiveMismatchError):
         memory.load("pdq", 256, "hamming")
 
 
 def test_a_torn_write_never_replaces_the_current_index(tmp_path, monkeypatch):
     store = IndexStore(tmp_path)
-    index = VectorIndex("t", 64, "inner_product")
+    index = TieredIndex("t", 64, "inner_product")
     index.add(np.arange(5), _vectors("inner_product", 5))
     store.save(index, 1)
     index.add(np.arange(5, 10), _vectors("inner_product", 5, seed=1))
@@ -88,7 +93,7 @@ def test_a_torn_write_never_replaces_the_current_index(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("firstseen.index.os.replace", crash)
+    monkeypatch.setattr("firstseen.index_store.os.replace", crash)
     with pytest.raises(OSError):
         store.save(index, 2)
     monkeypatch.undo()
