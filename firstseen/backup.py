@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -21,6 +20,7 @@ from sqlalchemy.engine import Connection, make_url
 from firstseen.archive import DataDirLock, open_archive
 from firstseen.catalog import SqlCatalog
 from firstseen.errors import BadInputError, FirstSeenError
+from firstseen.ingest import sha256_file
 from firstseen.index_store import MANIFEST_NAME, IndexStore, IndexManifest, fsync_dir
 from firstseen.settings import Settings
 
@@ -75,11 +75,6 @@ def _place_file(src: Path, dst: Path) -> bool:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def backup_archive(settings: Settings, dest: Path) -> BackupReport:
@@ -143,7 +138,7 @@ def _snapshot(settings: Settings, manifest: IndexManifest, out: Path) -> tuple[d
             "catalog_dialect": dialect, "alembic_revision": revision, "checkpoint": manifest.checkpoint,
             "index_count": manifest.count, "videos": tables.get("videos", 0), "frames": tables.get("frames", 0),
             "tables": tables,
-            "files": {p.relative_to(out).as_posix(): _sha256(p) for p in sorted(out.rglob("*")) if p.is_file()}}
+            "files": {p.relative_to(out).as_posix(): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()}}
     return meta, linked
 
 
@@ -187,7 +182,7 @@ def restore_archive(settings: Settings, src: Path) -> RestoreReport:
     src, data_dir = Path(src), Path(settings.data_dir)
     meta = _read_meta(src)
     files = meta["files"]
-    if bad := [rel for rel, digest in files.items() if not (src / rel).is_file() or _sha256(src / rel) != digest]:
+    if bad := [rel for rel, digest in files.items() if not (src / rel).is_file() or sha256_file(src / rel) != digest]:
         raise BadInputError(f"the backup is damaged: {bad[:5]} missing or not matching their sha256 in {META_NAME}")
     _check_target_empty(settings)  # before the lock, which would leave ingest.lock in a refused folder
     url = settings.resolved_catalog_url()

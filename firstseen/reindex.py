@@ -128,14 +128,13 @@ def maintain_index(settings: Settings, kind: str = "auto", *, spec: DescriptorSp
     data_dir, url = Path(settings.data_dir), settings.resolved_catalog_url()
     with open_archive(data_dir, url, spec, nprobe=settings.index_nprobe) as reader:
         action, reason = plan_maintenance(reader.index, settings, kind)
+        if action == "none":
+            return MaintenanceReport("none", reason, reader.index.kind, len(reader.index), reader.checkpoint)
         if action == "rebuild":
             target = "flat" if kind == "flat" or (kind == "auto" and len(reader.index) < settings.index_ivf_min_vectors) else "ivf"
             log.info("rebuilding the index as %s: %s", target, reason)
             main, covered, plan, train_s, add_s = build_main(reader, target, settings, progress)
         spec = reader.spec
-    if action == "none":
-        with open_archive(data_dir, url, spec) as reader:
-            return MaintenanceReport("none", reason, reader.index.kind, len(reader.index), reader.checkpoint)
     started = time.perf_counter()
     with open_archive(data_dir, url, spec, writable=True, nprobe=settings.index_nprobe,
                       lock_wait_s=settings.lock_wait_s) as archive:

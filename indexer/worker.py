@@ -170,9 +170,8 @@ class _Ledger:
 
 
 def _failed(summary: IngestSummary, progress: Progress, item: VideoMetadata, reason: str,
-            ledger: _Ledger | None = None, file_stat: tuple[int, int] | None = None) -> None:
-    if ledger is not None:
-        reason = ledger.failed(item, reason, file_stat)
+            ledger: _Ledger, file_stat: tuple[int, int] | None) -> None:
+    reason = ledger.failed(item, reason, file_stat)
     where = f" (manifest line {item.manifest_line})" if item.manifest_line else ""
     summary.fail(str(item.path), f"{reason}{where}", item.manifest_line)
     progress.video_done(str(item.path), "failed", reason, 0.0)

@@ -62,18 +62,24 @@ def start_server(data_dir: Path, port: int, concurrency: int, log_path: Path) ->
                FIRSTSEEN_API_MAX_QUEUED_SEARCHES=str(max(8, concurrency)))  # the bench measures queueing, not 429s
     server = subprocess.Popen([sys.executable, "-m", "firstseen.cli", "serve", "--port", str(port)], env=env,
                               stdout=log_path.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
+    wait_ready(port, server, log_path)
+    return server
+
+
+def wait_ready(port: int, server: subprocess.Popen, log_path: Path, timeout_s: float = 60) -> None:
+    """Until /readyz answers 200; the server is killed if it never does."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"the server exited ({server.returncode}); see {log_path}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return server
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
     server.kill()
-    raise SystemExit(f"the server was not ready within 60 s; see {log_path}")
+    raise SystemExit(f"the server was not ready within {timeout_s:.0f} s; see {log_path}")
 
 
 def post(client: httpx.Client, url: str, clip: bytes, name: str) -> tuple[float, int, str]:

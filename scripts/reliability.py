@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from bench_api import free_port, wait_ready  # noqa: E402
 from edits import FrameSource, make_query  # noqa: E402
 
 from firstseen.archive import open_archive  # noqa: E402
@@ -236,7 +237,7 @@ class Soak:
                             errors.append(why)
 
         try:
-            wait_ready(base, server)
+            wait_ready(port, server, self.work / "server.log", timeout_s=90)
             threads.extend(threading.Thread(target=search_loop, args=(i,)) for i in range(self.args.searchers))
             for t in threads:
                 t.start()
@@ -269,28 +270,6 @@ class Soak:
         self.check()
         return {"requests_sent": stats["sent"], "errors": len(errors), "error_samples": errors[:5],
                 "new_videos_searchable": f"{found}/{len(new)}"}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(base: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with {server.returncode}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("the server was not ready within 90 s")
 
 
 def main(argv: list[str] | None = None) -> int:
