@@ -365,6 +365,23 @@ def stored_spec(catalog: SqlCatalog) -> DescriptorSpec | None:
     return DescriptorSpec(**json.loads(raw)) if raw else None
 
 
+_NO_ARCHIVE = "no archive in {data_dir} (run `firstseen ingest` first)"
+_EMPTY_ARCHIVE = "the archive in {data_dir} is empty (run `firstseen ingest` first)"
+
+
+def open_catalog_only(data_dir: Path, catalog_url: str) -> tuple[SqlCatalog, DescriptorSpec]:
+    """An archive's catalog and descriptor without loading its index, which at ten million
+    frames is gigabytes (stats reads the index manifest instead). The caller closes it."""
+    if not Path(data_dir).exists():
+        raise BadInputError(_NO_ARCHIVE.format(data_dir=data_dir))
+    catalog = SqlCatalog.open(catalog_url)
+    spec = stored_spec(catalog)
+    if spec is None:
+        catalog.close()
+        raise BadInputError(_EMPTY_ARCHIVE.format(data_dir=data_dir))
+    return catalog, spec
+
+
 def open_archive(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None = None, *,
                  writable: bool = False, nprobe: int = 0, lock_wait_s: float = 0.0) -> Archive:
     """Open the archive in data_dir. Writers take the lock and run recovery; readers do
@@ -376,13 +393,13 @@ def open_archive(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None =
         lock = DataDirLock(data_dir)
         lock.acquire(wait_s=lock_wait_s)
     elif not data_dir.exists():
-        raise BadInputError(f"no archive in {data_dir} (run `firstseen ingest` first)")
+        raise BadInputError(_NO_ARCHIVE.format(data_dir=data_dir))
     try:
         catalog = SqlCatalog.open(catalog_url)
         spec = spec or stored_spec(catalog)
         if spec is None:
             catalog.close()
-            raise BadInputError(f"the archive in {data_dir} is empty (run `firstseen ingest` first)")
+            raise BadInputError(_EMPTY_ARCHIVE.format(data_dir=data_dir))
         return Archive(catalog, IndexStore(data_dir / "index"), FileVectorStore(data_dir / "vectors"),
                        spec, writable=writable, lock=lock, nprobe=nprobe)
     except BaseException:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import faiss
 import numpy as np
@@ -20,26 +21,29 @@ class IvfPlan:
     nlist: int
     nprobe: int
     training_vectors: int
-    hnsw_quantizer: bool  # assign to lists through an HNSW graph of the centroids
 
     @classmethod
-    def for_size(cls, n_vectors: int, metric: str, *, nlist: int = 0, nprobe: int = 0) -> IvfPlan:
-        # About 2 sqrt(N) lists as a power of two (1M -> 2048, 10M -> 8192): lists of about
-        # a thousand vectors keep a probe cheap. 20 training points a list and 10 k-means
-        # rounds place the centroids well enough (bench_scale measures recall) and keep the
-        # training in minutes on two cores; beyond 2048 lists an HNSW graph over the
-        # centroids makes assigning ten million vectors take minutes instead of an hour.
+    def for_size(cls, n_vectors: int, *, nlist: int = 0, nprobe: int = 0) -> IvfPlan:
+        # About 8 sqrt(N) lists as a power of two (1M -> 8192, 10M -> 32768), the middle of
+        # FAISS's advice, so that lists are about the size of one video. With fewer, a list
+        # holds several unrelated videos, its centroid sits far from each of them, and a
+        # heavily edited query misses its own video's other shots: at 10M frames recall@10
+        # was 0.71 with 8192 lists and 0.94 with 16384, flat from nprobe 16 to 32
+        # (bench_scale.py). 10 training points a list and 10 k-means rounds keep training
+        # in minutes on two cores. The coarse quantizer stays exact: BLAS assigns ten
+        # million vectors faster on two cores than an HNSW graph does, and finds the true lists.
         n_vectors = max(int(n_vectors), 1)
         if nlist <= 0:
-            nlist = 1 << max(4, min(16, round(math.log2(2 * math.sqrt(n_vectors)))))
+            nlist = 1 << max(4, min(16, round(math.log2(8 * math.sqrt(n_vectors)))))
+            while nlist > 1 and nlist > n_vectors // 4:  # a tiny archive: still a power of two
+                nlist //= 2
         nlist = max(1, min(nlist, n_vectors // 4 or 1))
         return cls(nlist=nlist, nprobe=min(nlist, nprobe or DEFAULT_NPROBE),
-                   training_vectors=min(n_vectors, TRAINING_POINTS_PER_LIST * nlist),
-                   hnsw_quantizer=metric != "hamming" and nlist > 2048)
+                   training_vectors=min(n_vectors, TRAINING_POINTS_PER_LIST * nlist))
 
 
-DEFAULT_NPROBE = 8
-TRAINING_POINTS_PER_LIST = 20
+DEFAULT_NPROBE = 16
+TRAINING_POINTS_PER_LIST = 10
 KMEANS_ROUNDS = 10
 
 
@@ -69,8 +73,7 @@ class VectorIndex:
         if metric == "hamming":
             raw = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(dim), dim, plan.nlist)
         else:
-            quantizer = "_HNSW32" if plan.hnsw_quantizer else ""
-            raw = faiss.index_factory(dim, f"IVF{plan.nlist}{quantizer},SQ8", faiss.METRIC_INNER_PRODUCT)
+            raw = faiss.index_factory(dim, f"IVF{plan.nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
         index = cls(descriptor, dim, metric, raw)
         training = index._check(training)
         if len(training) < plan.nlist:
@@ -116,10 +119,6 @@ class VectorIndex:
         if ivf is None or nprobe <= 0:
             return
         ivf.nprobe = min(int(nprobe), int(ivf.nlist))
-        hnsw = faiss.downcast_index(ivf.quantizer) if not self.binary else None
-        if isinstance(hnsw, faiss.IndexHNSW):
-            # The graph must return the nprobe nearest centroids reliably, not just the nearest.
-            hnsw.hnsw.efSearch = max(64, 2 * ivf.nprobe)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -176,6 +175,15 @@ class VectorIndex:
         else:
             vectors = faiss.rev_swig_ptr(inner.get_xb(), len(ids) * self.dim).reshape(len(ids), self.dim).copy()
         return ids, vectors
+
+    def write_to(self, file: BinaryIO) -> None:
+        """Stream the index into an open binary file: the bytes serialize() returns, without
+        holding them all in memory."""
+        writer = faiss.PyCallbackIOWriter(file.write)
+        try:
+            (faiss.write_index_binary if self.binary else faiss.write_index)(self._index, writer)
+        finally:
+            del writer  # its last buffer is written when it is destroyed
 
     def serialize(self) -> np.ndarray:
         if self.binary:

@@ -9,6 +9,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 
@@ -36,6 +37,8 @@ class IndexManifest:
     main_kind: str = "flat"
     main_count: int = 0
     main_built_for: int = 0
+    main_nlist: int = 0  # with main_nprobe, lets `firstseen stats` describe the IVF unloaded
+    main_nprobe: int = 0
 
     @property
     def files(self) -> list[str]:
@@ -60,13 +63,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
+def atomic_write_bytes(path: Path, data: bytes | memoryview | Callable[[BinaryIO], None]) -> None:
     """Write to a temporary file, fsync, rename over the target, fsync the folder: a reader
-    sees the old file or the new one, never a torn one, even after SIGKILL or power loss."""
+    sees the old file or the new one, never a torn one, even after SIGKILL or power loss.
+    data may be a function that writes into the open file, so large content is streamed."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            data(fh) if callable(data) else fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -93,6 +97,8 @@ def _manifest_for(index: TieredIndex, checkpoint: int, main_file: str | None, de
         main_kind=index.main.kind if index.main is not None else "flat",
         main_count=len(index.main) if index.main is not None else 0,
         main_built_for=index.main_built_for,
+        main_nlist=index.main.nlist if index.main is not None else 0,
+        main_nprobe=index.main.nprobe if index.main is not None else 0,
     )  # fmt: skip
 
 
@@ -146,7 +152,9 @@ class IndexStore:
         main_file = index.main_file
         if index.main is not None and main_file is None:
             main_file = f"main-{checkpoint:08d}.faiss"
-            atomic_write_bytes(self.folder / main_file, index.main.serialize().tobytes())
+            # Streamed to disk: serialising a 10M-vector main in memory would hold two more
+            # copies of it (11 GB) beside the index itself.
+            atomic_write_bytes(self.folder / main_file, index.main.write_to)
         elif index.main is None:
             main_file = None
         delta_file = f"delta-{checkpoint:08d}.faiss"

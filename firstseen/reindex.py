@@ -90,7 +90,7 @@ def build_main(archive: Archive, kind: str, settings: Settings, progress: Progre
     plan = None
     train_s = 0.0
     if kind == "ivf":
-        plan = IvfPlan.for_size(total, spec.metric, nlist=settings.index_nlist, nprobe=settings.index_nprobe)
+        plan = IvfPlan.for_size(total, nlist=settings.index_nlist, nprobe=settings.index_nprobe)
         started = time.perf_counter()
         sample = _training_sample(archive, records, plan.training_vectors, np.random.default_rng(0))
         if len(sample) < plan.nlist:

@@ -74,7 +74,7 @@ class Settings(BaseSettings):
 
     # Index lifecycle: exact below the threshold, a trained IVF main index above it.
     index_ivf_min_vectors: int = Field(200_000, ge=1)
-    index_nlist: int = Field(0, ge=0)  # 0: about 2 sqrt(N), a power of two
+    index_nlist: int = Field(0, ge=0)  # 0: about 8 sqrt(N), a power of two
     index_nprobe: int = Field(0, ge=0)  # IVF lists searched per query; 0: what the build chose
     index_retrain_growth: float = Field(2.0, gt=1)  # retrain once the archive outgrows its IVF this much
 

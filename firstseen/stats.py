@@ -6,9 +6,10 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from firstseen.archive import open_archive
+from firstseen.archive import open_catalog_only
 from firstseen.catalog import SqlCatalog
 from firstseen.failures import FailureLedger
+from firstseen.index_store import IndexManifest, IndexStore
 from firstseen.settings import Settings
 
 
@@ -28,40 +29,50 @@ def catalog_bytes(catalog: SqlCatalog) -> int:
 
 
 def archive_stats(settings: Settings) -> dict:
-    with open_archive(settings.data_dir, settings.resolved_catalog_url()) as archive:
-        catalog_stats = archive.catalog.stats()
-        manifest = archive.index_store.read_manifest()
-        index_files = [archive.index_store.folder / name for name in manifest.files] if manifest else []
-        index_bytes = sum(p.stat().st_size for p in index_files if p.exists())
-        failures = FailureLedger(archive.catalog, settings.ingest_max_attempts).all().values()
-        index = archive.index
+    catalog, spec = open_catalog_only(settings.data_dir, settings.resolved_catalog_url())
+    try:
+        catalog_stats = catalog.stats()
+        index_store = IndexStore(settings.data_dir / "index")
+        manifest = index_store.read_manifest()
+        index_bytes = sum(p.stat().st_size for p in (index_store.folder / n for n in manifest.files)
+                          if p.exists()) if manifest else 0
+        failures = FailureLedger(catalog, settings.ingest_max_attempts).all().values()
         raw_bytes = _folder_bytes(settings.data_dir / "vectors", "*.npz")
-        db_bytes = catalog_bytes(archive.catalog)
+        db_bytes = catalog_bytes(catalog)
         hours = catalog_stats.committed_footage_s / 3600
         last = catalog_stats.last_run
         return {
             "data_dir": str(settings.data_dir),
-            "descriptor": archive.spec.config_id,
-            "dim": archive.spec.dim,
-            "metric": archive.spec.metric,
+            "descriptor": spec.config_id,
+            "dim": spec.dim,
+            "metric": spec.metric,
             "videos": catalog_stats.videos_by_status,
             "footage_hours": round(hours, 4),
             "frames": catalog_stats.committed_frames,
-            "index_vectors": len(index),
-            "checkpoint": archive.checkpoint,
-            "index": {"kind": index.kind, "main_vectors": len(index.main) if index.main is not None else 0,
-                      "delta_vectors": len(index.delta), "nlist": index.main.nlist if index.main is not None else 0,
-                      "nprobe": index.main.nprobe if index.main is not None else 0,
-                      "built_for": index.main_built_for,
-                      "saved_at": manifest.saved_at if manifest else None},
+            "index_vectors": manifest.count if manifest else 0,
+            "checkpoint": manifest.checkpoint if manifest else 0,
+            "index": _index_dict(manifest),
             "copy_links": catalog_stats.copy_links,
             "bytes": {"index": index_bytes, "catalog": db_bytes, "raw_vectors": raw_bytes},
             "index_and_catalog_bytes_per_footage_hour": round((index_bytes + db_bytes) / hours) if hours else None,
             "last_run": None if last is None else _run_dict(last),
-            "recent_runs": [_run_dict(run, errors=False) for run in archive.catalog.runs(limit=5)],
+            "recent_runs": [_run_dict(run, errors=False) for run in catalog.runs(limit=5)],
             "quarantined": [f.to_dict() for f in failures if f.quarantined],
             "retrying": [f.to_dict() for f in failures if not f.quarantined],
         }
+    finally:
+        catalog.close()
+
+
+def _index_dict(manifest: IndexManifest | None) -> dict:
+    """The published index as its manifest describes it; the index itself is not loaded."""
+    if manifest is None:
+        return {"kind": "flat", "main_vectors": 0, "delta_vectors": 0, "nlist": 0, "nprobe": 0,
+                "built_for": 0, "saved_at": None}
+    main = manifest.main_count if manifest.main_file else 0
+    return {"kind": manifest.kind, "main_vectors": main, "delta_vectors": manifest.count - main,
+            "nlist": manifest.main_nlist, "nprobe": manifest.main_nprobe,
+            "built_for": manifest.main_built_for, "saved_at": manifest.saved_at}
 
 
 def _run_dict(run, errors: bool = True) -> dict:

@@ -34,6 +34,7 @@ from firstseen.index import IvfPlan, VectorIndex  # noqa: E402
 DIM = 512
 CHUNK = 250_000
 K = 10
+TRUTH_DEPTH = 30  # exact neighbours kept per query, for tie-aware recall
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -105,6 +106,17 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f[f >= 0]) & set(t)) / len(t) for f, t in zip(found, truth)]))
 
 
+def tie_aware_recall(found: np.ndarray, exact: RunningTopK, k: int = K, epsilon: float = 1e-3) -> float:
+    """Recall as ann-benchmarks counts it: a found neighbour is right when its exact score is
+    within epsilon of the true k-th best, so swapping frames that tie to 0.001 costs nothing.
+    Scores are known for the exact top TRUTH_DEPTH only; a found id outside them counts as wrong."""
+    right = []
+    for f, ids, scores in zip(found, exact.ids, exact.scores):
+        tied = set(ids[scores >= scores[k - 1] - epsilon])
+        right.append(len(set(f[f >= 0]) & tied) / k)
+    return float(np.mean(right))
+
+
 def median_ms(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -120,7 +132,7 @@ def rss_mb() -> float:
 
 def bench_size(n: int, n_queries: int, nprobes: list[int], seed: int, repeats: int) -> dict:
     rng = np.random.default_rng(seed)
-    plan = IvfPlan.for_size(n, "inner_product")
+    plan = IvfPlan.for_size(n)
     sources = np.sort(rng.choice(n, n_queries, replace=False))
     # Measured on real edits of real footage (SSCD, 4 fps query against the 1 fps archive):
     # best-frame cosine p10 0.45, p25 0.57, median 0.72, p75 0.92, p90 0.97.
@@ -137,7 +149,7 @@ def bench_size(n: int, n_queries: int, nprobes: list[int], seed: int, repeats: i
             tau = np.sqrt(1 / target_cos[inside] ** 2 - 1)[:, None]
             noise = unit(rng.standard_normal((int(inside.sum()), DIM), dtype=np.float32))
             copies[inside] = unit(frames[sources[inside] - start] + tau * noise)
-    exact_copy, exact_unrelated = RunningTopK(copies, K), RunningTopK(unrelated, K)
+    exact_copy, exact_unrelated = RunningTopK(copies, TRUTH_DEPTH), RunningTopK(unrelated, K)
     flat = VectorIndex("bench", DIM, "inner_product") if n <= 2_000_000 else None
     # Pass 1: the exact answers, and a training sample with an even share of every chunk,
     # as `firstseen reindex` takes an even share of every video.
@@ -167,15 +179,16 @@ def bench_size(n: int, n_queries: int, nprobes: list[int], seed: int, repeats: i
         print(f"  pass 2 {start + size:>11,} vectors: IVF train {train_s:.0f} s + add {add_s:.0f} s, "
               f"peak RSS {rss_mb():.0f} MB", file=sys.stderr, flush=True)
     result = {"vectors": n, "queries": n_queries, "nlist": plan.nlist, "training_vectors": plan.training_vectors,
-              "hnsw_quantizer": plan.hnsw_quantizer, "rebuild_s": round(train_s + add_s, 1),
+              "rebuild_s": round(train_s + add_s, 1),
               "train_s": round(train_s, 1), "add_s": round(add_s, 1),
               "exact_scan_ms": round(1000 * exact_copy.seconds, 1),
               "exact_bytes_per_vector": DIM * 4,
               "ivf_bytes_per_vector": round(len(ivf.serialize()) / n, 1),
               "peak_rss_mb": round(rss_mb())}
+    truth = exact_copy.ids[:, :K]
     if flat is not None:
         result["exact_ms"] = round(median_ms(lambda: flat.search(copies, K), max(1, repeats // 2)), 1)
-        result["exact_recall_check"] = recall_at_k(flat.search(copies, K)[1], exact_copy.ids)
+        result["exact_recall_check"] = recall_at_k(flat.search(copies, K)[1], truth)
         del flat
     sweeps = []
     close = target_cos >= 0.8  # light edits (re-encode, resize, logo); below: crops, captions
@@ -184,9 +197,10 @@ def bench_size(n: int, n_queries: int, nprobes: list[int], seed: int, repeats: i
         ms = median_ms(lambda: ivf.search(copies, K), repeats)
         found = ivf.search(copies, K)[1]
         sweeps.append({"nprobe": nprobe, "ms": round(ms, 1),
-                       "recall_at_10": round(recall_at_k(found, exact_copy.ids), 4),
-                       "recall_at_10_cos_ge_0.8": round(recall_at_k(found[close], exact_copy.ids[close]), 4),
-                       "recall_at_10_cos_lt_0.8": round(recall_at_k(found[~close], exact_copy.ids[~close]), 4),
+                       "recall_at_10": round(recall_at_k(found, truth), 4),
+                       "recall_at_10_tie_aware": round(tie_aware_recall(found, exact_copy), 4),
+                       "recall_at_10_cos_ge_0.8": round(recall_at_k(found[close], truth[close]), 4),
+                       "recall_at_10_cos_lt_0.8": round(recall_at_k(found[~close], truth[~close]), 4),
                        "recall_at_10_unrelated": round(recall_at_k(ivf.search(unrelated, K)[1], exact_unrelated.ids), 4)})
     result["ivf"] = sweeps
     result["default_nprobe"] = plan.nprobe
@@ -197,7 +211,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--queries", type=int, default=120, help="query frames (120 = 30 s at 4 fps)")
-    parser.add_argument("--nprobe", default="4,8,16,32")
+    parser.add_argument("--nprobe", default="8,16,32")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--calibrate", type=Path, help="a real archive's data dir, to compare spread statistics")
@@ -219,16 +233,17 @@ def main() -> None:
 
 
 def format_table(sizes: list[dict]) -> str:
-    lines = ["| vectors | index | 120-query search | recall@10 (copies) | light edits (cos >= 0.8) | heavy edits | "
-             "unrelated | bytes/vector | build |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| vectors | index | 120-query search | recall@10 (copies) | tie-aware | light edits (cos >= 0.8) | "
+             "heavy edits | unrelated | bytes/vector | build |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in sizes:
         exact = r.get("exact_ms", r["exact_scan_ms"])
         how = "flat index" if "exact_ms" in r else "chunked scan"
-        lines.append(f"| {r['vectors']:,} | exact ({how}) | {exact:.0f} ms | 1 | 1 | 1 | 1 | {r['exact_bytes_per_vector']} | - |")
+        lines.append(f"| {r['vectors']:,} | exact ({how}) | {exact:.0f} ms | 1 | 1 | 1 | 1 | 1 | {r['exact_bytes_per_vector']} | - |")
         for s in r["ivf"]:
             mark = " (default)" if s["nprobe"] == r["default_nprobe"] else ""
             lines.append(f"| {r['vectors']:,} | IVF{r['nlist']} SQ8, nprobe {s['nprobe']}{mark} | {s['ms']:.1f} ms "
-                         f"({exact / s['ms']:.0f}x faster) | {s['recall_at_10']:.3f} | {s['recall_at_10_cos_ge_0.8']:.3f} "
+                         f"({exact / s['ms']:.0f}x faster) | {s['recall_at_10']:.3f} | {s['recall_at_10_tie_aware']:.3f} "
+                         f"| {s['recall_at_10_cos_ge_0.8']:.3f} "
                          f"| {s['recall_at_10_cos_lt_0.8']:.3f} | {s['recall_at_10_unrelated']:.3f} "
                          f"| {r['ivf_bytes_per_vector']:.0f} | {r['rebuild_s']:.0f} s |")
     return "\n".join(lines)

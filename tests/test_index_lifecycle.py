@@ -3,6 +3,7 @@ the main only when it changed, and maintenance (rebuild / merge) of a live archi
 
 from __future__ import annotations
 
+import io
 import json
 
 import faiss
@@ -11,14 +12,14 @@ import pytest
 
 from firstseen.archive import Archive, DescriptorSpec, open_archive
 from firstseen.errors import ArchiveLockedError, BadInputError
-from firstseen.index import IvfPlan, TieredIndex, VectorIndex, merge_results
+from firstseen.index import DEFAULT_NPROBE, IvfPlan, TieredIndex, VectorIndex, merge_results
 from firstseen.index_store import MANIFEST_NAME, IndexStore, MemoryIndexStore
 from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
 from firstseen.reindex import build_main, maintain_index, plan_maintenance
 from firstseen.settings import get_settings
 
 FLOAT_DIM, BITS = 64, 256
-NLIST = 16
+NLIST = 32  # above the default nprobe (16), so "the build's nprobe" differs from "all lists"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -49,9 +50,8 @@ def _binary_vectors(n: int, seed: int, clusters: int = 20) -> np.ndarray:
 
 
 CASES = {
-    "float": ("inner_product", FLOAT_DIM, False),
-    "float-hnsw": ("inner_product", FLOAT_DIM, True),
-    "binary": ("hamming", BITS, False),
+    "float": ("inner_product", FLOAT_DIM),
+    "binary": ("hamming", BITS),
 }
 
 
@@ -64,17 +64,17 @@ def _ids(n: int, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).choice(10_000_000, size=n, replace=False).astype(np.int64) * 3 + 11
 
 
-def _ivf(metric: str, dim: int, training: np.ndarray, *, hnsw: bool = False, nprobe: int = NLIST) -> VectorIndex:
-    plan = IvfPlan(nlist=NLIST, nprobe=nprobe, training_vectors=len(training), hnsw_quantizer=hnsw)
+def _ivf(metric: str, dim: int, training: np.ndarray, *, nprobe: int = NLIST) -> VectorIndex:
+    plan = IvfPlan(nlist=NLIST, nprobe=nprobe, training_vectors=len(training))
     return VectorIndex.train_ivf("toy", dim, metric, plan, training)
 
 
 # ---- 1. IVF VectorIndex ------------------------------------------------------------------------
 @pytest.mark.parametrize("case", list(CASES))
 def test_ivf_finds_every_vector_removes_and_round_trips(case):
-    metric, dim, hnsw = CASES[case]
+    metric, dim = CASES[case]
     vectors, ids = _data(metric, 2000), _ids(2000)
-    index = _ivf(metric, dim, vectors[::5], hnsw=hnsw)
+    index = _ivf(metric, dim, vectors[::5])
     assert (index.kind, index.nlist, index.nprobe, len(index)) == ("ivf", NLIST, NLIST, 0)
     index.add(ids, vectors)
     assert len(index) == 2000
@@ -97,6 +97,9 @@ def test_ivf_finds_every_vector_removes_and_round_trips(case):
     np.testing.assert_array_equal(np.sort(index.ids()), np.sort(ids[kept]))
 
     index.set_nprobe(5)
+    streamed = io.BytesIO()
+    index.write_to(streamed)
+    assert streamed.getvalue() == index.serialize().tobytes(), "streaming writes what serialize returns"
     copy = VectorIndex.deserialize("toy", dim, metric, index.serialize())
     assert (copy.kind, copy.nlist, copy.nprobe, len(copy)) == ("ivf", NLIST, 5, len(index))
     for a, b in zip(index.search(vectors[:300], k=4), copy.search(vectors[:300], k=4)):
@@ -104,12 +107,11 @@ def test_ivf_finds_every_vector_removes_and_round_trips(case):
     np.testing.assert_array_equal(np.sort(copy.ids()), np.sort(ids[kept]))
 
 
-def test_set_nprobe_clamps_and_tunes_the_hnsw_graph():
+def test_set_nprobe_clamps():
     vectors = _data("inner_product", 400)
-    index = _ivf("inner_product", FLOAT_DIM, vectors, hnsw=True, nprobe=4)
-    hnsw = faiss.downcast_index(index._ivf().quantizer)
-    assert isinstance(hnsw, faiss.IndexHNSW)
-    assert index.nprobe == 4 and hnsw.hnsw.efSearch >= 64
+    index = _ivf("inner_product", FLOAT_DIM, vectors, nprobe=4)
+    assert isinstance(faiss.downcast_index(index._ivf().quantizer), faiss.IndexFlat), "exact coarse quantizer"
+    assert index.nprobe == 4
     index.set_nprobe(10_000)
     assert index.nprobe == NLIST, "never more lists than there are"
     index.set_nprobe(0)
@@ -146,34 +148,31 @@ def test_export_returns_a_flat_index_content_after_removals(metric):
 SIZES = [64, 100, 500, 1_000, 5_000, 20_000, 100_000, 1_000_000, 4_000_000, 10_000_000, 100_000_000, 10**10]
 
 
-@pytest.mark.parametrize("metric", ["inner_product", "hamming"])
-def test_ivf_plan_for_size(metric):
+def test_ivf_plan_for_size():
     previous = 0
     for n in SIZES:
-        plan = IvfPlan.for_size(n, metric)
+        plan = IvfPlan.for_size(n)
         assert plan.nlist & (plan.nlist - 1) == 0, f"nlist {plan.nlist} for {n} is not a power of two"
         assert plan.nlist >= previous, "nlist grows with N"
         assert 1 <= plan.nlist <= n // 4
         assert plan.training_vectors <= n and plan.training_vectors >= plan.nlist
         assert 1 <= plan.nprobe <= plan.nlist
-        assert plan.hnsw_quantizer == (metric != "hamming" and plan.nlist > 2048)
         previous = plan.nlist
-    assert IvfPlan.for_size(1_000_000, metric).nlist == 2048
-    assert IvfPlan.for_size(10_000_000, metric).nlist == 8192
+    assert IvfPlan.for_size(1_000_000).nlist == 8192
+    assert IvfPlan.for_size(10_000_000).nlist == 32768
+    assert IvfPlan.for_size(10_000_000).nprobe == 16
     for n in range(1, 64):  # tiny archives: clamped to N // 4 (not necessarily a power of two)
-        plan = IvfPlan.for_size(n, metric)
+        plan = IvfPlan.for_size(n)
         assert 1 <= plan.nlist <= max(1, n // 4) and plan.training_vectors <= n
-    forced = IvfPlan.for_size(100, metric, nlist=64, nprobe=100)
+    forced = IvfPlan.for_size(100, nlist=64, nprobe=100)
     assert forced.nlist == 25 and forced.nprobe == 25 and forced.training_vectors <= 100
-    assert IvfPlan.for_size(10_000_000, metric, nlist=4096).hnsw_quantizer == (metric != "hamming")
-    assert IvfPlan.for_size(10_000_000, metric, nlist=2048).hnsw_quantizer is False
 
 
 # ---- 3. TieredIndex ----------------------------------------------------------------------------
-def _tiered_pair(metric: str, dim: int, n: int = 2000, hnsw: bool = False):
+def _tiered_pair(metric: str, dim: int, n: int = 2000):
     vectors, ids = _data(metric, n), _ids(n)
     half = n // 2
-    main = _ivf(metric, dim, vectors[:half:2], hnsw=hnsw)
+    main = _ivf(metric, dim, vectors[:half:2])
     main.add(ids[:half], vectors[:half])
     tiered = TieredIndex("toy", dim, metric, main=main, main_file="main-00000001.faiss", main_built_for=half)
     tiered.add(ids[half:], vectors[half:])
@@ -246,8 +245,8 @@ def test_tiered_remove_clears_main_file_only_when_the_main_changed():
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_merge_delta_moves_everything_into_the_ivf(case):
-    metric, dim, hnsw = CASES[case]
-    tiered, flat, vectors, ids = _tiered_pair(metric, dim, hnsw=hnsw)
+    metric, dim = CASES[case]
+    tiered, flat, vectors, ids = _tiered_pair(metric, dim)
     queries = _queries(metric, vectors)
     before = tiered.search(queries, k=1)[1]
     assert tiered.merge_delta() == 1000
@@ -269,7 +268,7 @@ def test_merge_delta_leaves_a_flat_main_alone():
     assert (len(tiered.main), len(tiered.delta), tiered.main_file) == (20, 20, "m")
     with pytest.raises(ValueError):
         TieredIndex("toy", FLOAT_DIM, "inner_product", delta=VectorIndex.train_ivf(
-            "toy", FLOAT_DIM, "inner_product", IvfPlan(4, 4, 40, False), vectors))
+            "toy", FLOAT_DIM, "inner_product", IvfPlan(4, 4, 40), vectors))
     with pytest.raises(ValueError):
         TieredIndex("other", FLOAT_DIM, "inner_product", main=main)
 
@@ -470,7 +469,7 @@ def test_maintenance_rebuilds_removes_merges_and_retrains(env):
 
     report = maintain_index(env.settings, kind="ivf", spec=env.spec)
     assert (report.action, report.kind, report.vectors, report.nlist) == ("rebuilt", "ivf", 2000, NLIST)
-    assert report.nprobe == 8  # the plan's default
+    assert report.nprobe == DEFAULT_NPROBE  # the plan's default
     with env.reader() as reader:
         assert reader.index.kind == "ivf" and len(reader.index.main) == 2000 and len(reader.index.delta) == 0
         assert reader.index.main_built_for == 2000 and reader.checkpoint == report.checkpoint
@@ -555,7 +554,7 @@ def test_a_reader_refresh_swaps_to_the_ivf_and_then_shares_it(env):
         assert reader.index.kind == "flat" and reader.refresh() is False
         maintain_index(env.settings, kind="ivf", spec=env.spec)
         assert reader.refresh() is True and reader.index.kind == "ivf"
-        assert reader.index.main.nprobe == 8, "nprobe 0 keeps what the build chose"
+        assert reader.index.main.nprobe == DEFAULT_NPROBE, "nprobe 0 keeps what the build chose"
         assert tuned.refresh() is True and tuned.index.main.nprobe == 3, "a reader's own nprobe applies to a new main"
         main = reader.index.main
         with env.writer() as writer:

@@ -21,6 +21,7 @@ import indexer.worker as worker
 from firstseen.archive import DataDirLock, open_archive
 from firstseen.cli import main
 from firstseen.errors import ArchiveLockedError, BadInputError
+from firstseen.index import VectorIndex
 from firstseen.settings import get_settings
 from firstseen.stats import archive_stats, format_stats
 from indexer.progress import make_progress
@@ -341,10 +342,13 @@ def test_nightly_once_ingests_then_builds_then_merges_the_ivf(tmp_path, clip_poo
     vectors = index["vectors"]
     assert vectors == outcome["ingest"]["frames"] >= 8 and 1 <= index["nlist"] <= 8
 
-    code, out, _ = _run(capsys, "stats", "--json")
+    with monkeypatch.context() as m:  # stats describes the index from its manifest, unloaded
+        m.setattr(VectorIndex, "deserialize", classmethod(lambda *a: pytest.fail("stats loaded the index")))
+        code, out, _ = _run(capsys, "stats", "--json")
     stats = json.loads(out)
     assert code == 0 and stats["index"]["kind"] == "ivf"
     assert (stats["index"]["main_vectors"], stats["index"]["delta_vectors"]) == (vectors, 0)
+    assert (stats["index"]["nlist"], stats["index"]["nprobe"]) == (index["nlist"], index["nprobe"])
     assert stats["index_vectors"] == vectors
 
     code, out, _ = _run(capsys, "nightly", "--once")  # nothing new: nothing to do
