@@ -369,17 +369,21 @@ _NO_ARCHIVE = "no archive in {data_dir} (run `firstseen ingest` first)"
 _EMPTY_ARCHIVE = "the archive in {data_dir} is empty (run `firstseen ingest` first)"
 
 
+def _open_catalog(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None) -> tuple[SqlCatalog, DescriptorSpec]:
+    catalog = SqlCatalog.open(catalog_url)
+    spec = spec or stored_spec(catalog)
+    if spec is None:
+        catalog.close()
+        raise BadInputError(_EMPTY_ARCHIVE.format(data_dir=data_dir))
+    return catalog, spec
+
+
 def open_catalog_only(data_dir: Path, catalog_url: str) -> tuple[SqlCatalog, DescriptorSpec]:
     """An archive's catalog and descriptor without loading its index, which at ten million
     frames is gigabytes (stats reads the index manifest instead). The caller closes it."""
     if not Path(data_dir).exists():
         raise BadInputError(_NO_ARCHIVE.format(data_dir=data_dir))
-    catalog = SqlCatalog.open(catalog_url)
-    spec = stored_spec(catalog)
-    if spec is None:
-        catalog.close()
-        raise BadInputError(_EMPTY_ARCHIVE.format(data_dir=data_dir))
-    return catalog, spec
+    return _open_catalog(data_dir, catalog_url, None)
 
 
 def open_archive(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None = None, *,
@@ -395,11 +399,7 @@ def open_archive(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None =
     elif not data_dir.exists():
         raise BadInputError(_NO_ARCHIVE.format(data_dir=data_dir))
     try:
-        catalog = SqlCatalog.open(catalog_url)
-        spec = spec or stored_spec(catalog)
-        if spec is None:
-            catalog.close()
-            raise BadInputError(_EMPTY_ARCHIVE.format(data_dir=data_dir))
+        catalog, spec = _open_catalog(data_dir, catalog_url, spec)
         return Archive(catalog, IndexStore(data_dir / "index"), FileVectorStore(data_dir / "vectors"),
                        spec, writable=writable, lock=lock, nprobe=nprobe)
     except BaseException:
