@@ -45,7 +45,6 @@ class IvfPlan:
 DEFAULT_NPROBE = 16
 TRAINING_POINTS_PER_LIST = 10
 KMEANS_ROUNDS = 10
-PROBE_BATCH = 1024
 
 
 class VectorIndex:
@@ -66,7 +65,6 @@ class VectorIndex:
             else:
                 faiss_index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._index = faiss_index
-        self._centroids: np.ndarray | None = None  # a view of the IVF's centroids, made on first search
 
     @classmethod
     def train_ivf(cls, descriptor: str, dim: int, metric: str, plan: IvfPlan,
@@ -144,45 +142,12 @@ class VectorIndex:
         """Return (scores, ids), each (n, k); missing neighbours have id -1 and score -inf."""
         vectors = self._check(vectors)
         k = max(1, min(k, max(len(self), 1)))
-        ivf = self._ivf()
-        if ivf is self._index and len(vectors) and self._centroid_matrix() is not None:
-            lists, list_scores = self._probe(vectors)
-            distances, ids = ivf.search_preassigned(vectors, k, lists, list_scores)
-        else:
-            distances, ids = self._index.search(vectors, k)
+        distances, ids = self._index.search(vectors, k)
         if self.binary:
             scores = 1.0 - distances.astype(np.float32) / self.dim
         else:
             scores = distances.astype(np.float32, copy=False)
         return np.where(ids < 0, -np.inf, scores).astype(np.float32), ids
-
-    def _centroid_matrix(self) -> np.ndarray | None:
-        """A float IVF's centroids, viewed in place (None for flat, binary or graph-quantized
-        indexes, which FAISS searches whole)."""
-        if self._centroids is None and not self.binary and (ivf := self._ivf()) is not None:
-            quantizer = faiss.downcast_index(ivf.quantizer)
-            if isinstance(quantizer, faiss.IndexFlat):
-                self._centroids = faiss.rev_swig_ptr(quantizer.get_xb(), ivf.nlist * self.dim).reshape(ivf.nlist, self.dim)
-        return self._centroids
-
-    def _probe(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The nprobe best lists of each float vector, with their centroid scores.
-
-        One BLAS product against all centroids. FAISS's own quantizer switches to BLAS only
-        from faiss.cvar.distance_compute_blas_threshold (128,000) queries up; below, it scans
-        centroid by centroid, and for a 120-frame clip over 32768 centroids (10M vectors)
-        that took about 190 ms against 35 ms for the product. The lists found are still the
-        exact best ones, the same rule that filed every vector."""
-        centroids, ivf = self._centroid_matrix(), self._ivf()
-        nprobe = min(int(ivf.nprobe), int(ivf.nlist))
-        lists = np.empty((len(vectors), nprobe), dtype=np.int64)
-        scores = np.empty((len(vectors), nprobe), dtype=np.float32)
-        for start in range(0, len(vectors), PROBE_BATCH):  # bounds the (batch, nlist) product
-            product = vectors[start:start + PROBE_BATCH] @ centroids.T
-            best = np.argpartition(product, -nprobe, axis=1)[:, -nprobe:]
-            lists[start:start + len(best)] = best
-            scores[start:start + len(best)] = np.take_along_axis(product, best, axis=1)
-        return lists, scores
 
     def remove(self, ids: np.ndarray) -> int:
         if len(ids) == 0 or len(self) == 0:

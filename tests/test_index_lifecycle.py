@@ -107,29 +107,6 @@ def test_ivf_finds_every_vector_removes_and_round_trips(case):
     np.testing.assert_array_equal(np.sort(copy.ids()), np.sort(ids[kept]))
 
 
-@pytest.mark.parametrize("nprobe", [1, 5, NLIST])
-def test_float_ivf_probes_by_one_product_and_answers_as_faiss_does(nprobe, monkeypatch):
-    """The lists are chosen by a BLAS product in numpy, not by FAISS's quantizer: the answer
-    must be FAISS's own, in any batch size and after a reload."""
-    import firstseen.index as index_module
-
-    monkeypatch.setattr(index_module, "PROBE_BATCH", 7)  # several batches, the last one short
-    vectors, ids = _data("inner_product", 2000), _ids(2000)
-    index = _ivf("inner_product", FLOAT_DIM, vectors[::5], nprobe=nprobe)
-    index.add(ids, vectors)
-    queries = _queries("inner_product", vectors[:150])
-    lists, list_scores = index._probe(queries)
-    by_faiss_scores, by_faiss_lists = index._ivf().quantizer.search(queries, nprobe)
-    np.testing.assert_array_equal(np.sort(lists, axis=1), np.sort(by_faiss_lists, axis=1))
-    np.testing.assert_allclose(np.sort(list_scores, axis=1), np.sort(by_faiss_scores, axis=1), atol=1e-5)
-    faiss_scores, faiss_ids = index._index.search(queries, 10)
-    faiss_scores = np.where(faiss_ids < 0, -np.inf, faiss_scores)  # one probed list may hold fewer than 10
-    for searcher in (index, VectorIndex.deserialize("toy", FLOAT_DIM, "inner_product", index.serialize())):
-        scores, found = searcher.search(queries, 10)
-        np.testing.assert_array_equal(found, faiss_ids)
-        np.testing.assert_allclose(scores, faiss_scores, atol=1e-5)
-
-
 def test_set_nprobe_clamps():
     vectors = _data("inner_product", 400)
     index = _ivf("inner_product", FLOAT_DIM, vectors, nprobe=4)
