@@ -6,7 +6,7 @@ FOOTAGE := .cache/footage
 DEMO_DATA ?= demo-data
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup browser compose-check footage demo serve test bench bench-scale soak clean
+.PHONY: setup browser compose-check footage demo serve test bench bench-scale bench-ivf-search soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,9 +51,13 @@ bench: footage
 	$(PY) scripts/eval_quality.py --footage $(FOOTAGE)
 	$(PY) scripts/bench_api.py --footage $(FOOTAGE)
 
-# Index growth at 1M and 10M synthetic vectors (about 25 min and 9 GB of memory on 2 cores).
+# Index growth at 1M and 10M synthetic vectors (about 80 min and 17 GB of memory on 2 cores).
 bench-scale: setup
 	$(PY) scripts/bench_scale.py --sizes 1000000,10000000 --calibrate $(DEMO_DATA)
+
+# Search time alone of a 10M-shaped IVF, per-vector scan against BLAS (about 4 min, 6 GB).
+bench-ivf-search: setup
+	$(PY) scripts/bench_ivf_search.py --vectors 10000000
 
 # SIGKILL the indexer during ingest and reindex, then ingest under HTTP load (PostgreSQL on 127.0.0.1).
 soak: footage

@@ -61,3 +61,14 @@ def test_a_small_run_reports_every_figure(tmp_path):
     assert size["ivf"][1]["recall_at_10"] >= size["ivf"][0]["recall_at_10"] >= 0.5
     assert 500 <= size["ivf_bytes_per_vector"] <= 2048
     assert "| 20,000 | IVF" in done.stdout
+
+
+def test_ivf_search_bench_times_both_paths_at_the_plans_shape():
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_ivf_search.py"), "--vectors", "20000",
+                          "--flat", "3000", "--queries", "30"], capture_output=True, text=True, timeout=300, check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("exact flat, 3,000 vectors, 30 queries: per-vector scan")
+    assert "IVF1024 SQ8 filled with 20,000 random codes" in lines[1]
+    assert [line.split(":")[0].strip() for line in lines[2:]] == ["nprobe  8", "nprobe 16", "nprobe 32"]
+    for line in lines[2:]:
+        assert "per-vector scan" in line and "BLAS" in line and line.endswith("x)")
