@@ -23,31 +23,25 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_scale import DIM, median_ms, unit  # noqa: E402
+
 from firstseen.index import BLAS_MIN_QUERIES, IvfPlan, VectorIndex  # noqa: E402
 
-DIM, FAISS_DEFAULT_THRESHOLD, BATCH = 512, 128_000, 500_000
+FAISS_DEFAULT_THRESHOLD, BATCH, REPEATS = 128_000, 500_000, 7
 
 
 def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
-    x = rng.standard_normal((n, DIM), dtype=np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def median_ms(fn, repeats: int = 7) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return 1000 * float(np.median(times))
+    return unit(rng.standard_normal((n, DIM), dtype=np.float32))
 
 
 def both_ways(fn) -> tuple[float, float]:
-    faiss.cvar.distance_compute_blas_threshold = FAISS_DEFAULT_THRESHOLD
-    scan = median_ms(fn)
-    faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES
-    return scan, median_ms(fn)
+    """Median ms of fn through FAISS's per-vector scan, then through BLAS (each after a warm-up)."""
+    timings = []
+    for threshold in (FAISS_DEFAULT_THRESHOLD, BLAS_MIN_QUERIES):
+        faiss.cvar.distance_compute_blas_threshold = threshold
+        fn()
+        timings.append(median_ms(fn, REPEATS))
+    return timings[0], timings[1]
 
 
 def main() -> None:
