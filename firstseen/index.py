@@ -47,9 +47,10 @@ TRAINING_POINTS_PER_LIST = 10
 KMEANS_ROUNDS = 10
 # FAISS 1.15 computes float distances with BLAS only from 128,000 queries up and otherwise
 # scans vector by vector. For a 120-frame clip against the 32768 centroids of a 10M archive
-# that scan made a search 196 ms; through FAISS's BLAS (an OpenMP build sharing FAISS's
-# threads) the whole search took 67 ms. Numpy's BLAS is as fast alone but its own threads
-# fight FAISS's, which made it slower (198 ms). Exact flat search gains as much.
+# that scan made a search 222 ms; through FAISS's BLAS (an OpenMP build sharing FAISS's
+# threads) it takes 67 ms (scripts/bench_ivf_search.py). Numpy's BLAS is as fast alone but
+# its own threads fight FAISS's, which made the search slower (204 ms). Exact flat search
+# gains as much. All FAISS use goes through VectorIndex, so setting it here covers it all.
 BLAS_MIN_QUERIES = 20
 
 

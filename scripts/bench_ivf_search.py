@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--flat", type=int, default=200_000, help="vectors in the exact index timed")
     parser.add_argument("--queries", type=int, default=120)
     args = parser.parse_args()
+    for option in ("vectors", "flat", "queries"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option} must be at least 1, not {getattr(args, option)}")
     rng = np.random.default_rng(0)
     queries = unit_rows(rng, args.queries)
     flat = VectorIndex("bench", DIM, "inner_product")

@@ -72,3 +72,10 @@ def test_ivf_search_bench_times_both_paths_at_the_plans_shape():
     assert [line.split(":")[0].strip() for line in lines[2:]] == ["nprobe  8", "nprobe 16", "nprobe 32"]
     for line in lines[2:]:
         assert "per-vector scan" in line and "BLAS" in line and line.endswith("x)")
+
+
+def test_ivf_search_bench_refuses_an_empty_size():
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_ivf_search.py"), "--vectors", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "--vectors must be at least 1, not 0" in out.stderr
