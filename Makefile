@@ -6,7 +6,7 @@ FOOTAGE := .cache/footage
 DEMO_DATA ?= demo-data
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup browser compose-check footage demo serve test bench bench-scale bench-ivf-search soak clean
+.PHONY: setup browser compose-check footage background demo serve test bench bench-scale bench-ivf-search soak calibrate clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ compose-check:
 footage: setup
 	$(PY) scripts/fetch_footage.py --dest $(FOOTAGE)
 
-demo: footage
+# Background descriptors for score normalisation: ~4,100 pictures from pinned Debian packages
+# (about 240 MB downloaded once into ~/.cache/firstseen), 22,105 descriptors, ~2.5 min the first time.
+background: setup
+	$(PY) scripts/build_background.py
+
+demo: footage background
 	$(VENV)/bin/firstseen ingest --manifest $(FOOTAGE)/manifest.jsonl --data-dir $(DEMO_DATA)
 	$(VENV)/bin/firstseen stats --data-dir $(DEMO_DATA)
 	rm -rf $(DEMO_DATA)/queries
@@ -43,10 +48,10 @@ demo: footage
 serve: demo
 	$(VENV)/bin/firstseen serve --data-dir $(DEMO_DATA)
 
-test: footage browser compose-check
+test: footage background browser compose-check
 	$(PY) -m pytest -q -ra
 
-bench: footage
+bench: footage background
 	$(PY) scripts/bench_ingest.py --footage $(FOOTAGE)
 	$(PY) scripts/eval_quality.py --footage $(FOOTAGE)
 	$(PY) scripts/bench_api.py --footage $(FOOTAGE)
@@ -60,8 +65,12 @@ bench-ivf-search: setup
 	$(PY) scripts/bench_ivf_search.py --vectors 10000000
 
 # SIGKILL the indexer during ingest and reindex, then ingest under HTTP load (PostgreSQL on 127.0.0.1).
-soak: footage
+soak: footage background
 	$(PY) scripts/reliability.py --footage $(FOOTAGE) --kills 40
+
+# Refit the shipped calibration (and the ablation's variants) on the calibration side (~40 min).
+calibrate: footage background
+	cd scripts && ../$(PY) calibrate.py --footage ../$(FOOTAGE) --ablation ../.cache/ablation
 
 clean:
 	rm -rf $(DEMO_DATA) .pytest_cache

@@ -34,6 +34,9 @@ class Calibration:
     weight_log_frames: float
     threshold: float  # calibrated score at or above which a video is reported as a match
     measured: dict = field(default_factory=dict)  # where the numbers came from
+    # Similarities are normalised against this background (firstseen.background); None: raw.
+    background_sha256: str | None = None
+    background_k: int = 10
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -41,6 +44,8 @@ class Calibration:
         if not all(math.isfinite(v) for v in (self.similarity_floor, self.bias, self.weight_similarity,
                                                self.weight_log_frames)):
             raise ValueError("calibration parameters must be finite")
+        if self.background_k < 1:
+            raise ValueError(f"background_k must be at least 1, got {self.background_k}")
 
     def score(self, similarity: float, frames: int) -> float:
         """Probability-like score of a segment: mean similarity of its frames and their count."""
@@ -87,6 +92,18 @@ def load_calibration(config_id: str, path: Path | None = None) -> Calibration:
             f"no calibration for descriptor {config_id!r} in {path} (calibrated: {known}); "
             f"run `python scripts/calibrate.py` with this descriptor to measure one")
     return Calibration(**entry)
+
+
+def load_scoring(config_id: str, calibration_path: Path | None, background_root: Path):
+    """The calibration and, where it was fitted on normalised similarities, its background
+    (checked to be the same one): what turns similarities into scores."""
+    from firstseen.background import load_background
+
+    calibration = load_calibration(config_id, calibration_path)
+    background = None
+    if calibration.background_sha256:
+        background = load_background(background_root, config_id, calibration.background_sha256)
+    return calibration, background
 
 
 def save_calibration(calibration: Calibration, path: Path | None = None) -> None:

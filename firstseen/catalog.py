@@ -254,6 +254,10 @@ def _mirror_segment(segment: dict[str, Any]) -> dict[str, Any]:
     speed = segment.get("speed")
     if isinstance(speed, (int, float)) and speed > 0:
         out["speed"] = 1.0 / speed
+    evidence = segment.get("evidence")
+    if isinstance(evidence, dict):  # each picture's place in the other swaps too
+        out["evidence"] = dict(evidence, query_in_source=evidence.get("source_in_query"),
+                               source_in_query=evidence.get("query_in_source"))
     return out
 
 
@@ -545,6 +549,12 @@ class SqlCatalog:
                  .order_by(VideoRow.first_frame_id))
         with self._session() as s:
             return list(s.scalars(query))
+
+    def reset_copy_links(self) -> None:
+        """Forget every copy link, and that any video was searched for copies (one transaction)."""
+        with self._session(write=True) as s:
+            s.execute(delete(CopyLinkRow))
+            s.execute(update(VideoRow).values(copies_linked_at=None))
 
     def mark_copies_linked(self, video_ids: Sequence[str]) -> None:
         now = _now()

@@ -147,6 +147,29 @@ class _UsageError(Exception):
     """Arguments argparse accepts but the command cannot use (exit 2)."""
 
 
+def _cmd_recheck(args: argparse.Namespace) -> int:
+    from firstseen.archive import open_archive
+    from firstseen.calibration import load_scoring
+    from firstseen.descriptors import create_descriptor
+    from firstseen.recheck import recheck_archive
+
+    settings = _settings(args)
+    descriptor = create_descriptor(settings.descriptor, settings)
+    calibration, background = load_scoring(descriptor.config_id, settings.calibration_path, settings.background_dir)
+    with open_archive(settings.data_dir, settings.resolved_catalog_url(), writable=True,
+                      lock_wait_s=settings.lock_wait_s) as archive:
+        report = recheck_archive(archive, calibration, settings, background)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(f"rechecked {report.videos} videos: {report.refreshed} given frame flags and thumbnails "
+              f"({report.uninformative_frames} uninformative frames); copy links {report.links_before} -> "
+              f"{report.links_after}, every one verified")
+        for missing in report.missing:
+            print(f"NOT RECHECKED {missing['video_id']} ({missing['path']}): {missing['reason']}", file=sys.stderr)
+    return EXIT_BAD_INPUT if report.missing else EXIT_OK
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -216,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(stats)
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(run=_cmd_stats)
+
+    recheck = sub.add_parser("recheck", help="bring an older archive up to date: flag uninformative frames, "
+                                             "keep thumbnails, re-check every copy link by geometry")
+    recheck.add_argument("--json", action="store_true")
+    data_dir(recheck)
+    recheck.set_defaults(run=_cmd_recheck)
 
     remove = sub.add_parser("remove", help="take a video out of the index and the catalog (takedown)")
     remove.add_argument("ref", metavar="EXTERNAL_ID|VIDEO_ID")

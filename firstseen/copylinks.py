@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
 from firstseen.archive import Archive
+from firstseen.background import Background
 from firstseen.calibration import Calibration
-from firstseen.results import MatchSegment, QueryInfo
-from firstseen.search import QueryVectors, match_videos
+from firstseen.confirm import ArchiveFrames
+from firstseen.results import MatchSegment
+from firstseen.candidates import VerifyPolicy, match_videos
+from firstseen.query import QueryVectors
 from firstseen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,25 +29,37 @@ def _solid(segment: MatchSegment) -> bool:
     return segment.timing_known or segment.query_end - segment.query_start >= MIN_UNTIMED_LINK_S
 
 
-def link_new_copies(archive: Archive, calibration: Calibration, settings: Settings) -> int:
+def link_new_copies(archive: Archive, calibration: Calibration, settings: Settings,
+                    background: Background | None = None) -> int:
     """Search every committed video not yet linked against the rest of the archive, using
     its stored vectors (nothing is decoded again), and record each shared stretch of footage
     in both directions. Returns the number of links written."""
-    pending = archive.catalog.videos_awaiting_copy_links()
+    return link_videos(archive, calibration, settings, archive.catalog.videos_awaiting_copy_links(), background)
+
+
+def link_videos(archive: Archive, calibration: Calibration, settings: Settings, video_ids: list[str],
+                background: Background | None = None) -> int:
+    """Search each of these committed videos against the rest of the archive and record
+    the footage it shares, verified by geometry on the stored thumbnails (or the archived
+    files). Each link segment keeps its evidence."""
+    verify = VerifyPolicy.from_settings(settings)
     written = 0
     linked_this_pass: set[str] = set()
-    for video_id in pending:
-        stored = archive.vectors.get(video_id)
-        if stored is None:
+    for video_id in video_ids:
+        stored = archive.vectors.get(video_id, thumbnails=True)
+        record = archive.catalog.get_video(video_id)
+        if stored is None or record is None:
             log.warning("copy links: raw vectors of %s are missing; left for verify/recovery", video_id)
             continue
-        vectors = stored.vectors if stored.vectors.dtype == np.uint8 else stored.vectors.astype(np.float32)
-        duration = float(stored.pts_s[-1]) if len(stored.pts_s) else 0.0
-        query = QueryVectors(QueryInfo(video_id, "video", duration, len(stored.pts_s)), stored.pts_s, vectors, None)
+        frames = ArchiveFrames(stored, record.path, settings.decode_max_side)
+        query = QueryVectors.of_stored(video_id, stored, frames.sample)
         # Videos linked earlier in this pass already searched against this one.
-        matches = match_videos(archive, query, calibration, neighbours=settings.search_neighbours,
-                               candidates=settings.search_candidates,
-                               exclude=frozenset(linked_this_pass | {video_id}))
+        matches, unverifiable = match_videos(archive, query, calibration, neighbours=settings.search_neighbours,
+                                             candidates=settings.search_candidates,
+                                             exclude=frozenset(linked_this_pass | {video_id}), verify=verify,
+                                             background=background)
+        for missing in unverifiable:
+            log.warning("copy links: %s against %s not verified: %s", video_id, missing.video_id, missing.reason)
         for match in matches:
             segments = [s.to_dict() for s in match.segments if _solid(s)]
             if segments:

@@ -16,8 +16,10 @@ from firstseen.catalog import VideoRecord
 from firstseen.descriptors import FrameDescriptor
 from firstseen.errors import MediaError
 from firstseen.media import sample_frames
-from firstseen.records import FrameVectors, SampledFrame, VideoInfo, VideoMetadata
+from firstseen.informative import informative_flags
+from firstseen.records import FrameVectors, SampledFrame, Thumbnails, VideoInfo, VideoMetadata
 from firstseen.settings import Settings
+from firstseen.verification import encode_thumbnail
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -89,12 +91,18 @@ def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, settings
     producer.start()
     pts: list[float] = []
     chunks: list[np.ndarray] = []
+    flags: list[np.ndarray] = []
+    thumbs: list[bytes] = []
     batch: list[SampledFrame] = []
     current: Path | None = None
+    thumb_side = settings.thumbnail_max_side
 
     def flush() -> None:
         if batch:
             chunks.append(descriptor.describe([f.rgb for f in batch]))
+            flags.append(informative_flags([f.rgb for f in batch]))
+            if thumb_side:
+                thumbs.extend(encode_thumbnail(f.rgb, thumb_side) for f in batch)
             pts.extend(f.pts_s for f in batch)
             if on_progress:
                 on_progress(current, batch[-1].pts_s)
@@ -114,13 +122,14 @@ def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, settings
             if payload is None:
                 flush()
                 if pts:
-                    vectors = FrameVectors(descriptor.name, np.asarray(pts, dtype=np.float64), np.concatenate(chunks))
+                    vectors = FrameVectors(descriptor.name, np.asarray(pts, dtype=np.float64), np.concatenate(chunks),
+                                           np.concatenate(flags), Thumbnails.pack(thumbs) if thumb_side else None)
                     yield Described(path, vectors, None)
                 else:
                     yield Described(path, None, MediaError("no decodable video frames"))
             else:
                 yield Described(path, None, payload)
-            pts, chunks, batch = [], [], []
+            pts, chunks, flags, thumbs, batch = [], [], [], [], []
     finally:
         stop.set()
         producer.join(timeout=5)

@@ -363,6 +363,43 @@ def frame_at(path: str | Path, t: float, *, max_side: int) -> SampledFrame:
         return SampledFrame(pts_s=max(0.0, (frame.pts - origin) * tb_s), rgb=rgb)
 
 
+def frames_between(path: str | Path, t0: float, t1: float, *, max_side: int, limit: int = 120) -> list[SampledFrame]:
+    """Every frame presented from t0 to t1 (at most `limit`), upright, longer side <= max_side,
+    decoded from the keyframe before t0: the moments around an aligned time, for a still's
+    exact match. Timed like sample_frames."""
+    if not (math.isfinite(t0) and math.isfinite(t1) and 0 <= t0 <= t1):
+        raise BadInputError(f"need 0 <= t0 <= t1, got {t0}, {t1}", code="bad_time")
+    container = _open(path)
+    out: list[SampledFrame] = []
+    with container:
+        stream = _video_stream(container)
+        tb_s = float(stream.time_base)
+        origin = stream.start_time or 0
+        stream.codec_context.thread_type = "AUTO"
+        if t0 > 0:
+            container.seek(origin + int(t0 / tb_s), stream=stream, backward=True, any_frame=False)
+        sar = float(stream.sample_aspect_ratio or 1) or 1.0
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                t = (frame.pts - origin) * tb_s
+                if t > t1 + _PTS_EPSILON_S or len(out) >= limit:
+                    break
+                if t < t0 - _PTS_EPSILON_S:
+                    continue
+                w, h = _target_size(frame.width, frame.height, sar, max_side)
+                rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+                turns = _rotation_cw(frame) // 90
+                if turns:
+                    rgb = np.ascontiguousarray(np.rot90(rgb, -turns))
+                out.append(SampledFrame(pts_s=max(0.0, t), rgb=rgb))
+        except av.error.FFmpegError as exc:
+            if not out:
+                raise MediaError(f"corrupt video: {exc} near {t0:.1f}s") from exc
+    return out
+
+
 def _shown_at(container, stream, origin: int, tb_s: float, t: float, *,
               seek: bool) -> tuple[av.VideoFrame | None, bool]:
     """The last frame presented at or before t, and whether every frame decoded on the way

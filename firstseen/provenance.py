@@ -47,14 +47,18 @@ def follow_link(segment: MatchSegment, link_segment: dict, link_score: float, *,
         query_start=q0, query_end=q1, source_start=o0, source_end=o1,
         speed=abs(combined) if timing_known else 1.0, reversed=timing_known and combined < 0,
         mirrored=segment.mirrored, score=min(segment.score, link_score), timing_known=timing_known,
+        evidence=segment.evidence,
     )  # fmt: skip
 
 
 def copies_through_links(direct: Sequence[VideoMatch], links_of: Callable[[str], list[CopyLinkRecord]],
-                         record_of: Callable[[str], VideoRecord | None], *, max_hops: int = 3) -> list[VideoMatch]:
+                         record_of: Callable[[str], VideoRecord | None], *, max_hops: int = 3,
+                         verified_only: bool = True) -> list[VideoMatch]:
     """Videos the query did not match directly but which hold its footage according to the
     copy links recorded at ingest, best first. Following a link keeps only the part of the
-    query the linked video shares, so a copy that shares other footage is not pulled in."""
+    query the linked video shares, so a copy that shares other footage is not pulled in.
+    With verified_only, a link segment counts only if the geometry confirmed it at ingest
+    (links recorded before verification existed count once `firstseen recheck` confirms them)."""
     found: dict[str, VideoMatch] = {}
     seen = {m.video_id for m in direct}
     frontier = deque((m, 0) for m in direct)
@@ -65,7 +69,8 @@ def copies_through_links(direct: Sequence[VideoMatch], links_of: Callable[[str],
         for link in links_of(match.video_id):
             if link.other_video_id in seen:
                 continue
-            carried = [c for seg in match.segments for link_seg in link.segments
+            usable = [ls for ls in link.segments if not verified_only or _verified(ls)]
+            carried = [c for seg in match.segments for link_seg in usable
                        if (c := follow_link(seg, link_seg, link.score)) is not None]
             if not carried:
                 continue
@@ -78,6 +83,11 @@ def copies_through_links(direct: Sequence[VideoMatch], links_of: Callable[[str],
             found[copy.video_id] = copy
             frontier.append((copy, hops + 1))
     return sorted(found.values(), key=lambda m: -m.score)
+
+
+def _verified(link_segment: dict) -> bool:
+    evidence = link_segment.get("evidence")
+    return bool(evidence) and int(evidence.get("pairs_verified", 0)) > 0
 
 
 def earliest_source(matches: Sequence[VideoMatch]) -> VideoMatch | None:

@@ -56,6 +56,12 @@ class FrameVectors:
     descriptor: str
     pts_s: np.ndarray  # float64, shape (n,), non-decreasing
     vectors: np.ndarray  # (n, dim) float32/float16, or (n, dim/8) uint8 packed bits
+    # Per frame: False for a frame with too little picture to be evidence (black, flat, a card);
+    # None for an archive made before the flag existed (every frame then counts).
+    informative: np.ndarray | None = None
+    # Small grey JPEGs of the sampled frames, for geometric verification without decoding the
+    # archived file again; None where they were not kept.
+    thumbnails: Thumbnails | None = None
 
     def __post_init__(self) -> None:
         pts = self.pts_s
@@ -67,9 +73,44 @@ class FrameVectors:
             )
         if pts.size and (not np.all(np.isfinite(pts)) or np.any(np.diff(pts) < 0) or pts[0] < 0):
             raise ValueError("timestamps must be finite, >= 0 and non-decreasing")
+        if self.informative is not None and (self.informative.dtype != np.bool_
+                                             or self.informative.shape != pts.shape):
+            raise ValueError("informative must be one bool per timestamp")
+        if self.thumbnails is not None and len(self.thumbnails) != len(pts):
+            raise ValueError(f"{len(self.thumbnails)} thumbnails for {pts.shape[0]} timestamps")
 
     def __len__(self) -> int:
         return int(self.pts_s.shape[0])
+
+    def informative_mask(self) -> np.ndarray:
+        return np.ones(len(self), bool) if self.informative is None else self.informative
+
+
+@dataclass(frozen=True, slots=True)
+class Thumbnails:
+    """Encoded images, one per sampled frame, packed into one byte array with offsets (so they
+    are stored without pickle). offsets has one more entry than there are images."""
+
+    data: np.ndarray  # uint8, 1-d
+    offsets: np.ndarray  # int64, 1-d, non-decreasing, offsets[0] == 0, offsets[-1] == len(data)
+
+    def __post_init__(self) -> None:
+        o = self.offsets
+        if self.data.dtype != np.uint8 or self.data.ndim != 1 or o.dtype != np.int64 or o.ndim != 1 or o.size < 1 \
+                or o[0] != 0 or o[-1] != self.data.size or np.any(np.diff(o) < 0):
+            raise ValueError("thumbnails need uint8 data and int64 offsets from 0 to its length")
+
+    @classmethod
+    def pack(cls, images: list[bytes]) -> Thumbnails:
+        offsets = np.zeros(len(images) + 1, np.int64)
+        offsets[1:] = np.cumsum([len(b) for b in images])
+        return cls(np.frombuffer(b"".join(images), np.uint8).copy(), offsets)
+
+    def __len__(self) -> int:
+        return int(self.offsets.size - 1)
+
+    def get(self, index: int) -> bytes:
+        return self.data[self.offsets[index]:self.offsets[index + 1]].tobytes()
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,9 @@ def describe_segment(segment: MatchSegment, kind: str) -> str:
         f"{_clock(segment.source_start)}-{_clock(segment.source_end)}"
     query = "image" if kind == "image" else f"{_clock(segment.query_start)}-{_clock(segment.query_end)}"
     tags = " ".join(badges(segment))
-    return f"query {query} -> source {where}  score {segment.score:.2f}" + (f"  [{tags}]" if tags else "")
+    region = segment.evidence.describe() if segment.evidence else None
+    return (f"query {query} -> source {where}  score {segment.score:.2f}" + (f"  [{tags}]" if tags else "")
+            + (f"  ({region})" if region else ""))
 
 
 def _date(match: VideoMatch) -> str:
@@ -41,6 +43,10 @@ def _name(match: VideoMatch) -> str:
 def format_result(result: SearchResult) -> str:
     q = result.query
     lines = [f"Query {q.filename} ({q.kind}, {q.duration_s:.1f} s, {q.frames_sampled} frames sampled)"]
+    lines += [f"NOT VERIFIED: {u.video_id}: {u.reason}" for u in result.unverifiable]
+    if result.reason == "too_little_picture":
+        lines.append("NO MATCH: too little in the picture to search (black, flat or a plain card).")
+        return "\n".join(lines)
     if not result.matches:
         lines.append("NO MATCH: this footage was not found in the archive.")
         return "\n".join(lines)

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from firstseen.catalog import VideoRecord
+from firstseen.evidence import SegmentEvidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,7 @@ class MatchSegment:
     mirrored: bool
     score: float
     timing_known: bool = True
+    evidence: SegmentEvidence | None = None  # what the geometry verified; None on unverified paths
 
     def __post_init__(self) -> None:
         values = (self.query_start, self.query_end, self.source_start, self.source_end, self.speed, self.score)
@@ -57,14 +59,17 @@ class MatchSegment:
         return {"query_start": round(self.query_start, 3), "query_end": round(self.query_end, 3),
                 "source_start": round(self.source_start, 3), "source_end": round(self.source_end, 3),
                 "speed": round(self.speed, 3), "reversed": self.reversed, "mirrored": self.mirrored,
-                "score": round(self.score, 4), "timing_known": self.timing_known}
+                "score": round(self.score, 4), "timing_known": self.timing_known,
+                "region": self.evidence.describe() if self.evidence else None,
+                "evidence": self.evidence.to_dict() if self.evidence else None}
 
     @classmethod
     def from_dict(cls, data: dict, *, score: float | None = None) -> MatchSegment:
+        evidence = SegmentEvidence.from_dict(data["evidence"]) if data.get("evidence") else None
         return cls(float(data["query_start"]), float(data["query_end"]), float(data["source_start"]),
                    float(data["source_end"]), float(data.get("speed", 1.0)), bool(data.get("reversed", False)),
                    bool(data.get("mirrored", False)), float(data.get("score", 0.0) if score is None else score),
-                   bool(data.get("timing_known", True)))
+                   bool(data.get("timing_known", True)), evidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +124,17 @@ class SearchResult:
     matches: tuple[VideoMatch, ...]  # best first
     earliest: VideoMatch | None
     timings_s: dict = field(default_factory=dict)  # stage -> seconds, for logs and benchmarks
+    # Why there is no match, when it is not simply "not in the archive": too_little_picture.
+    reason: str | None = None
+    unverifiable: tuple = ()  # confirm.Unverifiable: candidates whose frames could not be read
 
     def __post_init__(self) -> None:
         if (self.earliest is None) != (not self.matches):
             raise ValueError("earliest is set exactly when there are matches")
+        if any(a.score < b.score for a, b in zip(self.matches, self.matches[1:])):
+            raise ValueError("matches are sorted by score, best first")
+        if self.reason is not None and self.matches:
+            raise ValueError("a no-match reason goes with no matches")
 
     @property
     def verdict(self) -> str:
@@ -133,5 +145,7 @@ class SearchResult:
         return {"query": {"filename": q.filename, "kind": q.kind, "duration_s": round(q.duration_s, 3),
                           "frames_sampled": q.frames_sampled},
                 "verdict": self.verdict,
+                "reason": self.reason,
                 "earliest": self.earliest.to_dict() if self.earliest else None,
-                "matches": [m.to_dict() for m in self.matches]}
+                "matches": [m.to_dict() for m in self.matches],
+                "unverifiable": [u.to_dict() for u in self.unverifiable]}

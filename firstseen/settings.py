@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     search_neighbours: int = Field(32, ge=1, le=1024)  # k of the k-NN per query frame
     search_candidates: int = Field(20, ge=1)  # videos aligned per query
     calibration_path: Path | None = None  # default: the calibration shipped with the package
+    # Background descriptors for score normalisation, one folder per descriptor configuration,
+    # built by scripts/build_background.py (`make background`).
+    background_dir: Path = Path("~/.cache/firstseen/background")
+    # Geometric verification (local features + RANSAC) of the best frame pairs of each candidate.
+    verify_videos: int = Field(6, ge=1, le=100)  # candidate videos verified per query, best first
+    verify_pairs: int = Field(3, ge=1, le=20)  # frame pairs checked per candidate's best segment
+    verify_min_inliers: int = Field(12, ge=6)  # a pair agreeing on fewer points is not verified
+    # Grey JPEGs of sampled frames kept beside the raw vectors (longer side, pixels); 0 keeps none,
+    # and verification then decodes the archived file.
+    thumbnail_max_side: int = Field(320, ge=0, le=1024)
 
     # HTTP API (search_api/). Without keys the API is open, so `firstseen serve` binds loopback only.
     api_read_keys: KeyList = Field(default_factory=list)  # search and videos
@@ -78,7 +88,7 @@ class Settings(BaseSettings):
     index_nprobe: int = Field(0, ge=0)  # IVF lists searched per query; 0: what the build chose
     index_retrain_growth: float = Field(2.0, gt=1)  # retrain once the archive outgrows its IVF this much
 
-    @field_validator("data_dir", mode="after")
+    @field_validator("data_dir", "background_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()

@@ -11,21 +11,22 @@ import numpy as np
 from firstseen.descriptors import storage_dtype
 from firstseen.errors import FirstSeenError
 from firstseen.index_store import atomic_write_bytes
-from firstseen.records import FrameVectors
+from firstseen.records import FrameVectors, Thumbnails
 
 
 class VectorStore(Protocol):
     """Narrow storage interface: put, get, delete and list raw vectors by video id."""
 
     def put(self, video_id: str, vectors: FrameVectors) -> None: ...
-    def get(self, video_id: str) -> FrameVectors | None: ...
+    def get(self, video_id: str, *, thumbnails: bool = False) -> FrameVectors | None: ...
     def delete(self, video_id: str) -> None: ...
     def video_ids(self) -> set[str]: ...
 
 
 def to_storage(vectors: FrameVectors, metric: str) -> FrameVectors:
     dtype = storage_dtype(metric)  # type: ignore[arg-type]
-    return FrameVectors(vectors.descriptor, vectors.pts_s, vectors.vectors.astype(dtype, copy=False))
+    return FrameVectors(vectors.descriptor, vectors.pts_s, vectors.vectors.astype(dtype, copy=False),
+                        vectors.informative, vectors.thumbnails)
 
 
 class MemoryVectorStore:
@@ -37,8 +38,11 @@ class MemoryVectorStore:
     def put(self, video_id: str, vectors: FrameVectors) -> None:
         self._items[video_id] = vectors
 
-    def get(self, video_id: str) -> FrameVectors | None:
-        return self._items.get(video_id)
+    def get(self, video_id: str, *, thumbnails: bool = False) -> FrameVectors | None:
+        stored = self._items.get(video_id)
+        if stored is None or thumbnails or stored.thumbnails is None:
+            return stored
+        return FrameVectors(stored.descriptor, stored.pts_s, stored.vectors, stored.informative)
 
     def delete(self, video_id: str) -> None:
         self._items.pop(video_id, None)
@@ -64,17 +68,27 @@ class FileVectorStore:
 
     def put(self, video_id: str, vectors: FrameVectors) -> None:
         buffer = io.BytesIO()
+        extra = {}
+        if vectors.informative is not None:
+            extra["informative"] = vectors.informative
+        if vectors.thumbnails is not None:
+            extra |= {"thumb_data": vectors.thumbnails.data, "thumb_offsets": vectors.thumbnails.offsets}
         np.savez(buffer, pts_s=vectors.pts_s, vectors=vectors.vectors,
-                 descriptor=np.array(vectors.descriptor))
+                 descriptor=np.array(vectors.descriptor), **extra)
         atomic_write_bytes(self._path(video_id), buffer.getbuffer())
 
-    def get(self, video_id: str) -> FrameVectors | None:
+    def get(self, video_id: str, *, thumbnails: bool = False) -> FrameVectors | None:
+        """A video's stored frames; their thumbnails only when asked (a zip member is read
+        only when touched, so rebuilds and searches do not pay for them)."""
         path = self._path(video_id)
         if not path.exists():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                return FrameVectors(str(data["descriptor"]), data["pts_s"], data["vectors"])
+                informative = data["informative"] if "informative" in data.files else None
+                thumbs = Thumbnails(data["thumb_data"], data["thumb_offsets"]) \
+                    if thumbnails and "thumb_data" in data.files else None
+                return FrameVectors(str(data["descriptor"]), data["pts_s"], data["vectors"], informative, thumbs)
         except (OSError, ValueError, KeyError) as exc:
             raise FirstSeenError(f"raw vectors file {path} is unreadable: {exc}") from exc
 

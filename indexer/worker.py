@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from firstseen.archive import DescriptorSpec, open_archive
-from firstseen.calibration import CalibrationMissingError, load_calibration
+from firstseen.background import BackgroundError
+from firstseen.calibration import CalibrationMissingError, load_scoring
 from firstseen.copylinks import link_new_copies
 from firstseen.catalog import DuplicateVideoError
 from firstseen.descriptors import create_descriptor
@@ -116,11 +117,12 @@ def _link_copies(archive, descriptor, settings: Settings) -> int:
     a crashed run left). Without a calibration for this descriptor no link can be judged, so
     the videos wait, unlinked, for a run that has one."""
     try:
-        calibration = load_calibration(descriptor.config_id, settings.calibration_path)
-    except CalibrationMissingError as exc:
+        calibration, background = load_scoring(descriptor.config_id, settings.calibration_path,
+                                               settings.background_dir)
+    except (CalibrationMissingError, BackgroundError) as exc:
         log.warning("copy links not recorded: %s", exc)
         return 0
-    return link_new_copies(archive, calibration, settings)
+    return link_new_copies(archive, calibration, settings, background)
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,29 @@
 #!/usr/bin/env python3
 """Measure the search's calibration for one descriptor and write it into firstseen/calibration.json.
 
-Steps, on the real footage (see evalkit.py for the archive and the queries):
-  1. similarity floor: every sampled frame of every negative query (held-out footage, edited)
-     is searched against the archive; the floor is the 99.9th percentile of their best scores.
-  2. evidence: positive and negative queries are aligned against the archive with that floor.
-     A positive's best segment on a video holding its footage is a true match (label 1); every
-     segment on a video that does not hold the footage, and every segment of a negative query,
-     is a false one (label 0).
-  3. a ridge logistic model of (mean similarity, log frames) -> P(true match).
-  4. threshold: the smallest score >= 0.5 at which at most --max-fmr of the negative queries
+On the calibration side (evalkit.py): the 6 real archived videos and 2 copies, plus
+--distractors unrelated videos from the calibration picture pool, searched by edited
+positives and by negatives (every negative edit of --negative-sources unrelated sources never
+archived, one of them the held-out real video tree.avi). Steps, for each variant:
+  1. similarity floor: the 99.9th percentile of the negative frames' best similarity to the
+     archive (normalised against the background unless the variant turns that off);
+  2. evidence: each positive's best segment on a video holding its footage is a true match;
+     every segment on a video that does not hold it, and every negative's, a false one;
+  3. a ridge logistic model of (mean similarity, log frames) -> P(true match), at this archive
+     size: the score a match reports;
+  4. verification (unless the variant turns it off): the segments that could pass (score >= 0.5)
+     are checked by geometry; only verified ones count as reported matches below;
+  5. threshold: the smallest score >= 0.5 at which at most --max-fmr of the negative queries
      would be reported as matches.
-The queries use their own seed and windows: eval_quality.py measures on different ones."""
+The shipped calibration is the "full" variant; --ablation DIR also writes the others (no
+normalisation, no verification, neither) for eval_quality.py --ablation. Uses its own seed,
+pictures and held-out video: eval_quality.py measures on others."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -25,9 +32,14 @@ from tqdm import tqdm
 
 import evalkit
 from firstseen.archive import DescriptorSpec, open_archive
+from firstseen.background import Background, background_dir, load_background, vectors_sha256
 from firstseen.calibration import Calibration, evidence_features, fit_logistic, save_calibration
 from firstseen.descriptors import create_descriptor
-from firstseen.search import align_candidates, describe_query
+from firstseen.candidates import VerifyPolicy, align_candidates, confirm_candidate, scored_segment
+from firstseen.query import describe_query
+
+VARIANTS = {"full": (True, True), "no_normalisation": (False, True), "no_verification": (True, False),
+            "neither": (False, False)}
 
 
 def choose_ridge(features: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0) -> float:
@@ -47,87 +59,132 @@ def choose_ridge(features: np.ndarray, labels: np.ndarray, folds: int = 5, seed:
     return best[1]
 
 
+def fit(rows: list[tuple[float, int]], labels: list[int], config_id: str, floor: float) -> Calibration:
+    features = evidence_features(*np.array(rows, float).T)
+    y = np.array(labels)
+    l2 = choose_ridge(features, y)
+    bias, (w_sim, w_frames) = fit_logistic(features, y, l2=l2)
+    return Calibration(config_id, floor, bias, float(w_sim), float(w_frames), 0.5, measured={"ridge_l2": l2})
+
+
+def calibrate_variant(name: str, archive, described, queries, names, copies, background: Background | None,
+                      verify: VerifyPolicy | None, config_id: str, settings, args) -> tuple[Calibration, dict]:
+    k = args.background_k
+    negative_best = []
+    for q, vectors in described:
+        if not q.truth:
+            usable = vectors.usable
+            if not usable.any():
+                continue
+            offset = background.kth_similarity(vectors.vectors[usable], k) if background else 0.0
+            best = np.array([row[0].score if row else -1.0 for row in archive.search_frames(vectors.vectors[usable], 1)])
+            negative_best += list(best - offset)
+    floor = float(np.percentile(negative_best, args.floor_percentile))
+    segments = []  # (query index, video id, aligned, segment, label)
+    for index, (q, vectors) in enumerate(tqdm(described, desc=f"aligning ({name})", file=sys.stderr,
+                                              disable=not sys.stderr.isatty())):
+        truth_sources = {t.source for t in q.truth}
+        for aligned in align_candidates(archive, vectors, similarity_floor=floor, neighbours=settings.search_neighbours,
+                                        candidates=settings.search_candidates, background=background,
+                                        background_k=k):
+            holds = evalkit.holds_footage(names[aligned.video_id], truth_sources, copies)
+            if holds and aligned.segments:
+                best = max(aligned.segments, key=lambda s: s.frames * s.similarity)
+                segments.append((index, aligned, best, 1))
+            elif not holds:
+                segments += [(index, aligned, s, 0) for s in aligned.segments]
+    if len({y for *_, y in segments}) < 2:
+        raise SystemExit(f"{name}: the segments are all of one kind; add negative sources or distractors")
+    model = fit([(s.similarity, s.frames) for _, _, s, _ in segments], [y for *_, y in segments], config_id, floor)
+    verified = np.ones(len(segments), bool)
+    if verify is not None:  # the geometry checks what could pass (score >= 0.5)
+        for n, (index, aligned, segment, _) in enumerate(segments):
+            scored = scored_segment(segment, described[index][1], model)
+            verified[n] = scored.score >= 0.5 and bool(
+                confirm_candidate(archive, described[index][1], aligned, [scored], verify))
+    scores = np.array([model.score(s.similarity, s.frames) for _, _, s, _ in segments])
+    negative_ids = [i for i, (q, _) in enumerate(described) if not q.truth]
+    best_negative = {i: 0.0 for i in negative_ids}
+    for (index, _, _, label), score, ok in zip(segments, scores, verified):
+        if index in best_negative and ok:
+            best_negative[index] = max(best_negative[index], score)
+    negative_scores = np.array(list(best_negative.values()))
+    threshold = 0.995
+    for candidate in np.round(np.arange(0.5, 0.995, 0.005), 3):
+        if np.mean(negative_scores >= candidate) <= args.max_fmr:
+            threshold = float(candidate)
+            break
+    labels = np.array([y for *_, y in segments])
+    positive_ok = (scores >= threshold) & verified & (labels == 1)
+    measured = {
+        "date": date.today().isoformat(), "script": "scripts/calibrate.py", "variant": name, "seed": args.seed,
+        "archive": evalkit.ARCHIVED, "distractors": args.distractors, "held_out": evalkit.SIDES["calibration"][1],
+        "picture_pool": evalkit.SIDES["calibration"][0], "negative_sources": args.negative_sources,
+        "queries": len(queries), "negative_queries": len(negative_ids), "negative_frames": len(negative_best),
+        "floor_percentile": args.floor_percentile, "max_fmr": args.max_fmr, "ridge_l2": model.measured["ridge_l2"],
+        "true_segments": int(labels.sum()), "false_segments": int((labels == 0).sum()),
+        "verified_false_segments": int((verified & (labels == 0)).sum()) if verify else None,
+        "true_recall_at_threshold": round(float(positive_ok.sum() / max(labels.sum(), 1)), 4),
+        "negative_fmr_at_threshold": round(float(np.mean(negative_scores >= threshold)), 4),
+    }  # fmt: skip
+    calibration = Calibration(
+        config_id, round(floor, 4), round(model.bias, 4), round(model.weight_similarity, 4),
+        round(model.weight_log_frames, 4), threshold, measured=measured,
+        background_sha256=background.sha256 if background else None, background_k=k)
+    return calibration, measured
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--footage", type=Path, default=evalkit.REPO / ".cache" / "footage")
     parser.add_argument("--work", type=Path, default=evalkit.REPO / ".cache" / "calibration")
     parser.add_argument("--seed", type=int, default=1001)
-    parser.add_argument("--max-fmr", type=float, default=0.01, help="negative queries allowed to match")
+    parser.add_argument("--distractors", type=int, default=300)
+    parser.add_argument("--negative-sources", type=int, default=40)
+    parser.add_argument("--max-fmr", type=float, default=0.005, help="share of negative queries allowed to match")
     parser.add_argument("--floor-percentile", type=float, default=99.9)
+    parser.add_argument("--background-k", type=int, default=10)
     parser.add_argument("--output", type=Path, default=None, help="calibration file (default: the package's)")
+    parser.add_argument("--ablation", type=Path, default=None, help="also write each variant's calibration here")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
 
     settings = evalkit.settings_for(args.work)
     descriptor = create_descriptor(settings.descriptor, settings)
-    sources = evalkit.load_sources(args.footage, evalkit.ARCHIVED + evalkit.HELD_OUT)
-    copies = evalkit.build_archive(args.footage, args.work, sources, settings)
+    with np.load(background_dir(settings.background_dir, descriptor.config_id) / "background.npz") as data:
+        sha = vectors_sha256(data["vectors"])
+    background = load_background(settings.background_dir, descriptor.config_id, sha)
+    side = evalkit.side("calibration", args.negative_sources)
+    distractors = evalkit.make_distractors(side, args.distractors, args.work / "distractors", args.seed)
+    sources = evalkit.load_sources(args.footage, evalkit.ARCHIVED)
+    copies = evalkit.build_archive(args.footage, args.work, sources, settings, distractors=distractors)
     names = {vid: name for name, vid in evalkit.video_ids_by_name(settings).items()}
-    queries = evalkit.make_queries(sources, args.work / "queries", seed=args.seed)
-    print(f"{len(queries)} queries ({sum(1 for q in queries if not q.truth)} negative)", file=sys.stderr)
+    negatives = evalkit.negative_sources(side, args.footage, args.negative_sources, args.work / "unrelated", args.seed)
+    queries = evalkit.make_queries(sources, args.work / "queries", seed=args.seed, negatives=negatives)
+    print(f"{len(queries)} queries ({sum(1 for q in queries if not q.truth)} negative from {len(negatives)} sources), "
+          f"{len(distractors)} distractors", file=sys.stderr)
 
+    verify = VerifyPolicy.from_settings(settings)
     with open_archive(settings.data_dir, settings.resolved_catalog_url(), DescriptorSpec.of(descriptor)) as archive:
         described = [(q, describe_query(q.path, descriptor, settings))
-                     for q in tqdm(queries, desc="describing", file=sys.stderr)]
-        negative_best = []
-        for q, vectors in described:
-            if not q.truth:
-                for view in (vectors.vectors, vectors.mirrored):
-                    negative_best += [row[0].score for row in archive.search_frames(view, 1) if row]
-        floor = float(np.percentile(negative_best, args.floor_percentile))
-        print(f"similarity floor {floor:.3f} (p{args.floor_percentile} of {len(negative_best)} negative frames)",
-              file=sys.stderr)
-
-        rows, labels, negative_query = [], [], []  # negative_query: the negative query's index, or -1
-        for index, (q, vectors) in enumerate(tqdm(described, desc="aligning", file=sys.stderr)):
-            truth_sources = {t.source for t in q.truth}
-            aligned = align_candidates(archive, vectors, similarity_floor=floor,
-                                       neighbours=settings.search_neighbours, candidates=settings.search_candidates)
-            for video_id, segments in aligned:
-                holds = evalkit.holds_footage(names[video_id], truth_sources, copies)
-                if holds and segments:
-                    best = max(segments, key=lambda s: s.frames * s.similarity)
-                    rows.append((best.similarity, best.frames))
-                    labels.append(1)
-                    negative_query.append(-1)
-                elif not holds:
-                    for s in segments:
-                        rows.append((s.similarity, s.frames))
-                        labels.append(0)
-                        negative_query.append(-1 if q.truth else index)
-    features = evidence_features(*np.array(rows).T)
-    labels = np.array(labels)
-    l2 = choose_ridge(features, labels)
-    bias, (w_sim, w_frames) = fit_logistic(features, labels, l2=l2)
-    probe = Calibration(descriptor.config_id, floor, bias, float(w_sim), float(w_frames), 0.5)
-    scores = np.array([probe.score(s, int(f)) for s, f in rows])
-    negative_ids = [i for i, q in enumerate(queries) if not q.truth]
-    best_by_query: dict[int, float] = {}
-    for score, qid in zip(scores, negative_query):
-        if qid != -1:
-            best_by_query[qid] = max(best_by_query.get(qid, 0.0), score)
-    negative_best_scores = np.array([best_by_query.get(qid, 0.0) for qid in negative_ids])
-    threshold = 0.5
-    for candidate in np.round(np.arange(0.5, 0.995, 0.005), 3):
-        threshold = float(candidate)
-        if np.mean(negative_best_scores >= candidate) <= args.max_fmr:
-            break
-    positive_scores = scores[labels == 1]
-    calibration = Calibration(
-        descriptor.config_id, round(floor, 4), round(bias, 4), round(float(w_sim), 4), round(float(w_frames), 4),
-        threshold,
-        measured={"date": date.today().isoformat(), "script": "scripts/calibrate.py", "seed": args.seed,
-                  "archive": evalkit.ARCHIVED, "held_out": evalkit.HELD_OUT, "queries": len(queries),
-                  "negative_queries": len(negative_ids), "negative_frames": len(negative_best),
-                  "floor_percentile": args.floor_percentile, "max_fmr": args.max_fmr, "ridge_l2": l2,
-                  "true_segments": int(labels.sum()), "false_segments": int((labels == 0).sum()),
-                  "true_recall_at_threshold": round(float(np.mean(positive_scores >= threshold)), 4),
-                  "negative_fmr_at_threshold": round(float(np.mean(negative_best_scores >= threshold)), 4)},
-    )  # fmt: skip
-    save_calibration(calibration, args.output)
-    print(f"{descriptor.config_id}: floor {calibration.similarity_floor}, logistic {calibration.bias:+.2f} "
-          f"{calibration.weight_similarity:+.2f}*sim {calibration.weight_log_frames:+.2f}*log(frames), "
-          f"threshold {threshold}; true segments kept {calibration.measured['true_recall_at_threshold']:.3f}, "
-          f"negative queries matched {calibration.measured['negative_fmr_at_threshold']:.3f}")
+                     for q in tqdm(queries, desc="describing", file=sys.stderr, disable=not sys.stderr.isatty())]
+        for name, (normalise, verified) in VARIANTS.items():
+            if name != "full" and args.ablation is None:
+                continue
+            calibration, measured = calibrate_variant(name, archive, described, queries, names, copies,
+                                                      background if normalise else None,
+                                                      verify if verified else None, descriptor.config_id,
+                                                      settings, args)
+            if name == "full":
+                save_calibration(calibration, args.output)
+            if args.ablation is not None:
+                args.ablation.mkdir(parents=True, exist_ok=True)
+                save_calibration(calibration, args.ablation / f"{name}.json")
+            print(f"{name}: floor {calibration.similarity_floor}, logistic {calibration.bias:+.2f} "
+                  f"{calibration.weight_similarity:+.2f}*sim {calibration.weight_log_frames:+.2f}*log(frames), "
+                  f"threshold {calibration.threshold}; true segments kept {measured['true_recall_at_threshold']:.3f}, "
+                  f"negative queries matched {measured['negative_fmr_at_threshold']:.4f}", file=sys.stderr)
+    print(f"calibrated in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0
 
 

@@ -1,9 +1,15 @@
 """Shared by calibrate.py and eval_quality.py: the evaluation archive, edited queries with ground truth, searching them.
 
-The archive holds five real videos plus two later "copies" made from them (a re-upload with a
-station logo, and a compilation that embeds one clip inside another). Two more real videos are
-never archived: negative queries come from them. Ingest happens in two runs, copies first, so
-that originals arrive after their copies, as they do when an archive is back-filled."""
+The archive holds six real videos plus two later "copies" made from them (a re-upload with a
+station logo, and a compilation that embeds one clip inside another), and unrelated distractor
+videos of the kinds a newsroom archive is full of (unrelated.py: slideshows of real photos,
+letterboxed and tickered ones, animation, dark animation, cards, idents, flat walls, bars and
+fades), dated across 1990-2025 so that a false match would also corrupt the earliest source.
+Negative queries come from unrelated sources never archived: more such videos, from pictures
+the distractors do not use, and one real video held out. Calibration and evaluation each draw
+on their own picture pool and their own held-out video (a "side"), so they share no negative
+source and no distractor; neither shares a picture with the background. Ingest happens in two
+runs, copies first, so that originals arrive after their copies, as when an archive is back-filled."""
 
 from __future__ import annotations
 
@@ -22,10 +28,15 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from edits import EDITS, NEEDS_OTHERS, EditedQuery, FrameSource, make_negative, make_query  # noqa: E402
 
+import image_pool  # noqa: E402
+import unrelated  # noqa: E402
 from firstseen.settings import Settings, get_settings  # noqa: E402
 
 ARCHIVED = ["vtest.avi", "cockatoo.mp4", "diver.mov", "calais_1906.ogv", "bikes.mp4", "bigbuckbunny.mp4"]
 HELD_OUT = ["tree.avi", "Megamind.avi"]
+# side -> (picture pool, held-out real video): calibration and evaluation share neither
+SIDES = {"calibration": ("calibration", "tree.avi"), "evaluation": ("evaluation", "Megamind.avi")}
+DISTRACTOR_SECONDS = 16.0
 FIRST_RUN = ["vtest.avi", "calais_1906.ogv", "bigbuckbunny.mp4"]  # then the copies, then the rest
 QUERY_FPS = 12.5  # frame rate the edited queries are rendered at (search samples them at 4 fps)
 SOURCE_SIDE = 480  # edits are rendered from frames this size (queries are decoded at 360 anyway)
@@ -53,9 +64,85 @@ def load_sources(footage: Path, names: list[str]) -> dict[str, FrameSource]:
     return {name: FrameSource(footage / name, max_side=SOURCE_SIDE) for name in names}
 
 
+@dataclass(frozen=True)
+class Side:
+    """One side's unrelated material: pictures for distractors, pictures for negative sources."""
+
+    name: str
+    held_out: str
+    distractor_pictures: list[Path]
+    negative_pictures: list[Path]
+
+
+DUPLICATE_SIMILARITY = 0.5  # SSCD cosine above which two pictures are copies of one another
+
+
+def distinct_pictures(pictures: list[Path]) -> list[Path]:
+    """Drop pictures that copy an earlier one (packages ship the same screenshot per language,
+    the same stamp in several colours): a negative that shares a picture with a distractor
+    is a true match, not a false one."""
+    from PIL import Image
+
+    from firstseen.descriptors import create_descriptor
+
+    settings = get_settings()
+    descriptor = create_descriptor(settings.descriptor, settings)
+    frames = []
+    for path in pictures:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            img.thumbnail((360, 360))
+            frames.append(np.asarray(img))
+    vectors = np.concatenate([descriptor.describe(frames[k:k + 128]) for k in range(0, len(frames), 128)])
+    kept: list[int] = []
+    for i in range(len(pictures)):
+        if not kept or float(np.max(vectors[kept] @ vectors[i])) < DUPLICATE_SIMILARITY:
+            kept.append(i)
+    return [pictures[i] for i in kept]
+
+
+def side(name: str, negative_sources: int, cache: Path = image_pool.DEFAULT_CACHE) -> Side:
+    """Split the side's pool (near-duplicates dropped, shuffled with a fixed seed): the first
+    pictures go to negative sources (three a slideshow), the rest to distractors."""
+    pool_name, held_out = SIDES[name]
+    pictures = distinct_pictures(image_pool.pool(pool_name, cache))
+    order = np.random.default_rng(len(pictures)).permutation(len(pictures))
+    pictures = [pictures[i] for i in order]
+    reserved = min(len(pictures) // 3, 3 * negative_sources)
+    return Side(name, held_out, pictures[reserved:], pictures[:reserved])
+
+
+def make_distractors(side_: Side, count: int, out_dir: Path, seed: int) -> list[dict]:
+    """count unrelated videos with manifest lines (dates spread over 1990-2025)."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for k, (kind, pictures, vseed) in enumerate(unrelated.plan_sources(count, side_.distractor_pictures, seed)):
+        path = out_dir / f"distractor-{k:04d}-{kind}.mp4"
+        if not path.exists():
+            unrelated.make_unrelated(kind, pictures, vseed, path, DISTRACTOR_SECONDS)
+        day = int(rng.integers(0, 35 * 365))
+        published = np.datetime64("1990-01-01") + np.timedelta64(day, "D")
+        lines.append({"path": str(path), "external_id": f"distractor-{k:04d}", "title": f"Unrelated {kind} {k}",
+                      "source": f"Distractor Desk {k % 17}", "published_at": str(published)})
+    return lines
+
+
+def negative_sources(side_: Side, footage: Path, count: int, out_dir: Path, seed: int) -> list[FrameSource]:
+    """count - 1 unrelated videos never archived, plus the side's held-out real video."""
+    plan = unrelated.plan_sources(count - 1, side_.negative_pictures, seed + 1)
+    made = []
+    for k, (kind, pictures, vseed) in enumerate(plan):
+        path = out_dir / f"unrelated-{k:03d}-{kind}.mp4"
+        if not path.exists():
+            unrelated.make_unrelated(kind, pictures, vseed, path, DISTRACTOR_SECONDS)
+        made.append(FrameSource(path, max_side=SOURCE_SIDE))
+    return made + [FrameSource(footage / side_.held_out, max_side=SOURCE_SIDE)]
+
+
 def build_archive(footage: Path, work: Path, sources: dict[str, FrameSource], settings: Settings,
-                  seed: int = 7) -> list[CopyTruth]:
-    """Ingest the evaluation archive into work/archive (once; reused when already there)."""
+                  seed: int = 7, distractors: list[dict] | None = None) -> list[CopyTruth]:
+    """Ingest the evaluation archive into work/archive (once; reused when already there).
+    Distractor manifest lines, if any, are ingested in the first run."""
     from indexer.progress import make_progress
     from indexer.worker import run_ingest
 
@@ -77,7 +164,7 @@ def build_archive(footage: Path, work: Path, sources: dict[str, FrameSource], se
     lines_copies = [{"path": str(copies_dir / c.name), "external_id": f"copy-{i}", "title": f"Re-upload of {' and '.join(c.originals)}",
                      "source": c.source, "published_at": c.published_at} for i, c in enumerate(copies)]
     lines_late = [dict(manifest[n], path=str(footage / n)) for n in ARCHIVED if n not in FIRST_RUN]
-    for i, lines in enumerate([lines_first + lines_copies, lines_late]):
+    for i, lines in enumerate([(distractors or []) + lines_first + lines_copies, lines_late]):
         path = work / f"manifest-{i}.jsonl"
         path.write_text("".join(json.dumps(line) + "\n" for line in lines))
         summary = run_ingest(settings, [], [path], progress=make_progress(interactive=False))
@@ -94,13 +181,15 @@ def holds_footage(video_name: str, truth_sources: set[str], copies: list[CopyTru
 
 
 def make_queries(sources: dict[str, FrameSource], out_dir: Path, *, seed: int, length_s: float = 8.0,
-                 edits: list[str] | None = None, negative_windows: int = 2) -> list[EditedQuery]:
-    """One query per archived source and edit (random window), and negatives from held-out footage."""
+                 edits: list[str] | None = None, negative_windows: int = 1,
+                 negatives: list[FrameSource] | None = None) -> list[EditedQuery]:
+    """One query per archived source and edit (random window), and negatives with the same
+    edits from unrelated footage never archived (each source x each negative edit x windows)."""
     rng = np.random.default_rng(seed)
     shutil.rmtree(out_dir, ignore_errors=True)  # the seed decides the set; stale files would get renamed twins
     queries: list[EditedQuery] = []
     archived = [sources[n] for n in ARCHIVED]
-    held_out = [sources[n] for n in HELD_OUT]
+    held_out = negatives if negatives is not None else [sources[n] for n in HELD_OUT]
     for edit in edits or list(EDITS):
         for src in archived:
             start = float(rng.uniform(0, max(0.0, src.duration_s - length_s)))
@@ -124,16 +213,20 @@ class Outcome:
     seconds: float
 
 
-def run_queries(settings: Settings, queries: list[EditedQuery], *, progress: bool = True) -> list[Outcome]:
+def run_queries(settings: Settings, queries: list[EditedQuery], *, progress: bool = True,
+                verify: bool = True, normalise: bool = True) -> list[Outcome]:
+    """Search every query; verify and normalise off give the ablation's variants."""
     from tqdm import tqdm
 
-    from firstseen.search import Searcher
+    from firstseen.search import Searcher, search_file
 
     outcomes = []
     with Searcher(settings) as searcher:
-        for q in tqdm(queries, desc="searching", disable=not progress, file=sys.stderr):
+        for q in tqdm(queries, desc="searching", disable=not progress or not sys.stderr.isatty(), file=sys.stderr):
             started = time.perf_counter()
-            result = searcher.search(q.path, top_k=20)
+            result = search_file(searcher.archive, q.path, searcher.descriptor, searcher.calibration, settings,
+                                 top_k=20, verify=searcher.verify if verify else None,
+                                 background=searcher.background if normalise else None)
             outcomes.append(Outcome(q, result, time.perf_counter() - started))
     return outcomes
 

@@ -68,7 +68,8 @@ def pg_schema_url() -> tuple[str, callable]:
 
 def make_footage(footage: Path, work: Path, clips_per_source: int, seconds: float, seed: int):
     """Archive videos (re-encoded cuts of real footage, each a distinct file) and, for each,
-    a probe query (a cropped 2-second piece of it)."""
+    a probe query (a 2-second piece of it re-uploaded with a station logo: a copy the
+    geometry can verify even in the softest footage, where a tiny crop has no features)."""
     rng = np.random.default_rng(seed)
     archive_dir, probe_dir = work / "cuts", work / "probes"
     archive_dir.mkdir(parents=True)
@@ -84,7 +85,7 @@ def make_footage(footage: Path, work: Path, clips_per_source: int, seconds: floa
             cut = make_query("reencode", source, start, seconds, archive_dir, rng=rng)
             target = archive_dir / f"{Path(name).stem}-{i:02d}.mp4"
             cut.path.rename(target)
-            probe = make_query("crop60", source, start + 0.5, min(2.0, seconds - 1), probe_dir, rng=rng)
+            probe = make_query("logo", source, start + 0.5, min(2.0, seconds - 1), probe_dir, rng=rng)
             cuts.append((target, probe.path))
         del source
     if len(cuts) < 6:

@@ -5,6 +5,27 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
+class Box(BaseModel):
+    x: float = Field(description="left edge, as a fraction of the frame's width")
+    y: float = Field(description="top edge, as a fraction of the frame's height")
+    w: float
+    h: float
+    area: float = Field(description="share of the frame's area")
+
+
+class Evidence(BaseModel):
+    """What geometric verification (local features + RANSAC) found on the segment's frame pairs."""
+
+    pairs_checked: int
+    pairs_verified: int
+    inliers: int = Field(description="feature matches agreeing on one transform, over the verified pairs")
+    mirror_decided: bool = Field(description="false: the two views tied (symmetric or textureless): no claim")
+    mirrored: bool
+    region: str | None = Field(None, description="the region in words, when the picture is cropped or inset")
+    query_in_source: Box | None = Field(None, description="where the clip's picture lies in the source frame")
+    source_in_query: Box | None = Field(None, description="where the source's picture lies in the clip's frame")
+
+
 class Segment(BaseModel):
     query_start: float
     query_end: float
@@ -15,6 +36,8 @@ class Segment(BaseModel):
     mirrored: bool
     score: float
     timing_known: bool = Field(True, description="false: too short or still to tell direction and speed")
+    region: str | None = Field(None, description='e.g. "shows 36% of the source frame, its top left part"')
+    evidence: Evidence | None = None
 
 
 class VideoRef(BaseModel):
@@ -47,11 +70,20 @@ class QueryFrame(BaseModel):
     jpeg: str = Field(description="data:image/jpeg;base64,...")
 
 
+class Unverifiable(BaseModel):
+    video_id: str
+    reason: str
+
+
 class SearchResult(BaseModel):
     query: Query
     verdict: str = Field(description='"match" or "no_match"')
+    reason: str | None = Field(None, description='with no_match: "too_little_picture" when the query has '
+                                                  'too little in the picture to search')
     earliest: Match | None = Field(description="the earliest-published archive video holding this footage")
     matches: list[Match] = Field(description="best first")
+    unverifiable: list[Unverifiable] = Field(default_factory=list,
+                                             description="candidates whose archived frames could not be read")
     query_frames: list[QueryFrame] | None = Field(None, description="only with ?previews=true")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,6 +30,10 @@ class TruthSegment:
     speed: float  # source seconds per query second
     reversed: bool
     mirrored: bool
+    # (x, y, w, h) as fractions: where the query's picture lies in the source frame (a crop),
+    # and where the source's picture lies in the query frame (an inset); None: the whole frame
+    query_in_source: tuple[float, float, float, float] | None = None
+    source_in_query: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +269,8 @@ def _crop60(job: _Job):
     w, h = job.source.width, job.source.height
     cw, ch = _even(w * 0.6), _even(h * 0.6)
     x, y = int(job.rng.integers(0, w - cw + 1)), int(job.rng.integers(0, h - ch + 1))
-    return _per_frame(job, lambda rgb, k: rgb[y : y + ch, x : x + cw], (cw, ch))
+    path, kind, (segment,) = _per_frame(job, lambda rgb, k: rgb[y : y + ch, x : x + cw], (cw, ch))
+    return path, kind, (replace(segment, query_in_source=(x / w, y / h, cw / w, ch / h)),)
 
 
 def _letterbox_9x16(job: _Job):
@@ -336,7 +341,8 @@ def _pip(job: _Job):
         canvas[y : y + ih, x : x + iw] = _resize(rgb, iw, ih)
         return canvas
 
-    return _per_frame(job, transform, (w, h))
+    path, kind, (segment,) = _per_frame(job, transform, (w, h))
+    return path, kind, (replace(segment, source_in_query=(x / w, y / h, iw / w, ih / h)),)
 
 
 def _speed(job: _Job, factor: float, reverse: bool = False):
@@ -419,7 +425,7 @@ def _still_png_crop(job: _Job):
     x, y = int(job.rng.integers(0, w - cw + 1)), int(job.rng.integers(0, h - ch + 1))
     path = job.out(".png")
     Image.fromarray(rgb[y : y + ch, x : x + cw]).save(path)
-    return path, "image", truth
+    return path, "image", tuple(replace(t, query_in_source=(x / w, y / h, cw / w, ch / h)) for t in truth)
 
 
 _BUILDERS: dict[str, Callable[[_Job], tuple[Path, str, tuple[TruthSegment, ...]]]] = {

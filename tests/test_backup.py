@@ -25,7 +25,9 @@ pytestmark = pytest.mark.slow  # the small archive is ingested from real footage
 
 # A link as ingest records them (cockatoo's footage also in diver), so copy links round-trip.
 LINK_SEGMENT = {"query_start": 0.0, "query_end": 30.0, "source_start": 0.0, "source_end": 30.0, "speed": 1.0,
-                "reversed": False, "mirrored": False, "score": 0.9, "timing_known": True}
+                "reversed": False, "mirrored": False, "score": 0.9, "timing_known": True,
+                "evidence": {"pairs_checked": 2, "pairs_verified": 2, "inliers": 90, "mirror_decided": False,
+                             "mirrored": False, "region": None, "query_in_source": None, "source_in_query": None}}
 
 DATETIME_COLUMNS = {"started_at", "finished_at", "published_at", "ingested_at", "copies_linked_at", "created_at",
                     "first_failed_at", "last_failed_at", "quarantined_at"}

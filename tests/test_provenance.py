@@ -10,13 +10,17 @@ import numpy as np
 import pytest
 
 from firstseen.catalog import SqlCatalog
+from firstseen.evidence import Region, SegmentEvidence
 from firstseen.provenance import copies_through_links, earliest_source, follow_link
 from firstseen.records import VideoMetadata
 from firstseen.results import MatchSegment, VideoMatch
 
 
-def _seg(q0, q1, s0, s1, *, speed=1.0, reversed=False, mirrored=False, score=0.9, timing_known=True):
-    return MatchSegment(q0, q1, s0, s1, speed, reversed, mirrored, score, timing_known)
+def _seg(q0, q1, s0, s1, *, speed=1.0, reversed=False, mirrored=False, score=0.9, timing_known=True,
+         verified=True):
+    """A segment; verified ones carry the evidence a link recorded at ingest keeps."""
+    evidence = SegmentEvidence(3, 3, 120, False, Region(0, 0, 1, 1), Region(0, 0, 1, 1)) if verified else None
+    return MatchSegment(q0, q1, s0, s1, speed, reversed, mirrored, score, timing_known, evidence)
 
 
 @pytest.fixture
@@ -114,6 +118,24 @@ def test_earliest_prefers_dated_videos_and_breaks_ties_by_score(catalog):
     matches = [VideoMatch(undated, 0.99, seg), VideoMatch(first, 0.7, seg), VideoMatch(twin, 0.8, seg)]
     assert earliest_source(matches).video_id == "twin"
     assert earliest_source([]) is None
+
+
+def test_links_the_geometry_never_confirmed_carry_no_provenance(catalog):
+    """Links recorded before verification (or by a bug) would make a false holder the earliest."""
+    _video(catalog, "old2001", 2001)
+    copy = _video(catalog, "copy2020", 2020)
+    catalog.add_copy_link("copy2020", "old2001", 0.95, [_seg(0, 60, 0, 60, verified=False).to_dict()])
+    direct = [VideoMatch(copy, 0.9, (_seg(0, 10, 0, 10),))]
+    assert copies_through_links(direct, catalog.copy_links, catalog.get_video) == []
+    assert earliest_source(direct).video_id == "copy2020"
+    unchecked = copies_through_links(direct, catalog.copy_links, catalog.get_video, verified_only=False)
+    assert [m.video_id for m in unchecked] == ["old2001"]
+    # the evidence survives the round trip through the catalog, seen from either side
+    (back,) = catalog.copy_links("old2001")
+    assert back.segments[0]["evidence"] is None
+    catalog.add_copy_link("old2001", "copy2020", 0.95, [_seg(0, 60, 0, 60).to_dict()])
+    seen = [link for link in catalog.copy_links("copy2020") if link.segments[0]["evidence"]]
+    assert seen and MatchSegment.from_dict(seen[0].segments[0]).evidence.pairs_verified == 3
 
 
 def test_removed_videos_are_not_reached(catalog):

@@ -127,8 +127,11 @@ def test_json_follows_the_contract_and_the_table_leads_with_the_earliest(archive
     query = make_query("reversed", sources["vtest.avi"], 30.0, 6.0, archive["work"] / "queries",
                        rng=np.random.default_rng(9), out_fps=12.5)
     result = _search(archive, query.path, capsys)
-    assert set(result) == {"query", "verdict", "earliest", "matches"}
+    # the contract's fields, and only fields added since (old callers ignore them)
+    assert set(result) == {"query", "verdict", "earliest", "matches", "reason", "unverifiable"}
+    assert result["reason"] is None and result["unverifiable"] == []
     assert set(result["query"]) == {"filename", "kind", "duration_s", "frames_sampled"}
+    assert [m["score"] for m in result["matches"]] == sorted((m["score"] for m in result["matches"]), reverse=True)
     assert result["query"]["kind"] == "video" and result["query"]["frames_sampled"] >= 20
     contract = {"video_id", "external_id", "title", "source", "published_at", "uri", "location", "score", "segments"}
     for match in result["matches"]:
@@ -137,6 +140,8 @@ def test_json_follows_the_contract_and_the_table_leads_with_the_earliest(archive
             assert {"query_start", "query_end", "source_start", "source_end", "speed", "reversed", "mirrored",
                     "score"} <= set(seg)
             assert seg["speed"] > 0 and 0.0 <= seg["score"] <= 1.0
+            evidence = seg["evidence"]  # every direct match was verified by geometry
+            assert match["via"] or evidence["pairs_verified"] >= 1 and evidence["inliers"] >= 12
 
     assert main(["search", str(query.path), "--data-dir", str(archive["data_dir"])]) == 0
     table = capsys.readouterr().out

@@ -300,7 +300,7 @@ function showResult(result, file, run, started) {
     previews: result.query_frames ?? [] };
   renderQueryInfo(query);
   const list = copiesOf(result);
-  if (result.verdict !== "match" || !list.length) return renderNotFound(query);
+  if (result.verdict !== "match" || !list.length) return renderNotFound(query, result);
   const earliest = result.earliest ?? list[0];
   renderEarliest(earliest, list.length);
   renderTimeline(list, earliest.video_id);
@@ -333,13 +333,24 @@ function renderQueryInfo(q) {
     fact("Frames sampled", String(q.frames_sampled))));
 }
 
-function renderNotFound(q) {
+function renderNotFound(q, result) {
+  const unverifiable = (result.unverifiable ?? []).map((u) =>
+    el("p", { class: "note unverifiable", text: `Could not be checked: archive video ${u.video_id} (${u.reason}).` }));
+  if (result.reason === "too_little_picture") {
+    return show(els.notFound,
+      el("h2", { text: "Too little in the picture to search" }),
+      el("p", { class: "lead", text: `${q.filename} shows too little to search by: black, flat or plain frames `
+        + "(a wall, a fade, a title card)." }),
+      el("p", { text: "Nothing was searched, so this says nothing about where the clip came from. "
+        + "Upload a part of the clip with more of the scene in view." }), ...unverifiable);
+  }
   show(els.notFound,
     el("h2", { text: "Not found in the archive" }),
     el("p", { class: "lead", text: `No archived footage matched ${q.filename} (${durationText(q)}, `
       + `${q.frames_sampled} frame${q.frames_sampled === 1 ? "" : "s"} sampled).` }),
     el("p", { text: "This means no archived footage matched. It does not mean the clip is authentic, original "
-      + "or recent: it may have been published where the archive does not look, or edited beyond recognition." }));
+      + "or recent: it may have been published where the archive does not look, or edited beyond recognition." }),
+    ...unverifiable);
 }
 
 function renderEarliest(m, copyCount) {
@@ -449,9 +460,27 @@ function segmentView(m, seg, { query, queryFrame, archiveFrame }) {
   fillFrame(queryFig, queryFrame(q), () => "preview unavailable in this browser");
   fillFrame(archiveFig, archiveFrame(m.video_id, t), (err) => `frame unavailable: ${err.message}`);
   const badges = badgesFor(seg).map(([text, kind]) => el("span", { class: `badge ${kind}`, text }));
+  const ev = seg.evidence;
+  drawBox(archiveFig, ev && ev.query_in_source, "crop-box", "where the clip's picture lies in the source frame");
+  drawBox(queryFig, ev && ev.source_in_query, "inset-box", "where the source picture lies in your upload");
   return el("div", { class: "segment" },
     el("div", { class: "frames" }, queryFig, archiveFig),
+    seg.region && el("p", { class: "region", text: `Region: ${seg.region}` }),
+    ev && el("p", { class: "evidence", text: `Verified on ${ev.pairs_verified} of ${ev.pairs_checked} frame pairs `
+      + `(${ev.inliers} matching points agree on one geometry)` }),
     el("div", { class: "badges" }, ...badges, el("span", { class: "segment-score", text: `segment ${percent(seg.score)}` })));
+}
+
+// A box only where it says something: a crop of the source, or the source inset in the upload.
+function drawBox(figure, box, cls, title) {
+  if (!box || box.area >= 0.9) return;
+  const mark = el("div", { class: `box ${cls}`, title });
+  mark.style.left = `${box.x * 100}%`; mark.style.top = `${box.y * 100}%`;
+  mark.style.width = `${box.w * 100}%`; mark.style.height = `${box.h * 100}%`;
+  const img = figure.querySelector("img");
+  const pic = el("div", { class: "frame-pic" });
+  img.replaceWith(pic);
+  pic.append(img, mark);
 }
 
 function frameFigure(imgClass, caption, alt) {

@@ -1,0 +1,69 @@
+"""Which frames carry too little picture to be evidence: black, flat, fades, bars, plain cards and slates.
+
+Two unrelated dark frames, two flat walls or two title cards describe alike under any
+global descriptor (SSCD cosine 0.25-0.5 between such unrelated frames), so a search that
+lets them vote names sources for footage the archive does not hold. Such frames keep their
+place in the index and the raw vectors (frame ids stay contiguous, timing is kept) and are
+flagged: they vote for nothing. The test is cheap (a few array passes on a 96-pixel-high
+grey copy) so it runs on every sampled frame at ingest and at query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class InformativeParams:
+    height: int = 96  # frames are judged at this height
+    bar_level: float = 6.0  # rows/columns this uniform are letterbox or pillarbox bars, not picture
+    edge_threshold: float = 24.0  # grey-level gradient of a visible edge
+    min_textured_share: float = 0.04  # of the picture's pixels on an edge
+    flat_gradient: float = 1.5  # grey-level gradient below which a pixel lies in a uniform area
+    max_flat_share: float = 0.75  # of the picture in uniform areas (cards, graphics, a flat wall)
+    min_picture_share: float = 0.25  # of the frame left once bars are cut away
+
+
+@dataclass(frozen=True, slots=True)
+class FrameInformation:
+    textured_share: float
+    flat_share: float
+    picture_share: float
+    informative: bool
+
+
+def _picture_bounds(gray: np.ndarray, level: float) -> tuple[int, int, int, int]:
+    """The frame without uniform bars at its edges (letterbox, pillarbox, a black border)."""
+    rows = gray.std(axis=1) > level
+    cols = gray.std(axis=0) > level
+    if not rows.any() or not cols.any():
+        return 0, 0, 0, 0
+    r = np.flatnonzero(rows)
+    c = np.flatnonzero(cols)
+    return int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1
+
+
+def measure(rgb: np.ndarray, params: InformativeParams | None = None) -> FrameInformation:
+    p = params or InformativeParams()
+    h, w = rgb.shape[:2]
+    scale = p.height / h
+    small = cv2.resize(np.ascontiguousarray(rgb), (max(8, round(w * scale)), p.height), interpolation=cv2.INTER_AREA)
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    r0, r1, c0, c1 = _picture_bounds(gray, p.bar_level)
+    picture_share = (r1 - r0) * (c1 - c0) / gray.size
+    if picture_share < p.min_picture_share or r1 - r0 < 8 or c1 - c0 < 8:
+        return FrameInformation(0.0, 1.0, picture_share, False)
+    picture = gray[r0:r1, c0:c1]
+    gx = cv2.Sobel(picture, cv2.CV_32F, 1, 0, ksize=3) / 4
+    gy = cv2.Sobel(picture, cv2.CV_32F, 0, 1, ksize=3) / 4
+    magnitude = np.hypot(gx, gy)[1:-1, 1:-1]
+    textured = float(np.mean(magnitude > p.edge_threshold))
+    flat = float(np.mean(magnitude < p.flat_gradient))
+    informative = textured >= p.min_textured_share and flat <= p.max_flat_share
+    return FrameInformation(textured, flat, picture_share, informative)
+
+
+def informative_flags(frames: list[np.ndarray], params: InformativeParams | None = None) -> np.ndarray:
+    return np.array([measure(f, params).informative for f in frames], dtype=bool)

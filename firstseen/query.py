@@ -1,0 +1,119 @@
+"""The query side of a search: decoding a clip or still at real timestamps, describing its frames, keeping them for verification."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from firstseen.confirm import ImageOf
+from firstseen.descriptors import FrameDescriptor
+from firstseen.errors import BadInputError, MediaError
+from firstseen.evidence import Region
+from firstseen.informative import informative_flags
+from firstseen.media import IMAGE_EXTENSIONS, load_image, probe, sample_frames
+from firstseen.records import FrameVectors, SampledFrame
+from firstseen.results import QueryInfo
+from firstseen.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class QueryVectors:
+    """A query's sampled frames, described as shown and mirrored; timestamps travel with them."""
+
+    info: QueryInfo
+    pts_s: np.ndarray  # (n,) float64
+    vectors: np.ndarray  # (n, d) as the descriptor returns them
+    mirrored: np.ndarray | None  # (n, d) of the horizontally flipped frames, or None
+    informative: np.ndarray | None = None  # (n,) bool: frames that may carry evidence; None: all
+    image: ImageOf | None = None  # frame index -> pixels, for geometric verification
+    # a region of every frame -> that region's vectors and pixels (a picture inside the picture)
+    describe_region: Callable[[Region], tuple[np.ndarray, list[np.ndarray]]] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.pts_s)
+        if n == 0 or len(self.vectors) != n or (self.mirrored is not None and len(self.mirrored) != n):
+            raise ValueError("a query needs one vector (and one mirrored vector) per sampled frame")
+        if self.informative is not None and self.informative.shape != (n,):
+            raise ValueError("a query needs one informative flag per sampled frame")
+        if n > 1 and np.any(np.diff(self.pts_s) <= 0):
+            raise ValueError("query timestamps must increase")
+
+    @property
+    def usable(self) -> np.ndarray:
+        return np.ones(len(self.pts_s), bool) if self.informative is None else self.informative
+
+    @classmethod
+    def of_stored(cls, name: str, stored: FrameVectors, image: ImageOf | None = None) -> QueryVectors:
+        """An archived video as a query (copy links): its stored vectors, flags and frames."""
+        vectors = stored.vectors if stored.vectors.dtype == np.uint8 else stored.vectors.astype(np.float32)
+        duration = float(stored.pts_s[-1]) if len(stored.pts_s) else 0.0
+        return cls(QueryInfo(name, "video", duration, len(stored.pts_s)), stored.pts_s, vectors, None,
+                   stored.informative, image)
+
+
+def sample_query(path: Path, settings: Settings) -> tuple[QueryInfo, list[SampledFrame]]:
+    """Decode a query file: a still image gives one frame; a video gives frames at real
+    timestamps, every frame of a short clip, otherwise query_fps (fewer for very long clips)."""
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return _image_query(path, settings)
+    try:
+        info = probe(path)
+    except MediaError as video_error:
+        try:  # uploads arrive under any name: a screenshot called clip.mp4 is still a screenshot
+            return _image_query(path, settings)
+        except MediaError as image_error:
+            # Pillow knew the format (an image bomb, a broken PNG): its reason is the one that fits
+            raise (video_error if image_error.code == "not_media" else image_error) from None
+    if info.duration_s > settings.query_max_duration_s:
+        raise BadInputError(f"clip is {info.duration_s:.0f} s long; the limit is {settings.query_max_duration_s:.0f} s",
+                            code="too_long")
+    dense = info.duration_s <= settings.query_dense_below_s
+    fps = None if dense else min(settings.query_fps, settings.query_max_frames / max(info.duration_s, 1e-6))
+    frames = list(sample_frames(path, fps=fps, max_side=settings.decode_max_side, threads=settings.decode_threads,
+                                skip_nonref=False, max_truncation_s=settings.max_truncation_s))
+    if len(frames) > settings.query_max_frames:  # a short clip at a very high frame rate
+        keep = np.linspace(0, len(frames) - 1, settings.query_max_frames).round().astype(int)
+        frames = [frames[i] for i in np.unique(keep)]
+    duration = max(info.duration_s, frames[-1].pts_s)
+    return QueryInfo(path.name, "video", duration, len(frames)), frames
+
+
+def _image_query(path: Path, settings: Settings) -> tuple[QueryInfo, list[SampledFrame]]:
+    frame = load_image(path, max_side=settings.decode_max_side, max_pixels=settings.image_max_pixels)
+    return QueryInfo(path.name, "image", 0.0, 1), [frame]
+
+
+def describe_query(path: Path, descriptor: FrameDescriptor, settings: Settings, *,
+                   mirrored_views: bool = False) -> QueryVectors:
+    """The query's frames described as shown. SSCD finds a flipped copy from the shown view
+    (cosine about 0.95 under a flip) and the geometry decides MIRRORED, so the flipped views
+    are described only on request (mirrored_views), which doubles the cost."""
+    info, frames = sample_query(path, settings)
+    shown = [f.rgb for f in frames]
+    views = shown + [np.ascontiguousarray(f.rgb[:, ::-1]) for f in frames] if mirrored_views else shown
+    vectors = descriptor.describe(views)  # one call: batches stay full
+    n = len(frames)
+    return QueryVectors(info, np.array([f.pts_s for f in frames], dtype=np.float64), vectors[:n],
+                        vectors[n:] if mirrored_views else None, informative_flags(shown), shown.__getitem__,
+                        _region_describer(descriptor, shown))
+
+
+def _region_describer(descriptor: FrameDescriptor, frames: list[np.ndarray]):
+    """Describe one region of every frame, once per region (boxes rounded to 2% of the frame)."""
+    cache: dict[tuple, tuple[np.ndarray, list[np.ndarray]]] = {}
+
+    def describe(region: Region) -> tuple[np.ndarray, list[np.ndarray]]:
+        key = tuple(round(v * 50) for v in (region.x, region.y, region.w, region.h))
+        if key not in cache:
+            h, w = frames[0].shape[:2]
+            x0, y0 = int(region.x * w), int(region.y * h)
+            x1, y1 = max(x0 + 8, int((region.x + region.w) * w)), max(y0 + 8, int((region.y + region.h) * h))
+            crops = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames]
+            cache[key] = (descriptor.describe(crops), crops)
+        return cache[key]
+
+    return describe

@@ -1,0 +1,158 @@
+"""Trustworthy answers on real footage: look-alikes get no source, every match carries evidence, stores stay whole."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edits import FrameSource, _write_video, make_query
+
+from firstseen.cli import main
+from firstseen.records import FrameVectors
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import unrelated  # noqa: E402
+
+pytestmark = pytest.mark.slow
+ARCHIVED = ["vtest.avi", "bikes.mp4", "diver.mov"]
+
+
+@pytest.fixture(scope="module")
+def trust_archive(footage: Path, tmp_path_factory) -> dict:
+    """Three real videos and look-alike distractors of the kinds that fooled the search:
+    a flat wall, dark animation, a studio card, colour bars and a fade."""
+    from indexer.progress import make_progress
+    from indexer.worker import run_ingest
+
+    from firstseen.settings import get_settings
+
+    work = tmp_path_factory.mktemp("trust")
+    settings = get_settings(data_dir=work / "data", catalog_url=f"sqlite:///{work / 'data' / 'catalog.sqlite'}")
+    manifest = {json.loads(line)["path"]: json.loads(line) for line in (footage / "manifest.jsonl").read_text().splitlines()}
+    lines = [dict(manifest[n], path=str(footage / n)) for n in ARCHIVED]
+    for k, kind in enumerate(("flat", "dark_animation", "card", "bars_fade", "ident")):
+        path = unrelated.make_unrelated(kind, [], 100 + k, work / "distractors" / f"{kind}.mp4", seconds=8.0)
+        lines.append({"path": str(path), "external_id": f"distractor-{kind}", "published_at": f"199{k}-01-01"})
+    manifest_path = work / "manifest.jsonl"
+    manifest_path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    summary = run_ingest(settings, [], [manifest_path], progress=make_progress(interactive=False))
+    assert summary.failed == 0
+    return {"settings": settings, "work": work, "data_dir": work / "data"}
+
+
+def _search(archive: dict, query: Path, capsys) -> dict:
+    code = main(["search", str(query), "--data-dir", str(archive["data_dir"]), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("kind", ["flat", "dark_animation", "card", "bars_fade", "ident"])
+def test_unrelated_look_alikes_name_no_source(trust_archive, kind, capsys):
+    """Other footage of the same kinds as the archived distractors: never a source, never a date."""
+    query = unrelated.make_unrelated(kind, [], 900 + len(kind), trust_archive["work"] / "queries" / f"{kind}.mp4",
+                                     seconds=6.0)
+    result = _search(trust_archive, query, capsys)
+    assert result["verdict"] == "no_match" and result["earliest"] is None, result["matches"]
+
+
+def test_a_black_clip_says_too_little_picture(trust_archive, capsys):
+    query = trust_archive["work"] / "black.mp4"
+    _write_video(query, (np.zeros((180, 320, 3), np.uint8) for _ in range(40)), (320, 180), 10.0)
+    result = _search(trust_archive, query, capsys)
+    assert result["verdict"] == "no_match" and result["reason"] == "too_little_picture"
+    assert main(["search", str(query), "--data-dir", str(trust_archive["data_dir"])]) == 0
+    assert "too little in the picture" in capsys.readouterr().out
+
+
+def test_every_match_is_verified_sorted_and_carries_its_region(trust_archive, footage, capsys):
+    vtest = FrameSource(footage / "vtest.avi", max_side=480)
+    crop = make_query("crop60", vtest, 20.0, 6.0, trust_archive["work"] / "queries", rng=np.random.default_rng(5),
+                      out_fps=12.5)
+    result = _search(trust_archive, crop.path, capsys)
+    assert result["verdict"] == "match"
+    scores = [m["score"] for m in result["matches"]]
+    assert scores == sorted(scores, reverse=True)
+    top = result["matches"][0]
+    assert top["external_id"] == "nww-2011-0217-004"
+    segment = top["segments"][0]
+    evidence = segment["evidence"]
+    assert evidence["pairs_verified"] >= 1 and evidence["inliers"] >= 12
+    box = evidence["query_in_source"]
+    truth = crop.truth[0].query_in_source
+    overlap_w = min(box["x"] + box["w"], truth[0] + truth[2]) - max(box["x"], truth[0])
+    overlap_h = min(box["y"] + box["h"], truth[1] + truth[3]) - max(box["y"], truth[1])
+    iou = overlap_w * overlap_h / (box["w"] * box["h"] + truth[2] * truth[3] - overlap_w * overlap_h)
+    assert iou > 0.7 and segment["region"].startswith("shows 36% of the source frame")
+    assert not segment["mirrored"]
+    assert main(["search", str(crop.path), "--data-dir", str(trust_archive["data_dir"])]) == 0
+    assert "shows 36% of the source frame" in capsys.readouterr().out
+
+
+def test_ingest_keeps_flags_and_thumbnails_and_a_lost_file_is_reported(trust_archive, footage, capsys, tmp_path):
+    from firstseen.archive import open_archive
+
+    settings = trust_archive["settings"]
+    with open_archive(settings.data_dir, settings.resolved_catalog_url()) as archive:
+        records = {r.external_id: r for r in archive.catalog.videos("committed")}
+        card = archive.vectors.get(records["distractor-card"].video_id, thumbnails=True)
+        bikes = archive.vectors.get(records["evs-2023-0408-054"].video_id, thumbnails=True)
+    assert card.informative is not None and not card.informative.any()  # a card is no evidence
+    assert bikes.informative.mean() > 0.9 and len(bikes.thumbnails) == len(bikes)
+
+    # a copy of the archive whose bikes video lost both its thumbnails and its file
+    import shutil
+
+    copy_dir = tmp_path / "data"
+    shutil.copytree(settings.data_dir, copy_dir)
+    bikes_id = records["evs-2023-0408-054"].video_id
+    with open_archive(copy_dir, f"sqlite:///{copy_dir / 'catalog.sqlite'}", writable=True) as archive:
+        stored = archive.vectors.get(bikes_id)
+        archive.vectors.put(bikes_id, FrameVectors(stored.descriptor, stored.pts_s, stored.vectors, stored.informative))
+        with archive.catalog.session(write=True) as s:
+            from sqlalchemy import text
+            s.execute(text("UPDATE videos SET path = :p WHERE video_id = :v"),
+                      {"p": str(tmp_path / "gone.mp4"), "v": bikes_id})
+    query = make_query("reencode", FrameSource(footage / "bikes.mp4", max_side=480), 1.0, 6.0, tmp_path / "q",
+                       rng=np.random.default_rng(2), out_fps=12.5)
+    code = main(["search", str(query.path), "--data-dir", str(copy_dir), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["verdict"] == "no_match"
+    assert [u["video_id"] for u in result["unverifiable"]] == [bikes_id]
+    assert "unreadable" in result["unverifiable"][0]["reason"]
+
+
+def test_recheck_brings_an_old_archive_up_to_date(trust_archive, footage, tmp_path, capsys):
+    """An archive from before verification: no flags, no thumbnails, and a copy link made on
+    similarity alone between a studio card and real footage. recheck flags and keeps the
+    frames and records only links the geometry confirms."""
+    import shutil
+
+    from firstseen.archive import open_archive
+    from firstseen.results import MatchSegment
+
+    copy_dir = tmp_path / "old"
+    shutil.copytree(trust_archive["data_dir"], copy_dir)
+    url = f"sqlite:///{copy_dir / 'catalog.sqlite'}"
+    with open_archive(copy_dir, url, writable=True) as archive:
+        records = {r.external_id: r for r in archive.catalog.videos("committed")}
+        for record in records.values():
+            stored = archive.vectors.get(record.video_id)
+            archive.vectors.put(record.video_id, FrameVectors(stored.descriptor, stored.pts_s, stored.vectors))
+        old_link = MatchSegment(0.0, 6.0, 10.0, 16.0, 1.0, False, False, 0.95).to_dict() | {"evidence": None}
+        archive.catalog.add_copy_link(records["distractor-card"].video_id, records["nww-2011-0217-004"].video_id,
+                                      0.95, [old_link])
+    assert main(["recheck", "--data-dir", str(copy_dir), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["refreshed"] == len(records) and report["links_before"] == 1 and report["missing"] == []
+    with open_archive(copy_dir, url) as archive:
+        for record in records.values():
+            stored = archive.vectors.get(record.video_id, thumbnails=True)
+            assert stored.informative is not None and len(stored.thumbnails) == len(stored)
+        card = records["distractor-card"].video_id
+        assert archive.catalog.copy_links(card) == []
+        assert all(seg["evidence"]["pairs_verified"] >= 1 for r in records.values()
+                   for link in archive.catalog.copy_links(r.video_id) for seg in link.segments)
