@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,7 @@ from firstseen.confirm import ImageOf
 from firstseen.descriptors import FrameDescriptor
 from firstseen.errors import BadInputError, MediaError
 from firstseen.evidence import Region
-from firstseen.informative import informative_flags
+from firstseen.informative import informative_flags, measure
 from firstseen.media import IMAGE_EXTENSIONS, load_image, probe, sample_frames
 from firstseen.records import FrameVectors, SampledFrame
 from firstseen.results import QueryInfo
@@ -57,14 +59,21 @@ class QueryVectors:
 def sample_query(path: Path, settings: Settings) -> tuple[QueryInfo, list[SampledFrame]]:
     """Decode a query file: a still image gives one frame; a video gives frames at real
     timestamps, every frame of a short clip, otherwise query_fps (fewer for very long clips)."""
-    path = Path(path)
+    info, frames, fps = _open_query(Path(path), settings)
+    if frames is not None:
+        return info, frames
+    return _finish(info, list(_video_frames(Path(path), settings, fps)), settings)
+
+
+def _open_query(path: Path, settings: Settings) -> tuple[QueryInfo, list[SampledFrame] | None, float | None]:
+    """What the file is: a still (its one frame), or a video and the rate to sample it at."""
     if path.suffix.lower() in IMAGE_EXTENSIONS:
-        return _image_query(path, settings)
+        return _image_query(path, settings) + (None,)
     try:
         info = probe(path)
     except MediaError as video_error:
         try:  # uploads arrive under any name: a screenshot called clip.mp4 is still a screenshot
-            return _image_query(path, settings)
+            return _image_query(path, settings) + (None,)
         except MediaError as image_error:
             # Pillow knew the format (an image bomb, a broken PNG): its reason is the one that fits
             raise (video_error if image_error.code == "not_media" else image_error) from None
@@ -73,13 +82,62 @@ def sample_query(path: Path, settings: Settings) -> tuple[QueryInfo, list[Sample
                             code="too_long")
     dense = info.duration_s <= settings.query_dense_below_s
     fps = None if dense else min(settings.query_fps, settings.query_max_frames / max(info.duration_s, 1e-6))
-    frames = list(sample_frames(path, fps=fps, max_side=settings.decode_max_side, threads=settings.decode_threads,
-                                skip_nonref=False, max_truncation_s=settings.max_truncation_s))
+    return QueryInfo(path.name, "video", info.duration_s, 1), None, fps
+
+
+def _video_frames(path: Path, settings: Settings, fps: float | None):
+    return sample_frames(path, fps=fps, max_side=settings.decode_max_side, threads=settings.decode_threads,
+                         skip_nonref=False, max_truncation_s=settings.max_truncation_s)
+
+
+def _finish(info: QueryInfo, frames: list[SampledFrame], settings: Settings) -> tuple[QueryInfo, list[SampledFrame]]:
     if len(frames) > settings.query_max_frames:  # a short clip at a very high frame rate
         keep = np.linspace(0, len(frames) - 1, settings.query_max_frames).round().astype(int)
         frames = [frames[i] for i in np.unique(keep)]
+    if not frames:
+        raise MediaError("no decodable video frames")
     duration = max(info.duration_s, frames[-1].pts_s)
-    return QueryInfo(path.name, "video", duration, len(frames)), frames
+    return QueryInfo(info.filename, "video", duration, len(frames)), frames
+
+
+def _decode_while_describing(path: Path, settings: Settings, fps: float | None, descriptor: FrameDescriptor
+                             ) -> tuple[list[SampledFrame], np.ndarray | None, np.ndarray | None]:
+    """Frames decoded (and judged informative or not) on a thread while this one describes
+    them in batches, as at ingest: FFmpeg, OpenCV and onnxruntime release the GIL, so decoding
+    hides behind description. A dense clip (every frame, thinned afterwards) is decoded first
+    and described after."""
+    if fps is None:
+        return list(_video_frames(path, settings, fps)), None, None
+    frames_q: queue.Queue = queue.Queue(maxsize=4 * settings.descriptor_batch_size)
+    failure: list[BaseException] = []
+    flags: list[bool] = []
+
+    def produce() -> None:
+        try:
+            for frame in _video_frames(path, settings, fps):
+                flags.append(measure(frame.rgb).informative)
+                frames_q.put(frame)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+        finally:
+            frames_q.put(None)
+
+    threading.Thread(target=produce, name="query-decode", daemon=True).start()
+    frames: list[SampledFrame] = []
+    chunks: list[np.ndarray] = []
+    batch: list[SampledFrame] = []
+    while (frame := frames_q.get()) is not None:
+        batch.append(frame)
+        if len(batch) >= settings.descriptor_batch_size:
+            chunks.append(descriptor.describe([f.rgb for f in batch]))
+            frames += batch
+            batch = []
+    if failure:
+        raise failure[0]
+    if batch:
+        chunks.append(descriptor.describe([f.rgb for f in batch]))
+        frames += batch
+    return frames, np.concatenate(chunks) if chunks else None, np.array(flags, bool)
 
 
 def _image_query(path: Path, settings: Settings) -> tuple[QueryInfo, list[SampledFrame]]:
@@ -92,13 +150,24 @@ def describe_query(path: Path, descriptor: FrameDescriptor, settings: Settings, 
     """The query's frames described as shown. SSCD finds a flipped copy from the shown view
     (cosine about 0.95 under a flip) and the geometry decides MIRRORED, so the flipped views
     are described only on request (mirrored_views), which doubles the cost."""
-    info, frames = sample_query(path, settings)
+    path = Path(path)
+    info, frames, fps = _open_query(path, settings)
+    described = flags = None
+    if frames is None:
+        decoded, described, flags = _decode_while_describing(path, settings, fps, descriptor)
+        if described is not None and len(decoded) > settings.query_max_frames:
+            described = flags = None  # thinned below: describe what is kept
+        info, frames = _finish(info, decoded, settings)
     shown = [f.rgb for f in frames]
-    views = shown + [np.ascontiguousarray(f.rgb[:, ::-1]) for f in frames] if mirrored_views else shown
-    vectors = descriptor.describe(views)  # one call: batches stay full
+    if mirrored_views or described is None:
+        views = shown + [np.ascontiguousarray(f.rgb[:, ::-1]) for f in frames] if mirrored_views else shown
+        vectors = descriptor.describe(views)  # one call: batches stay full
+    else:
+        vectors = described
     n = len(frames)
     return QueryVectors(info, np.array([f.pts_s for f in frames], dtype=np.float64), vectors[:n],
-                        vectors[n:] if mirrored_views else None, informative_flags(shown), shown.__getitem__,
+                        vectors[n:] if mirrored_views else None,
+                        flags if flags is not None else informative_flags(shown), shown.__getitem__,
                         _region_describer(descriptor, shown))
 
 

@@ -111,3 +111,26 @@ def test_a_non_video_upload_shows_the_servers_error(page, tmp_path):
     page.wait_for_selector("#error", state="visible", timeout=30_000)
     assert "not_media" in page.text_content("#error")
     assert page.is_hidden("#earliest")
+
+
+def test_a_crop_shows_its_region_box_and_a_black_clip_says_too_little_picture(page, small_archive, footage, tmp_path):
+    import numpy as np
+    from edits import FrameSource, _write_video, make_query
+
+    crop = make_query("crop60", FrameSource(footage / "vtest.avi", 480), 20.0, 6.0, tmp_path,
+                      rng=np.random.default_rng(5), out_fps=12.5)
+    page.set_input_files("#file-input", str(crop.path))
+    page.wait_for_selector("#earliest .title", state="visible", timeout=60_000)
+    segment = page.locator(".match.is-earliest .segment").first
+    assert "shows 36% of the source frame" in segment.locator(".region").text_content()
+    assert "Verified on" in segment.locator(".evidence").text_content()
+    box = segment.locator(".archive-frame ~ .box.crop-box, .frame-pic .box.crop-box").first
+    box.wait_for(state="attached", timeout=10_000)
+    width = page.evaluate("(b) => parseFloat(b.style.width)", box.element_handle())
+    assert 55 <= width <= 65  # the crop is 60% of the source frame's width
+
+    black = tmp_path / "black.mp4"
+    _write_video(black, (np.zeros((180, 320, 3), np.uint8) for _ in range(40)), (320, 180), 10.0)
+    page.set_input_files("#file-input", str(black))
+    page.wait_for_selector("#not-found", state="visible", timeout=60_000)
+    assert "Too little in the picture to search" in page.text_content("#not-found")
