@@ -334,6 +334,19 @@ def test_frame_at_returns_the_frame_on_screen(tmp_path, gop):
         assert max(shown.rgb.shape[:2]) <= 160
 
 
+@pytest.mark.parametrize("gop", [1, 250])
+def test_frames_between_returns_every_frame_in_the_span(tmp_path, gop):
+    from firstseen.media import frames_between
+
+    path = make_clip(tmp_path / f"b{gop}.mp4", seconds=3.0, fps=Fraction(20), options={"g": str(gop)})
+    frames = frames_between(path, 1.0, 1.5, max_side=160)
+    assert [read_index(f.rgb) for f in frames] == list(range(20, 31))
+    assert [f.pts_s for f in frames] == pytest.approx([i / 20 for i in range(20, 31)], abs=1e-3)
+    assert len(frames_between(path, 0.0, 5.0, max_side=160, limit=7)) == 7
+    with pytest.raises(BadInputError):
+        frames_between(path, 2.0, 1.0, max_side=160)
+
+
 def test_frame_at_agrees_with_sampling_at_a_nonzero_stream_start(tmp_path):
     path = make_clip(tmp_path / "late.mp4", seconds=3.0, fps=Fraction(10), start_s=1.5)
     for frame in sample_frames(path, fps=None, max_side=160):

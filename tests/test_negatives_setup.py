@@ -1,0 +1,41 @@
+"""The evaluation's negatives are kept apart: pools share no package, none holds the test footage, sides share no source."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import fetch_footage  # noqa: E402
+import image_pool  # noqa: E402
+import unrelated  # noqa: E402
+
+
+def test_pools_are_disjoint_and_never_hold_the_footage():
+    packages = [set(p) for p in image_pool.POOLS.values()]
+    assert sum(len(p) for p in packages) == len(set().union(*packages))
+    footage_packages = {origin for origin, _ in fetch_footage.FILES.values()}
+    assert not footage_packages & set().union(*packages)
+    assert all("=" not in version and version for p in image_pool.POOLS.values() for version in p.values())
+
+
+def test_every_kind_of_unrelated_footage_is_made_and_two_seeds_differ(tmp_path):
+    from firstseen.media import sample_frames
+
+    for kind in unrelated.KINDS:
+        if kind in unrelated.PHOTO_KINDS:
+            continue
+        a = unrelated.make_unrelated(kind, [], 1, tmp_path / f"{kind}-1.mp4", seconds=2.0)
+        b = unrelated.make_unrelated(kind, [], 2, tmp_path / f"{kind}-2.mp4", seconds=2.0)
+        fa = [f.rgb for f in sample_frames(a, fps=1.0, max_side=160)]
+        fb = [f.rgb for f in sample_frames(b, fps=1.0, max_side=160)]
+        assert len(fa) >= 2 and not np.array_equal(fa[0], fb[0]), kind
+
+
+def test_sources_planned_from_pictures_never_share_one_while_pictures_last():
+    pictures = [Path(f"p{i}.jpg") for i in range(60)]
+    plan = unrelated.plan_sources(27, pictures, seed=3)
+    used = [p for _, chosen, _ in plan for p in chosen]
+    assert len(used) == len(set(used)) and {k for k, _, _ in plan} == set(unrelated.KINDS)
