@@ -130,11 +130,13 @@ def exact_times(segment: MatchSegment, pairs: Sequence[tuple[int, int]], query_p
     """The archive time each pair's query frame aligns to. Where the timing is not known (a
     still, a clip too short or too still to time), the aligned time is known only to about an
     archive sample: the best pair's frame is tried at its sample and at moments around it."""
+    aligned = [(i, round(float(segment.source_at(float(query_pts[i]))), 3)) for i, _ in pairs]
     if segment.timing_known and len({i for i, _ in pairs}) > 1:
-        return [(i, round(float(segment.source_at(float(query_pts[i]))), 3)) for i, _ in pairs]
+        return aligned
     i, j = pairs[0]
     step = float(np.median(np.diff(source_pts))) if len(source_pts) > 1 else 1.0
-    return [(i, round(max(0.0, float(source_pts[j]) + f * step), 3)) for f in (0, -.25, .25, -.5, .5, -.75, .75)]
+    around = [(i, round(max(0.0, float(source_pts[j]) + f * step), 3)) for f in (0, -.25, .25, -.5, .5, -.75, .75)]
+    return (aligned if len({k for k, _ in pairs}) > 1 else []) + around
 
 
 def confirm_segments(verifier: Verifier, segments: Sequence[MatchSegment], *, pairs_per_segment: int,
@@ -158,9 +160,9 @@ def confirm_segments(verifier: Verifier, segments: Sequence[MatchSegment], *, pa
                 step = float(np.median(np.diff(source.pts_s))) if len(source.pts_s) > 1 else 1.0
                 moments = frames.nearest_moments(query_vector, exact[0][1], step)
                 exact = [(exact[0][0], m) for m in moments] + exact
-            still = len({i for i, _ in exact}) == 1  # one query frame: try every moment near it
+            timed = segment.timing_known and len({i for i, _ in exact}) > 1
             evidence = verify_pairs(verifier, exact, query_image, frames.at, f"{source_name}@t",
-                                    give_up_after=len(exact) if still else 2)
+                                    give_up_after=2 if timed else len(exact))
         if evidence.verified:
             confirmed.append(replace(segment, mirrored=evidence.mirrored is True, evidence=evidence))
     return confirmed

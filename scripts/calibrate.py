@@ -93,9 +93,12 @@ def calibrate_variant(name: str, archive, described, queries, names, copies, bac
                 segments.append((index, aligned, best, 1))
             elif not holds:
                 segments += [(index, aligned, s, 0) for s in aligned.segments]
-    if len({y for *_, y in segments}) < 2:
-        raise SystemExit(f"{name}: the segments are all of one kind; add negative sources or distractors")
-    model = fit([(s.similarity, s.frames) for _, _, s, _ in segments], [y for *_, y in segments], config_id, floor)
+    rows, labels = [(s.similarity, s.frames) for _, _, s, _ in segments], [y for *_, y in segments]
+    pseudo = len(set(labels)) < 2
+    if pseudo:  # nothing false clears the floor (or nothing true): one pseudo-count at the floor keeps the fit finite
+        rows.append((floor, 1) if 1 in labels else (1.0, 8))
+        labels.append(0 if 1 in labels else 1)
+    model = fit(rows, labels, config_id, floor)
     verified = np.ones(len(segments), bool)
     if verify is not None:  # the geometry checks what could pass (score >= 0.5)
         for n, (index, aligned, segment, _) in enumerate(segments):
@@ -122,6 +125,7 @@ def calibrate_variant(name: str, archive, described, queries, names, copies, bac
         "picture_pool": evalkit.SIDES["calibration"][0], "negative_sources": args.negative_sources,
         "queries": len(queries), "negative_queries": len(negative_ids), "negative_frames": len(negative_best),
         "floor_percentile": args.floor_percentile, "max_fmr": args.max_fmr, "ridge_l2": model.measured["ridge_l2"],
+        "pseudo_count_added": pseudo,
         "true_segments": int(labels.sum()), "false_segments": int((labels == 0).sum()),
         "verified_false_segments": int((verified & (labels == 0)).sum()) if verify else None,
         "true_recall_at_threshold": round(float(positive_ok.sum() / max(labels.sum(), 1)), 4),
@@ -146,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--background-k", type=int, default=10)
     parser.add_argument("--output", type=Path, default=None, help="calibration file (default: the package's)")
     parser.add_argument("--ablation", type=Path, default=None, help="also write each variant's calibration here")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="which variants to fit (full is the shipped one)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
@@ -168,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     with open_archive(settings.data_dir, settings.resolved_catalog_url(), DescriptorSpec.of(descriptor)) as archive:
         described = [(q, describe_query(q.path, descriptor, settings))
                      for q in tqdm(queries, desc="describing", file=sys.stderr, disable=not sys.stderr.isatty())]
+        wanted = set(args.variants.split(","))
         for name, (normalise, verified) in VARIANTS.items():
-            if name != "full" and args.ablation is None:
+            if name not in wanted or name != "full" and args.ablation is None:
                 continue
             calibration, measured = calibrate_variant(name, archive, described, queries, names, copies,
                                                       background if normalise else None,

@@ -256,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negative-sources", type=int, default=40)
     parser.add_argument("--ablation", type=Path, help="calibrate.py --ablation's folder: also run the variants")
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--full-rows", type=Path, help="with --ablation: take the full variant's rows from this "
+                                                      "--json-out of an earlier run with the same seed, not search again")
     parser.add_argument("--json-out", type=Path, help="write every per-query row and the summary here")
     args = parser.parse_args(argv)
 
@@ -274,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     negatives = evalkit.negative_sources(side, args.footage, args.negative_sources, args.work / "unrelated", args.seed)
     queries = evalkit.make_queries(sources, args.work / "queries", seed=args.seed, negatives=negatives)
     started = time.perf_counter()
+    if args.ablation and args.full_rows:
+        rows = json.loads(args.full_rows.read_text())["rows"]
+        report = {"ablation": ablation(args.ablation, settings, queries, names, holds, published, rows)}
+        if args.json_out:
+            args.json_out.write_text(json.dumps(report, indent=2, default=str))
+        return 0
     outcomes = evalkit.run_queries(settings, queries)
     rows = [score_outcome(o, names, holds, published) for o in outcomes]
     overall = summary(rows)
@@ -288,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + "\n".join(f"- {k}: {round(v, 3) if isinstance(v, float) else v}" for k, v in overall.items()))
     print("\n## Copy links recorded at ingest\n" + "\n".join(f"- {line}" for line in copy_links_report(settings, names)))
     if args.ablation:
-        report["ablation"] = ablation(args.ablation, settings, queries, names, holds, published)
+        report["ablation"] = ablation(args.ablation, settings, queries, names, holds, published, rows)
     if not args.no_timing:
         report["timing"] = time_long_query(settings, sources, args.work)
         print(f"\n## 30-second query end to end\n- {report['timing']}")
@@ -300,17 +308,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def ablation(folder: Path, settings, queries, names, holds, published) -> dict:
-    """Each variant with the calibration calibrate.py fitted for it."""
+def ablation(folder: Path, settings, queries, names, holds, published, full_rows: list[dict]) -> dict:
+    """Each variant with the calibration calibrate.py fitted for it (the full one is the run above)."""
     variants = {"full": (True, True), "no_normalisation": (False, True), "no_verification": (True, False),
                 "neither": (False, False)}
     out = {}
     print("\n## Ablation\n\n| variant | top-1 | earliest | false matches (Wilson 95%) | false MIRRORED on negatives "
           "| median query s |\n|---|---|---|---|---|---|")
     for name, (normalise, verify) in variants.items():
-        variant_settings = settings.model_copy(update={"calibration_path": folder / f"{name}.json"})
-        outcomes = evalkit.run_queries(variant_settings, queries, verify=verify, normalise=normalise)
-        rows = [score_outcome(o, names, holds, published) for o in outcomes]
+        if name == "full":
+            rows = full_rows
+        else:
+            variant_settings = settings.model_copy(update={"calibration_path": folder / f"{name}.json"})
+            outcomes = evalkit.run_queries(variant_settings, queries, verify=verify, normalise=normalise)
+            rows = [score_outcome(o, names, holds, published) for o in outcomes]
         s = summary(rows)
         negatives = [r for r in rows if "false_match" in r]
         out[name] = s
