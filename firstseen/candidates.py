@@ -15,9 +15,8 @@ from firstseen.calibration import Calibration
 from firstseen.confirm import ArchiveFrames, Unverifiable, confirm_segments
 from firstseen.descriptors import pairwise_similarity
 from firstseen.errors import MediaError
-from firstseen.informative import informative_flags
 from firstseen.query import QueryVectors
-from firstseen.records import FrameVectors
+from firstseen.records import FrameVectors, sample_step
 from firstseen.results import MatchSegment
 from firstseen.settings import Settings
 from firstseen.verification import Verifier, VerifyParams
@@ -95,8 +94,7 @@ def align_one(query: QueryVectors, views: list[np.ndarray], offsets: np.ndarray,
     sims[:, ~query.usable, :] = -1.0  # below any floor: no hit, no pair
     sims[:, :, ~stored.informative_mask()] = -1.0
     hits = _hits(query, sims, stored.pts_s, params.similarity_floor)
-    step = float(np.median(np.diff(stored.pts_s))) if len(stored.pts_s) > 1 else 1.0
-    segments = align(hits, query_times=query.pts_s.tolist(), source_step_s=step, params=params)
+    segments = align(hits, query_times=query.pts_s.tolist(), source_step_s=sample_step(stored.pts_s), params=params)
     return Aligned(video_id, segments, stored, sims.max(axis=0))
 
 
@@ -140,19 +138,19 @@ def match_videos(archive: Archive, query: QueryVectors, calibration: Calibration
     verifier = Verifier(verify.params)  # one per search: OpenCV's detectors are not shared across threads
     for _, aligned, kept in scored_candidates[:verify.videos]:
         try:
-            confirmed = _confirm(archive, query, aligned, kept, verifier, verify)
+            confirmed = confirm_aligned(archive, query, aligned, kept, verifier, verify)
         except (MediaError, OSError) as exc:
             log.warning("cannot verify %s: %s", aligned.video_id, exc)
             unverifiable.append(Unverifiable(aligned.video_id, f"archived frames unreadable: {exc}"))
             continue
-        confirmed = _distinct([_realigned_inset(archive, query, aligned, seg, calibration, background)
+        confirmed = distinct_segments([_realigned_inset(archive, query, aligned, seg, calibration, background)
                                for seg in confirmed])
         if confirmed:
             found.append(CandidateMatch(aligned.video_id, confirmed[0].score, tuple(confirmed)))
     return sorted(found, key=lambda m: -m.score), unverifiable
 
 
-def _distinct(segments: list[MatchSegment]) -> list[MatchSegment]:
+def distinct_segments(segments: list[MatchSegment]) -> list[MatchSegment]:
     """Best first, without segments that repeat a better one (realigned insets can coincide)."""
     kept: list[MatchSegment] = []
     for seg in sorted(segments, key=lambda s: -s.score):
@@ -180,19 +178,25 @@ def _realigned_inset(archive: Archive, query: QueryVectors, aligned: Aligned, se
     inset = segment.evidence.source_in_query if segment.evidence else None
     if inset is None or inset.area > INSET_MAX_AREA or query.describe_region is None:
         return segment
-    vectors, crops = query.describe_region(inset)
-    inner = QueryVectors(query.info, query.pts_s, vectors, None, informative_flags(crops), crops.__getitem__)
-    offsets = np.zeros((1, len(vectors))) if background is None else \
-        background.kth_similarity(vectors, calibration.background_k)[None]
-    params = AlignParams(similarity_floor=calibration.similarity_floor, min_similarity_margin=0.0)
-    again = align_one(inner, [vectors], offsets, aligned.video_id, aligned.stored, archive.spec.metric, params)
-    overlapping = [c for c in (scored_segment(s, inner, calibration) for s in again.segments)
-                   if c.score >= calibration.threshold and c.query_start <= segment.query_end
-                   and c.query_end >= segment.query_start]
+    _, kept = align_within(query.within(inset), aligned.video_id, aligned.stored, archive.spec.metric,
+                           calibration, background)
+    overlapping = [c for c in kept if c.query_start <= segment.query_end and c.query_end >= segment.query_start]
     if not overlapping:
         return segment
     best = max(overlapping, key=lambda c: (c.query_end - c.query_start, c.score))
     return replace(best, mirrored=segment.mirrored, evidence=segment.evidence)
+
+
+def align_within(inner: QueryVectors, video_id: str, stored: FrameVectors, metric: str, calibration: Calibration,
+                 background: Background | None) -> tuple[Aligned, list[MatchSegment]]:
+    """A query described in one region of its frames, aligned with one video: the alignment
+    and its segments at or above the calibrated threshold, best first."""
+    offsets = np.zeros((1, len(inner.pts_s))) if background is None else \
+        background.kth_similarity(inner.vectors, calibration.background_k)[None]
+    params = AlignParams(similarity_floor=calibration.similarity_floor, min_similarity_margin=0.0)
+    aligned = align_one(inner, [inner.vectors], offsets, video_id, stored, metric, params)
+    kept = [c for c in (scored_segment(s, inner, calibration) for s in aligned.segments) if c.score >= calibration.threshold]
+    return aligned, sorted(kept, key=lambda c: -c.score)
 
 
 def scored_segment(segment: AlignedSegment, query: QueryVectors, calibration: Calibration) -> MatchSegment:
@@ -202,11 +206,12 @@ def scored_segment(segment: AlignedSegment, query: QueryVectors, calibration: Ca
 def confirm_candidate(archive: Archive, query: QueryVectors, aligned: Aligned, segments: list[MatchSegment],
                       verify: VerifyPolicy) -> list[MatchSegment]:
     """The segments of one candidate that the geometry confirms (for calibration and tests)."""
-    return _confirm(archive, query, aligned, segments, Verifier(verify.params), verify)
+    return confirm_aligned(archive, query, aligned, segments, Verifier(verify.params), verify)
 
 
-def _confirm(archive: Archive, query: QueryVectors, aligned: Aligned, kept: list[MatchSegment],
-             verifier: Verifier, verify: VerifyPolicy) -> list[MatchSegment]:
+def confirm_aligned(archive: Archive, query: QueryVectors, aligned: Aligned, kept: list[MatchSegment],
+                    verifier: Verifier, verify: VerifyPolicy) -> list[MatchSegment]:
+    """The kept segments of one aligned candidate that the geometry confirms (in the query's window, if any)."""
     if query.image is None:
         raise MediaError("the query's frames were not kept, so nothing can be verified")
     stored = archive.vectors.get(aligned.video_id, thumbnails=True) or aligned.stored
@@ -215,7 +220,8 @@ def _confirm(archive: Archive, query: QueryVectors, aligned: Aligned, kept: list
     return confirm_segments(verifier, kept, pairs_per_segment=verify.pairs, query_pts=query.pts_s,
                             query_ok=query.usable, query_image=query.image, source=stored,
                             frames=frames, similarity=aligned.similarity, source_name=aligned.video_id,
-                            query_vector=query.vectors[0] if len(query.pts_s) == 1 else None)
+                            query_vector=query.vectors[0] if len(query.pts_s) == 1 else None,
+                            window=query.window)
 
 
 def _hits(query: QueryVectors, sims: np.ndarray, source_pts: np.ndarray, floor: float) -> list[QueryHit]:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from firstseen.evidence import SegmentEvidence, summarise
+from firstseen.evidence import Region, SegmentEvidence, summarise
 from firstseen.media import frame_at, frames_between
-from firstseen.records import FrameVectors
+from firstseen.records import FrameVectors, sample_step
 from firstseen.results import MatchSegment
 from firstseen.verification import Verifier, decode_thumbnail
 
@@ -46,7 +46,7 @@ def pick_pairs(segment: MatchSegment, query_pts: np.ndarray, query_ok: np.ndarra
                             & query_ok)
     if inside.size == 0 or not source_ok.any():
         return []
-    step = float(np.median(np.diff(source_pts))) if len(source_pts) > 1 else 1.0
+    step = sample_step(source_pts)
     best: list[tuple[float, int, int]] = []
     for i in inside:
         t = segment.source_at(float(query_pts[i]))
@@ -112,13 +112,13 @@ class ArchiveFrames:
 
 def verify_pairs(verifier: Verifier, pairs: Sequence[tuple[int, object]], query_image: ImageOf,
                  source_image: Callable[[object], np.ndarray], source_name: str = "", *,
-                 give_up_after: int = 2) -> SegmentEvidence:
-    """Check pairs in order; stop early once two verify or `give_up_after` fail with none
-    verified (the cost of an unrelated candidate then stays at two pairs)."""
+                 give_up_after: int = 2, window: Region | None = None) -> SegmentEvidence:
+    """Check pairs in order (in a window of the query frames, where given); stop early once two
+    verify or `give_up_after` fail with none verified (an unrelated candidate costs two pairs)."""
     evidence = []
     for i, ref in pairs:
         evidence.append(verifier.verify(query_image(i), source_image(ref), query_key=i,
-                                        source_key=(source_name, ref)))
+                                        source_key=(source_name, ref), window=window))
         verified = sum(e.verified for e in evidence)
         if verified >= 2 or verified == 0 and len(evidence) >= give_up_after:
             break
@@ -134,7 +134,7 @@ def exact_times(segment: MatchSegment, pairs: Sequence[tuple[int, int]], query_p
     if segment.timing_known and len({i for i, _ in pairs}) > 1:
         return aligned
     i, j = pairs[0]
-    step = float(np.median(np.diff(source_pts))) if len(source_pts) > 1 else 1.0
+    step = sample_step(source_pts)
     around = [(i, round(max(0.0, float(source_pts[j]) + f * step), 3)) for f in (0, -.25, .25, -.5, .5, -.75, .75)]
     return (aligned if len({k for k, _ in pairs}) > 1 else []) + around
 
@@ -142,9 +142,10 @@ def exact_times(segment: MatchSegment, pairs: Sequence[tuple[int, int]], query_p
 def confirm_segments(verifier: Verifier, segments: Sequence[MatchSegment], *, pairs_per_segment: int,
                      query_pts: np.ndarray, query_ok: np.ndarray, query_image: ImageOf, source: FrameVectors,
                      frames: ArchiveFrames, similarity: np.ndarray, source_name: str = "",
-                     query_vector: np.ndarray | None = None) -> list[MatchSegment]:
+                     query_vector: np.ndarray | None = None, window: Region | None = None) -> list[MatchSegment]:
     """The segments the geometry confirms, each with its evidence; MIRRORED as the geometry says.
-    Pairs are checked on the stored thumbnails first, then on the archived file's exact frames.
+    Pairs are checked on the stored thumbnails first, then on the archived file's exact frames;
+    with a window, on that part of the query frames (where the segment's vectors came from).
     Raises MediaError when the file is needed and cannot be read."""
     confirmed = []
     source_ok = source.informative_mask()
@@ -152,17 +153,16 @@ def confirm_segments(verifier: Verifier, segments: Sequence[MatchSegment], *, pa
         pairs = pick_pairs(segment, query_pts, query_ok, source.pts_s, source_ok, similarity, pairs_per_segment)
         if not pairs:
             continue
-        evidence = verify_pairs(verifier, pairs, query_image, frames.sample, source_name) \
+        evidence = verify_pairs(verifier, pairs, query_image, frames.sample, source_name, window=window) \
             if frames.has_thumbnails else None
         if evidence is None or not evidence.verified:
             exact = exact_times(segment, pairs, query_pts, source.pts_s)
             if len(query_pts) == 1 and query_vector is not None:  # a still: find its moment first
-                step = float(np.median(np.diff(source.pts_s))) if len(source.pts_s) > 1 else 1.0
-                moments = frames.nearest_moments(query_vector, exact[0][1], step)
+                moments = frames.nearest_moments(query_vector, exact[0][1], sample_step(source.pts_s))
                 exact = [(exact[0][0], m) for m in moments] + exact
             timed = segment.timing_known and len({i for i, _ in exact}) > 1
             evidence = verify_pairs(verifier, exact, query_image, frames.at, f"{source_name}@t",
-                                    give_up_after=2 if timed else len(exact))
+                                    give_up_after=2 if timed else len(exact), window=window)
         if evidence.verified:
             confirmed.append(replace(segment, mirrored=evidence.mirrored is True, evidence=evidence))
     return confirmed

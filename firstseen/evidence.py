@@ -34,6 +34,15 @@ class Region:
     def whole(self) -> bool:
         return self.area >= 0.9
 
+    def pixel_box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) in a frame of that size, at least 8 pixels each way."""
+        x0, y0 = int(self.x * width), int(self.y * height)
+        return x0, y0, max(x0 + 8, round((self.x + self.w) * width)), max(y0 + 8, round((self.y + self.h) * height))
+
+    def crop(self, image: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = self.pixel_box(image.shape[1], image.shape[0])
+        return np.ascontiguousarray(image[y0:y1, x0:x1])
+
     def iou(self, other: Region) -> float:
         ix = max(0.0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
         iy = max(0.0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))

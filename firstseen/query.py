@@ -33,6 +33,8 @@ class QueryVectors:
     image: ImageOf | None = None  # frame index -> pixels, for geometric verification
     # a region of every frame -> that region's vectors and pixels (a picture inside the picture)
     describe_region: Callable[[Region], tuple[np.ndarray, list[np.ndarray]]] | None = None
+    # the part of each frame the vectors describe (None: the whole frame); image stays whole frames
+    window: Region | None = None
 
     def __post_init__(self) -> None:
         n = len(self.pts_s)
@@ -42,6 +44,14 @@ class QueryVectors:
             raise ValueError("a query needs one informative flag per sampled frame")
         if n > 1 and np.any(np.diff(self.pts_s) <= 0):
             raise ValueError("query timestamps must increase")
+
+    def within(self, window: Region) -> QueryVectors:
+        """The same frames described in one window of each: a source filling only that part."""
+        if self.describe_region is None:
+            raise ValueError("this query cannot describe regions of its frames")
+        vectors, crops = self.describe_region(window)
+        return QueryVectors(self.info, self.pts_s, vectors, None, informative_flags(crops), self.image,
+                            self.describe_region, window)
 
     @property
     def usable(self) -> np.ndarray:
@@ -178,10 +188,7 @@ def _region_describer(descriptor: FrameDescriptor, frames: list[np.ndarray]):
     def describe(region: Region) -> tuple[np.ndarray, list[np.ndarray]]:
         key = tuple(round(v * 50) for v in (region.x, region.y, region.w, region.h))
         if key not in cache:
-            h, w = frames[0].shape[:2]
-            x0, y0 = int(region.x * w), int(region.y * h)
-            x1, y1 = max(x0 + 8, int((region.x + region.w) * w)), max(y0 + 8, int((region.y + region.h) * h))
-            crops = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames]
+            crops = [region.crop(f) for f in frames]
             cache[key] = (descriptor.describe(crops), crops)
         return cache[key]
 

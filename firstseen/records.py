@@ -10,6 +10,11 @@ from pathlib import Path
 import numpy as np
 
 
+def sample_step(pts_s: np.ndarray) -> float:
+    """The usual gap between a video's sampled frames (1 s where there is only one frame)."""
+    return float(np.median(np.diff(pts_s))) if len(pts_s) > 1 else 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class SampledFrame:
     """One decoded frame: its presentation time in seconds from the start of the video, and

@@ -11,6 +11,7 @@ from firstseen.background import Background
 from firstseen.calibration import Calibration, load_scoring
 from firstseen.candidates import VerifyPolicy, match_videos
 from firstseen.descriptors import FrameDescriptor, create_descriptor
+from firstseen.partial_frame import match_in_windows, searchable_in_windows
 from firstseen.errors import BadInputError
 from firstseen.provenance import copies_through_links, earliest_source
 from firstseen.query import QueryVectors, describe_query
@@ -34,6 +35,11 @@ def find_sources(archive: Archive, query: QueryVectors, calibration: Calibration
     candidates, unverifiable = match_videos(archive, query, calibration, neighbours=settings.search_neighbours,
                                             candidates=settings.search_candidates, verify=verify,
                                             background=background)
+    if not candidates and searchable_in_windows(query, verify):  # a source in part of the frame (partial_frame.py)
+        candidates, failed = match_in_windows(archive, query, calibration, verify, neighbours=settings.search_neighbours,
+                                              exclude=frozenset(u.video_id for u in unverifiable),
+                                              background=background)
+        unverifiable = unverifiable + failed
     records = {m.video_id: archive.catalog.get_video(m.video_id) for m in candidates}
     direct = [VideoMatch(records[m.video_id], m.score, m.segments) for m in candidates if records[m.video_id]]
     via_links = copies_through_links(direct, archive.catalog.copy_links, archive.catalog.get_video,

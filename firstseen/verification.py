@@ -42,14 +42,17 @@ class VerifyParams:
 
 
 class _Features:
-    """Keypoints and descriptors of one frame (and its size), computed once."""
+    """Keypoints and descriptors of one frame (and its size), computed once. Features of a
+    window of a frame carry the whole frame's size and their points in its coordinates, so
+    the regions found are regions of the whole frame."""
 
     __slots__ = ("points", "descriptors", "width", "height")
 
-    def __init__(self, gray: np.ndarray, detector: cv2.SIFT):
-        self.height, self.width = gray.shape
+    def __init__(self, gray: np.ndarray, detector: cv2.SIFT, frame_size: tuple[float, float] | None = None,
+                 offset: tuple[float, float] = (0.0, 0.0)):
+        self.height, self.width = gray.shape if frame_size is None else frame_size
         keypoints, descriptors = detector.detectAndCompute(gray, None)
-        self.points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
+        self.points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2) + np.float32(offset)
         self.descriptors = descriptors
 
 
@@ -91,28 +94,46 @@ class Verifier:
         self._matcher = cv2.BFMatcher(cv2.NORM_L2)
         self._cache: dict[tuple, _Features] = {}
 
-    def features(self, image: np.ndarray, key: tuple | None = None) -> _Features:
+    def features(self, image: np.ndarray, key: tuple | None = None, window: Region | None = None) -> _Features:
+        """Features of a frame, or of one window of it (the window alone fills max_side, so a
+        small inset gets its share of keypoints), in the whole frame's coordinates."""
+        key = key if key is None or window is None else (*key, window)
         if key is not None and key in self._cache:
             return self._cache[key]
-        found = _Features(_gray(image, self.params.max_side), self._detector)
+        if window is None:
+            found = _Features(_gray(image, self.params.max_side), self._detector)
+        else:
+            h, w = image.shape[:2]
+            x0, y0, x1, _ = window.pixel_box(w, h)
+            gray = _gray(window.crop(image), self.params.max_side)
+            scale = gray.shape[1] / max(1, min(x1, w) - x0)
+            found = _Features(gray, self._detector, (h * scale, w * scale), (x0 * scale, y0 * scale))
         if key is not None:
             self._cache[key] = found
         return found
 
     def verify(self, query_image: np.ndarray, source_image: np.ndarray, *, flipped: bool = True,
-               query_key: object = None, source_key: object = None) -> PairEvidence:
-        """Match the query frame as shown (and, with flipped, mirrored) against the source frame.
-        Keys, where given, name the frames so that their features are computed once."""
+               query_key: object = None, source_key: object = None, window: Region | None = None) -> PairEvidence:
+        """Match the query frame as shown (and, with flipped, mirrored) against the source frame;
+        with a window, only that part of the query frame (the regions stay the whole frame's).
+        Keys, where given, name the frames so that their features are computed once. Regions
+        are given in the query frame as shown, whichever view won."""
         qk = None if query_key is None else ("query", query_key)
         src = self.features(source_image, None if source_key is None else ("source", source_key))
-        shown = self._match(self.features(query_image, qk and (*qk, False)), src)
+        shown = self._match(self.features(query_image, qk and (*qk, False), window), src)
         if not flipped or shown[0] >= self.params.sure_inliers and shown[1] is not None:
             return PairEvidence(shown[0], shown[0], -1, False, shown[1], shown[2])
-        mirrored = self._match(self.features(np.ascontiguousarray(query_image[:, ::-1]), qk and (*qk, True)), src)
+        mirror_window = None if window is None else Region(max(0.0, 1 - window.x - window.w), window.y,
+                                                           window.w, window.h)
+        mirrored = self._match(self.features(np.ascontiguousarray(query_image[:, ::-1]), qk and (*qk, True),
+                                             mirror_window), src)
         use_flipped = flipped_wins(shown[0], mirrored[0])
         best = mirrored if use_flipped else shown
+        inset = best[2]
+        if use_flipped and inset is not None:  # found in the flipped frame: as it sits in the frame shown
+            inset = Region(max(0.0, 1 - inset.x - inset.w), inset.y, inset.w, inset.h)
         return PairEvidence(best[0], shown[0], mirrored[0], bool(use_flipped and best[1] is not None),
-                            best[1], best[2])
+                            best[1], inset)
 
     def _match(self, query: _Features, source: _Features) -> tuple[int, Region | None, Region | None]:
         p = self.params

@@ -5,14 +5,15 @@ On the calibration side (evalkit.py): the 6 real archived videos and 2 copies, p
 --distractors unrelated videos from the calibration picture pool, searched by edited
 positives and by negatives (every negative edit of --negative-sources unrelated sources never
 archived, one of them the held-out real video tree.avi). Steps, for each variant:
-  1. similarity floor: the 99.9th percentile of the negative frames' best similarity to the
-     archive (normalised against the background unless the variant turns that off);
+  1. similarity floor: the --floor-percentile (95th) percentile of the negative frames' best
+     similarity to the archive (normalised against the background unless the variant turns that off);
   2. evidence: each positive's best segment on a video holding its footage is a true match;
      every segment on a video that does not hold it, and every negative's, a false one;
   3. a ridge logistic model of (mean similarity, log frames) -> P(true match), at this archive
      size: the score a match reports;
   4. verification (unless the variant turns it off): the segments that could pass (score >= 0.5)
-     are checked by geometry; only verified ones count as reported matches below;
+     are checked by geometry; only verified ones count as reported matches below, and so do the
+     matches the window pass (windows.py) finds for a negative with no verified match;
   5. threshold: the smallest score >= 0.5 at which at most --max-fmr of the negative queries
      would be reported as matches.
 The shipped calibration is the "full" variant; --ablation DIR also writes the others (no
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from firstseen.background import Background, background_dir, load_background, ve
 from firstseen.calibration import Calibration, evidence_features, fit_logistic, save_calibration
 from firstseen.descriptors import create_descriptor
 from firstseen.candidates import VerifyPolicy, align_candidates, confirm_candidate, scored_segment
+from firstseen.partial_frame import match_in_windows
 from firstseen.query import describe_query
 
 VARIANTS = {"full": (True, True), "no_normalisation": (False, True), "no_verification": (True, False),
@@ -111,6 +114,15 @@ def calibrate_variant(name: str, archive, described, queries, names, copies, bac
     for (index, _, _, label), score, ok in zip(segments, scores, verified):
         if index in best_negative and ok:
             best_negative[index] = max(best_negative[index], score)
+    window_matches = 0
+    if verify is not None:  # the search's second chance, for a clip with no verified match, counts too
+        searched = replace(model, background_k=k)
+        for index in (i for i, best in best_negative.items() if best == 0.0 and described[i][1].usable.any()):
+            found, _ = match_in_windows(archive, described[index][1], searched, verify,
+                                        neighbours=settings.search_neighbours, background=background)
+            if found:
+                window_matches += 1
+                best_negative[index] = max(m.score for m in found)
     negative_scores = np.array(list(best_negative.values()))
     threshold = 0.995
     for candidate in np.round(np.arange(0.5, 0.995, 0.005), 3):
@@ -128,6 +140,7 @@ def calibrate_variant(name: str, archive, described, queries, names, copies, bac
         "pseudo_count_added": pseudo,
         "true_segments": int(labels.sum()), "false_segments": int((labels == 0).sum()),
         "verified_false_segments": int((verified & (labels == 0)).sum()) if verify else None,
+        "negatives_matched_in_windows": window_matches if verify else None,
         "true_recall_at_threshold": round(float(positive_ok.sum() / max(labels.sum(), 1)), 4),
         "negative_fmr_at_threshold": round(float(np.mean(negative_scores >= threshold)), 4),
     }  # fmt: skip
@@ -146,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--distractors", type=int, default=300)
     parser.add_argument("--negative-sources", type=int, default=40)
     parser.add_argument("--max-fmr", type=float, default=0.005, help="share of negative queries allowed to match")
-    parser.add_argument("--floor-percentile", type=float, default=99.9)
+    parser.add_argument("--floor-percentile", type=float, default=95.0)
     parser.add_argument("--background-k", type=int, default=10)
     parser.add_argument("--output", type=Path, default=None, help="calibration file (default: the package's)")
     parser.add_argument("--ablation", type=Path, default=None, help="also write each variant's calibration here")
@@ -169,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(queries)} queries ({sum(1 for q in queries if not q.truth)} negative from {len(negatives)} sources), "
           f"{len(distractors)} distractors", file=sys.stderr)
 
-    verify = VerifyPolicy.from_settings(settings)
+    verify = VerifyPolicy.from_settings(settings, descriptor.describe)
     with open_archive(settings.data_dir, settings.resolved_catalog_url(), DescriptorSpec.of(descriptor)) as archive:
         described = [(q, describe_query(q.path, descriptor, settings))
                      for q in tqdm(queries, desc="describing", file=sys.stderr, disable=not sys.stderr.isatty())]

@@ -256,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negative-sources", type=int, default=40)
     parser.add_argument("--ablation", type=Path, help="calibrate.py --ablation's folder: also run the variants")
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--timing-only", action="store_true", help="only the 30-second query end to end, on the "
+                                                                   "archive (built if it is not there yet)")
     parser.add_argument("--full-rows", type=Path, help="with --ablation: take the full variant's rows from this "
                                                       "--json-out of an earlier run with the same seed, not search again")
     parser.add_argument("--json-out", type=Path, help="write every per-query row and the summary here")
@@ -269,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     names = {vid: name for name, vid in evalkit.video_ids_by_name(settings).items()}
     published = {json.loads(line)["path"]: json.loads(line)["published_at"]
                  for line in (args.footage / "manifest.jsonl").read_text().splitlines()}
+
+    if args.timing_only:
+        timing = time_long_query(settings, sources, args.work)
+        print(json.dumps(timing, indent=2))
+        if args.json_out:
+            args.json_out.write_text(json.dumps({"timing": timing, "archive_videos": len(names)}, indent=2))
+        return 0
 
     def holds(name: str, truth_sources: set[str]) -> bool:
         return evalkit.holds_footage(name, truth_sources, copies)

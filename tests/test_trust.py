@@ -92,6 +92,39 @@ def test_every_match_is_verified_sorted_and_carries_its_region(trust_archive, fo
     assert "shows 36% of the source frame" in capsys.readouterr().out
 
 
+def _box_iou(box: dict, truth: tuple) -> float:
+    overlap_w = max(0.0, min(box["x"] + box["w"], truth[0] + truth[2]) - max(box["x"], truth[0]))
+    overlap_h = max(0.0, min(box["y"] + box["h"], truth[1] + truth[3]) - max(box["y"], truth[1]))
+    return overlap_w * overlap_h / (box["w"] * box["h"] + truth[2] * truth[3] - overlap_w * overlap_h)
+
+
+def test_a_picture_in_picture_is_found_through_a_window_placed_and_boxed(trust_archive, footage, capsys):
+    """The campus footage at 40% of the width over footage the archive does not hold: the whole
+    frame finds nothing, a window proposes it, the geometry boxes the inset, the inset is aligned."""
+    vtest = FrameSource(footage / "vtest.avi", max_side=480)
+    other = FrameSource(footage / "tree.avi", max_side=480)
+    pip = make_query("pip", vtest, 40.0, 6.0, trust_archive["work"] / "queries", rng=np.random.default_rng(11),
+                     others=[other], out_fps=12.5)
+    result = _search(trust_archive, pip.path, capsys)
+    assert result["verdict"] == "match", result
+    top, truth = result["matches"][0], pip.truth[0]
+    assert top["external_id"] == "nww-2011-0217-004"
+    segment = top["segments"][0]
+    assert _box_iou(segment["evidence"]["source_in_query"], truth.source_in_query) > 0.7
+    assert segment["region"].startswith("the source picture fills")
+    assert min(segment["source_end"], truth.source_end) - max(segment["source_start"], truth.source_start) > 3.0
+
+
+def test_a_phone_reframing_is_found_in_its_band(trust_archive, footage, capsys):
+    vtest = FrameSource(footage / "vtest.avi", max_side=480)
+    phone = make_query("letterbox_9x16", vtest, 30.0, 6.0, trust_archive["work"] / "queries",
+                       rng=np.random.default_rng(3), out_fps=12.5)
+    result = _search(trust_archive, phone.path, capsys)
+    assert result["verdict"] == "match" and result["matches"][0]["external_id"] == "nww-2011-0217-004"
+    inset = result["matches"][0]["segments"][0]["evidence"]["source_in_query"]
+    assert inset is not None and abs(inset["y"] + inset["h"] / 2 - 0.5) < 0.05 and inset["w"] > 0.9
+
+
 def test_ingest_keeps_flags_and_thumbnails_and_a_lost_file_is_reported(trust_archive, footage, capsys, tmp_path):
     from firstseen.archive import open_archive
 

@@ -77,6 +77,27 @@ def test_an_inset_is_located_inside_the_query_frame(verifier):
     assert "bottom right" in SegmentEvidence(1, 1, 1, None, None, evidence.source_in_query).describe()
 
 
+def test_a_small_inset_verifies_in_a_window_with_the_whole_frames_box():
+    source, background = scene(14), scene(15, width=640, height=360)
+    query = background.copy()
+    query[40:130, 400:560] = resize(source, 160, 90)  # a quarter of the width: 6% of the frame
+    truth = Region(400 / 640, 40 / 360, 160 / 640, 90 / 360)
+    window = Region(0.5, 0.0, 0.5, 0.5)  # the top right quarter holds the inset
+    evidence = Verifier().verify(query, source, window=window)
+    assert evidence.verified and evidence.source_in_query.iou(truth) > 0.85  # the whole frame's coordinates
+    elsewhere = Verifier().verify(query, source, window=Region(0.0, 0.5, 0.5, 0.5))
+    assert not elsewhere.verified  # a window without the inset has nothing to match
+
+
+def test_a_mirrored_inset_is_boxed_where_it_sits_in_the_frame_shown(verifier):
+    source, background = scene(16), scene(17)
+    query = background.copy()
+    query[20:155, 20:260] = resize(source, 240, 135)[:, ::-1]  # flipped, top left
+    evidence = verifier.verify(query, source)
+    assert evidence.verified and evidence.flipped
+    assert evidence.source_in_query.iou(Region(20 / 480, 20 / 270, 240 / 480, 135 / 270)) > 0.85
+
+
 def test_a_mirrored_copy_is_recognised_as_flipped(verifier):
     source = scene(6)
     evidence = verifier.verify(np.ascontiguousarray(source[:, ::-1]), source)
