@@ -22,7 +22,9 @@ def follow_link(segment: MatchSegment, link_segment: dict, link_score: float, *,
     lo, hi = link.query_start - LINK_SLACK_S, link.query_end + LINK_SLACK_S
     slope = segment.slope
     if slope == 0.0:  # one frame, or no measurable motion: in or out as a whole
-        if not lo <= segment.source_at(segment.query_start) <= hi:
+        # inside the link by the slack: at an end, the frame may show what the link's video
+        # has just before or after the shared footage (a compilation's next clip)
+        if not link.query_start + LINK_SLACK_S <= segment.source_at(segment.query_start) <= link.query_end - LINK_SLACK_S:
             return None
         q0, q1 = segment.query_start, segment.query_end
     else:

@@ -72,6 +72,9 @@ def test_follow_link_for_a_still_checks_the_frame_lies_inside():
     inside = follow_link(still, _seg(5, 25, 105, 125).to_dict(), 0.9)
     assert inside.source_start == pytest.approx(112) and not inside.timing_known
     assert follow_link(still, _seg(30, 40, 0, 10).to_dict(), 0.9) is None
+    # a frame at a link's end may already show the next clip of a compilation: not carried
+    assert follow_link(_seg(0, 0, 24.8, 24.8, timing_known=False), _seg(5, 25, 105, 125).to_dict(), 0.9) is None
+    assert follow_link(_seg(0, 0, 4.8, 4.8, timing_known=False), _seg(5, 25, 105, 125).to_dict(), 0.9) is None
 
 
 def test_copies_reached_through_links_and_earliest_is_the_oldest(catalog):
