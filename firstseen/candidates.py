@@ -214,7 +214,8 @@ def confirm_aligned(archive: Archive, query: QueryVectors, aligned: Aligned, kep
     """The kept segments of one aligned candidate that the geometry confirms (in the query's window, if any)."""
     if query.image is None:
         raise MediaError("the query's frames were not kept, so nothing can be verified")
-    stored = archive.vectors.get(aligned.video_id, thumbnails=True) or aligned.stored
+    stored = aligned.stored if aligned.stored.thumbnails is not None else \
+        archive.vectors.get(aligned.video_id, thumbnails=True) or aligned.stored
     record = archive.catalog.get_video(aligned.video_id)
     frames = ArchiveFrames(stored, record.path if record else "", verify.frame_side, verify.describe)
     return confirm_segments(verifier, kept, pairs_per_segment=verify.pairs, query_pts=query.pts_s,

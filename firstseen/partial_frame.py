@@ -21,7 +21,7 @@ from firstseen.confirm import ArchiveFrames, Unverifiable
 from firstseen.errors import MediaError
 from firstseen.evidence import Region
 from firstseen.query import QueryVectors
-from firstseen.records import sample_step
+from firstseen.records import FrameVectors, sample_step
 from firstseen.verification import Verifier
 from firstseen.windows import Lead, Proposal, propose
 
@@ -48,11 +48,9 @@ def match_in_windows(archive: Archive, query: QueryVectors, calibration: Calibra
                         background=background, background_k=calibration.background_k, exclude=exclude)
     for proposal in proposals:
         try:
-            located = _locate(archive, query, proposal, verifier, verify)
+            stored = archive.vectors.get(proposal.video_id, thumbnails=True)  # read once: located, aligned, confirmed
+            located = _locate(archive, query, proposal, stored, verifier, verify) if stored is not None else None
             if located is None:
-                continue
-            stored = archive.vectors.get(proposal.video_id)
-            if stored is None:
                 continue
             inner = query.within(located)
             aligned, kept = align_within(inner, proposal.video_id, stored, archive.spec.metric, calibration, background)
@@ -66,13 +64,12 @@ def match_in_windows(archive: Archive, query: QueryVectors, calibration: Calibra
     return found, unverifiable
 
 
-def _locate(archive: Archive, query: QueryVectors, proposal: Proposal, verifier: Verifier,
+def _locate(archive: Archive, query: QueryVectors, proposal: Proposal, stored: FrameVectors, verifier: Verifier,
             verify: VerifyPolicy) -> Region | None:
     """Where the proposed source sits in the query frame, if one of the proposal's leads
     verifies (stored thumbnails first, then the archived file's frames at and around the lead's
     time): the inset the geometry found, or (a source filling the frame under overlays) the window."""
-    stored = archive.vectors.get(proposal.video_id, thumbnails=True)
-    if stored is None or not len(stored.pts_s):
+    if not len(stored.pts_s):
         return None
     record = archive.catalog.get_video(proposal.video_id)
     frames = ArchiveFrames(stored, record.path if record else "", verify.frame_side)
