@@ -49,8 +49,9 @@ def measure(rgb: np.ndarray, params: InformativeParams | None = None) -> FrameIn
     p = params or InformativeParams()
     h, w = rgb.shape[:2]
     scale = p.height / h
-    small = cv2.resize(np.ascontiguousarray(rgb), (max(8, round(w * scale)), p.height), interpolation=cv2.INTER_AREA)
-    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    # grey before the resize: a third of the pixels to average (half the cost of this test)
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else np.ascontiguousarray(rgb)
+    gray = cv2.resize(gray, (max(8, round(w * scale)), p.height), interpolation=cv2.INTER_AREA).astype(np.float32)
     r0, r1, c0, c1 = _picture_bounds(gray, p.bar_level)
     picture_share = (r1 - r0) * (c1 - c0) / gray.size
     if picture_share < p.min_picture_share or r1 - r0 < 8 or c1 - c0 < 8:

@@ -27,6 +27,13 @@ def follow_link(segment: MatchSegment, link_segment: dict, link_score: float, *,
         if not link.query_start + LINK_SLACK_S <= segment.source_at(segment.query_start) <= link.query_end - LINK_SLACK_S:
             return None
         q0, q1 = segment.query_start, segment.query_end
+    elif not segment.timing_known:
+        # A stretch too still to time says which span of V it shows, not which moment maps
+        # where: in or out as a whole too. A span reaching past the link (a compilation's
+        # clips on both sides of a cut) does not show the linked video's footage.
+        if not (lo <= segment.source_start and segment.source_end <= hi):
+            return None
+        q0, q1 = segment.query_start, segment.query_end
     else:
         a = segment.query_start + (lo - segment.source_at(segment.query_start)) / slope
         b = segment.query_start + (hi - segment.source_at(segment.query_start)) / slope

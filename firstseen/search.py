@@ -16,6 +16,7 @@ from firstseen.errors import BadInputError
 from firstseen.provenance import copies_through_links, earliest_source
 from firstseen.query import QueryVectors, describe_query
 from firstseen.results import SearchResult, VideoMatch
+from firstseen.still_moment import match_still_moment, searchable_as_still
 from firstseen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ def find_sources(archive: Archive, query: QueryVectors, calibration: Calibration
     candidates, unverifiable = match_videos(archive, query, calibration, neighbours=settings.search_neighbours,
                                             candidates=settings.search_candidates, verify=verify,
                                             background=background)
+    if not candidates and searchable_as_still(query, verify):  # a moment between samples (still_moment.py)
+        candidates = match_still_moment(archive, query, calibration, verify, neighbours=settings.search_neighbours,
+                                        exclude=frozenset(u.video_id for u in unverifiable), background=background)
     if not candidates and searchable_in_windows(query, verify):  # a source in part of the frame (partial_frame.py)
         candidates, failed = match_in_windows(archive, query, calibration, verify, neighbours=settings.search_neighbours,
                                               exclude=frozenset(u.video_id for u in unverifiable),

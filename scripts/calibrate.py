@@ -13,7 +13,8 @@ archived, one of them the held-out real video tree.avi). Steps, for each variant
      size: the score a match reports;
   4. verification (unless the variant turns it off): the segments that could pass (score >= 0.5)
      are checked by geometry; only verified ones count as reported matches below, and so do the
-     matches the window pass (windows.py) finds for a negative with no verified match;
+     matches the second chances find for a negative with no verified match (a still's exact
+     moment, still_moment.py; the window pass, windows.py);
   5. threshold: the smallest score >= 0.5 at which at most --max-fmr of the negative queries
      would be reported as matches.
 The shipped calibration is the "full" variant; --ablation DIR also writes the others (no
@@ -39,6 +40,7 @@ from firstseen.calibration import Calibration, evidence_features, fit_logistic, 
 from firstseen.descriptors import create_descriptor
 from firstseen.candidates import VerifyPolicy, align_candidates, confirm_candidate, scored_segment
 from firstseen.partial_frame import match_in_windows
+from firstseen.still_moment import match_still_moment, searchable_as_still
 from firstseen.query import describe_query
 
 VARIANTS = {"full": (True, True), "no_normalisation": (False, True), "no_verification": (True, False),
@@ -114,11 +116,19 @@ def calibrate_variant(name: str, archive, described, queries, names, copies, bac
     for (index, _, _, label), score, ok in zip(segments, scores, verified):
         if index in best_negative and ok:
             best_negative[index] = max(best_negative[index], score)
-    window_matches = 0
+    window_matches = still_matches = 0
     if verify is not None:  # the search's second chance, for a clip with no verified match, counts too
         searched = replace(model, background_k=k)
         for index in (i for i, best in best_negative.items() if best == 0.0 and described[i][1].usable.any()):
-            found, _ = match_in_windows(archive, described[index][1], searched, verify,
+            query = described[index][1]
+            if searchable_as_still(query, verify):
+                found = match_still_moment(archive, query, searched, verify, neighbours=settings.search_neighbours,
+                                           background=background)
+                if found:
+                    still_matches += 1
+                    best_negative[index] = max(m.score for m in found)
+                    continue
+            found, _ = match_in_windows(archive, query, searched, verify,
                                         neighbours=settings.search_neighbours, background=background)
             if found:
                 window_matches += 1
@@ -141,6 +151,7 @@ def calibrate_variant(name: str, archive, described, queries, names, copies, bac
         "true_segments": int(labels.sum()), "false_segments": int((labels == 0).sum()),
         "verified_false_segments": int((verified & (labels == 0)).sum()) if verify else None,
         "negatives_matched_in_windows": window_matches if verify else None,
+        "negatives_matched_at_still_moments": still_matches if verify else None,
         "true_recall_at_threshold": round(float(positive_ok.sum() / max(labels.sum(), 1)), 4),
         "negative_fmr_at_threshold": round(float(np.mean(negative_scores >= threshold)), 4),
     }  # fmt: skip

@@ -347,6 +347,20 @@ def test_frames_between_returns_every_frame_in_the_span(tmp_path, gop):
         frames_between(path, 2.0, 1.0, max_side=160)
 
 
+def test_frames_between_starts_over_where_a_keyframe_cannot_be_decoded_from(tmp_path):
+    """Intra refresh flags frames as keyframes that the decoder cannot show a whole picture
+    from (FFmpeg withholds the frames until the refresh completes); real footage with lying
+    sync samples decodes green garbage after such a seek. Either way the span is decoded again
+    from the start: a still's exact moment must be the real picture."""
+    from firstseen.media import frames_between
+
+    path = make_clip(tmp_path / "refresh.mp4", seconds=3.0, fps=Fraction(20),
+                     options={"x264-params": "intra-refresh=1:keyint=10"})
+    frames = frames_between(path, 1.0, 1.5, max_side=160)
+    assert [read_index(f.rgb) for f in frames] == list(range(20, 31))
+    assert read_index(frame_at(path, 1.2, max_side=160).rgb) == 24
+
+
 def test_frame_at_agrees_with_sampling_at_a_nonzero_stream_start(tmp_path):
     path = make_clip(tmp_path / "late.mp4", seconds=3.0, fps=Fraction(10), start_s=1.5)
     for frame in sample_frames(path, fps=None, max_side=160):
@@ -376,3 +390,21 @@ def test_error_codes_name_the_failure(tmp_path):
     with pytest.raises(MediaError) as error:
         load_image(bomb, max_side=100)
     assert error.value.code == "image_too_large"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["Megamind.avi", "cockatoo.mp4", "diver.mov", "vtest.avi"])
+def test_seeking_reads_what_decoding_from_the_start_reads_on_real_footage(footage, name):
+    """Packed B-frames in AVI (Megamind) permute the packets' times, cockatoo's sync samples
+    lie: a seek must still give the very frames, at the very times, that ingest sampled."""
+    from firstseen.media import frames_between
+
+    path = footage / name
+    every = {round(f.pts_s, 3): f.rgb for f in sample_frames(path, fps=None, max_side=160)}
+    times = np.array(sorted(every))
+    for t0 in (times[-1] * 0.3, times[-1] * 0.6):
+        span = frames_between(path, float(t0), float(t0) + 0.4, max_side=160)
+        assert span and all(np.array_equal(every[round(f.pts_s, 3)], f.rgb) for f in span), name
+        shown = frame_at(path, float(t0) + 0.2, max_side=160)
+        want = times[times <= t0 + 0.2 + 1e-3][-1]
+        assert shown.pts_s == pytest.approx(want, abs=1e-3) and np.array_equal(every[round(want, 3)], shown.rgb)

@@ -77,6 +77,17 @@ def test_follow_link_for_a_still_checks_the_frame_lies_inside():
     assert follow_link(_seg(0, 0, 4.8, 4.8, timing_known=False), _seg(5, 25, 105, 125).to_dict(), 0.9) is None
 
 
+def test_follow_link_for_a_stretch_too_still_to_time_needs_all_of_it_inside():
+    """A compilation holds V 0..3 s (bikes) then W at 3..8 s: a clip of the bikes, too still to
+    time, aligned with the compilation's 0..8 s must not be carried into W's link (a 2012
+    diver video was given as earliest this way)."""
+    untimed = _seg(5.2, 7.4, 0.0, 8.0, timing_known=False)
+    assert follow_link(untimed, _seg(3.0, 8.0, 0.0, 5.0).to_dict(), 0.9) is None
+    inside = follow_link(_seg(5.2, 7.4, 4.0, 6.0, timing_known=False), _seg(3.0, 8.0, 0.0, 5.0).to_dict(), 0.9)
+    assert inside is not None and not inside.timing_known
+    assert (inside.source_start, inside.source_end) == (pytest.approx(1.0), pytest.approx(3.0))
+
+
 def test_copies_reached_through_links_and_earliest_is_the_oldest(catalog):
     original = _video(catalog, "orig2019", 2019)
     reupload = _video(catalog, "reup2022", 2022)

@@ -125,6 +125,37 @@ def test_a_phone_reframing_is_found_in_its_band(trust_archive, footage, capsys):
     assert inset is not None and abs(inset["y"] + inset["h"] / 2 - 0.5) < 0.05 and inset["w"] > 0.9
 
 
+def test_a_screen_grab_between_samples_is_found_at_its_own_moment(trust_archive, footage, capsys):
+    """A grab of the bikes footage at 1.24 s, between the archive's samples at 0.04 s and
+    2.04 s: the nearest sample scores under the threshold, the file's own frame at 1.24 s
+    clears it and verifies, and the segment says 1.24 s, not the sample's time."""
+    from PIL import Image
+
+    from firstseen.candidates import match_videos
+    from firstseen.media import frame_at
+    from firstseen.query import describe_query
+    from firstseen.search import Searcher
+
+    frame = frame_at(footage / "bikes.mp4", 1.24, max_side=720)
+    assert frame.pts_s == pytest.approx(1.24, abs=0.02)
+    h, w = frame.rgb.shape[:2]
+    grab = trust_archive["work"] / "queries" / "bikes-grab.png"
+    grab.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frame.rgb[h // 10: h // 10 + round(0.8 * h), w // 20: w // 20 + round(0.8 * w)]).save(grab)
+    with Searcher(trust_archive["settings"]) as searcher:
+        query = describe_query(grab, searcher.descriptor, searcher.settings)
+        at_samples, _ = match_videos(searcher.archive, query, searcher.calibration,
+                                     neighbours=searcher.settings.search_neighbours,
+                                     candidates=searcher.settings.search_candidates, verify=searcher.verify,
+                                     background=searcher.background)
+    assert at_samples == []  # the samples alone do not find it: the moment does
+    result = _search(trust_archive, grab, capsys)
+    assert result["verdict"] == "match" and result["matches"][0]["external_id"] == "evs-2023-0408-054"
+    segment = result["matches"][0]["segments"][0]
+    assert segment["source_start"] == pytest.approx(1.24, abs=0.1) and not segment["timing_known"]
+    assert segment["evidence"]["pairs_verified"] >= 1 and not segment["mirrored"]
+
+
 def test_ingest_keeps_flags_and_thumbnails_and_a_lost_file_is_reported(trust_archive, footage, capsys, tmp_path):
     from firstseen.archive import open_archive
 
