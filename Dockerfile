@@ -29,9 +29,11 @@ RUN apt-get update \
  && rm -rf /tmp/images /var/lib/apt/lists/*
 
 FROM python:3.11-slim-bookworm
-# faiss needs the OpenMP runtime.
+# faiss needs the OpenMP runtime; on-screen text needs Tesseract's language data; the evidence
+# pack's PDF needs Pango (WeasyPrint).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libgomp1 \
+ && apt-get install -y --no-install-recommends libgomp1 tesseract-ocr tesseract-ocr-eng tesseract-ocr-rus \
+    tesseract-ocr-kor libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core fonts-nanum \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 firstseen \
  && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin firstseen \

@@ -6,7 +6,7 @@ FOOTAGE := .cache/footage
 DEMO_DATA ?= demo-data
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup browser compose-check footage background demo serve test bench bench-scale bench-ivf-search soak calibrate clean
+.PHONY: setup browser ocr compose-check footage background demo serve test bench bench-scale bench-ivf-search soak calibrate clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -q chromium >/dev/null \
 		|| { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } \
 		|| echo "chromium is missing and cannot be installed here: tests/test_web.py will skip (fail under CI)"
+
+# On-screen text reads with Debian's Tesseract language data (Latin, Cyrillic, Hangul); the OCR
+# tests draw Hangul with fonts-nanum; the evidence pack's PDF is checked with poppler's pdftotext.
+OCR_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-rus tesseract-ocr-kor fonts-nanum poppler-utils
+ocr:
+	@{ command -v tesseract >/dev/null && command -v pdftotext >/dev/null && [ -f /usr/share/fonts/truetype/nanum/NanumGothicBold.ttf ] \
+		&& [ -f /usr/share/tesseract-ocr/5/tessdata/kor.traineddata ] && [ -f /usr/share/tesseract-ocr/5/tessdata/rus.traineddata ]; } \
+		|| { [ "$$(id -u)" = 0 ] && { apt-get install -y -q $(OCR_PACKAGES) >/dev/null \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q $(OCR_PACKAGES) >/dev/null; }; }; } \
+		|| echo "Tesseract's language packs are missing and cannot be installed here: OCR tests will skip (fail under CI)"
 
 # `docker-compose config` validates docker-compose.yml without a Docker engine (tests/test_deploy_files.py).
 compose-check:
@@ -48,7 +58,7 @@ demo: footage background
 serve: demo
 	$(VENV)/bin/firstseen serve --data-dir $(DEMO_DATA)
 
-test: footage background browser compose-check
+test: footage background browser ocr compose-check
 	$(PY) -m pytest -q -ra
 
 bench: footage background

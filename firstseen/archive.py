@@ -21,6 +21,7 @@ from firstseen.catalog import SqlCatalog, VideoRecord
 from firstseen.errors import ArchiveLockedError, ArchiveMismatchError, BadInputError, FirstSeenError
 from firstseen.index import TieredIndex, VectorIndex
 from firstseen.index_store import IndexStore, MemoryIndexStore
+from firstseen.stored_searches import SearchStore
 from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
 from firstseen.vectorstore import FileVectorStore, MemoryVectorStore, VectorStore, to_storage
 
@@ -91,8 +92,9 @@ class DataDirLock:
 class Archive:
     def __init__(self, catalog: SqlCatalog, index_store: IndexStore | MemoryIndexStore,
                  vectors: VectorStore, spec: DescriptorSpec, *, writable: bool,
-                 lock: DataDirLock | None = None, nprobe: int = 0):
+                 lock: DataDirLock | None = None, nprobe: int = 0, searches: SearchStore | None = None):
         self.catalog, self.index_store, self.vectors, self.spec = catalog, index_store, vectors, spec
+        self.searches = searches  # stored searches (the API's), purged of a video at its takedown
         self.writable = writable
         self._lock = lock
         self.nprobe = nprobe  # 0: the value the IVF was built with
@@ -180,6 +182,8 @@ class Archive:
         self.commit()
         self.vectors.delete(record.video_id)
         self.catalog.delete_video(record.video_id)
+        if self.searches is not None:
+            self.searches.purge_video(record.video_id)
 
     # ---- index maintenance ---------------------------------------------------------------
     def adopt_main(self, main: VectorIndex, covered: dict[str, tuple[int, int]], built_for: int) -> int:
@@ -401,7 +405,7 @@ def open_archive(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None =
     try:
         catalog, spec = _open_catalog(data_dir, catalog_url, spec)
         return Archive(catalog, IndexStore(data_dir / "index"), FileVectorStore(data_dir / "vectors"),
-                       spec, writable=writable, lock=lock, nprobe=nprobe)
+                       spec, writable=writable, lock=lock, nprobe=nprobe, searches=SearchStore(data_dir / "searches"))
     except BaseException:
         if lock:
             lock.release()

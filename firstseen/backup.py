@@ -23,6 +23,8 @@ from firstseen.errors import BadInputError, FirstSeenError
 from firstseen.ingest import sha256_file
 from firstseen.index_store import MANIFEST_NAME, IndexStore, IndexManifest, fsync_dir
 from firstseen.settings import Settings
+from firstseen.stored_searches import ID_PATTERN
+from firstseen.text_store import DERIVED_TABLE_PREFIX
 
 FORMAT = 1
 META_NAME = "backup.json"
@@ -30,7 +32,8 @@ _ALEMBIC = "alembic_version"
 _DUMP_BATCH = 10_000  # rows fetched at a time: the frames table never sits in memory whole
 _INSERT_BATCH = 5_000  # rows per executemany on restore
 # Where a listed file may go: a tampered backup.json must not write outside the data dir.
-_SAFE_PATH = re.compile(r"(index|vectors|catalog)/[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_SAFE_PATH = re.compile(r"(index|vectors|catalog)/[A-Za-z0-9_-][A-Za-z0-9._-]*"
+                        r"|searches/[A-Za-z0-9_-]{22}/(search\.json|frames/[0-9]+\.[0-9]{3}\.jpg)")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -134,6 +137,12 @@ def _snapshot(settings: Settings, manifest: IndexManifest, out: Path) -> tuple[d
                                  "is damaged, and so would its backup be")
         # A crash may leave a pending or removing video without its file; the writable open at
         # the end of a restore (recovery) finishes those, as it would here.
+    searches = data_dir / "searches"  # stored searches (stored_searches.py): whole folders only, never .part
+    for folder in sorted(searches.iterdir()) if searches.is_dir() else []:
+        if folder.is_dir() and ID_PATTERN.match(folder.name) and (folder / "search.json").is_file():
+            for src in sorted(p for p in folder.rglob("*") if p.is_file()):
+                (out / src.relative_to(data_dir)).parent.mkdir(parents=True, exist_ok=True)
+                linked += _place_file(src, out / src.relative_to(data_dir))
     meta = {"format": FORMAT, "created_at": datetime.now(UTC).isoformat(), "source_data_dir": str(data_dir.resolve()),
             "catalog_dialect": dialect, "alembic_revision": revision, "checkpoint": manifest.checkpoint,
             "index_count": manifest.count, "videos": tables.get("videos", 0), "frames": tables.get("frames", 0),
@@ -149,7 +158,7 @@ def _dump_catalog(catalog: SqlCatalog, folder: Path) -> tuple[str, str | None, d
             conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         with conn.begin():
             metadata = MetaData()
-            metadata.reflect(bind=conn)
+            metadata.reflect(bind=conn, only=_stored_table)
             if not {"videos", _ALEMBIC} <= metadata.tables.keys():
                 raise FirstSeenError("the catalog has no videos table; is it a FirstSeen catalog?")
             revision = conn.execute(text(f"SELECT version_num FROM {_ALEMBIC}")).scalar()
@@ -158,6 +167,11 @@ def _dump_catalog(catalog: SqlCatalog, folder: Path) -> tuple[str, str | None, d
             videos = conn.execute(select(metadata.tables["videos"].c["video_id", "status"]))
             listed = [tuple(row) for row in videos]
             return conn.dialect.name, revision, tables, listed
+
+
+def _stored_table(name: str, _metadata: MetaData) -> bool:
+    """Tables a backup holds: not the full-text index, which a restore refills by its triggers."""
+    return not name.startswith(DERIVED_TABLE_PREFIX)
 
 
 def _dump_table(conn: Connection, table, path: Path) -> int:
@@ -197,6 +211,12 @@ def restore_archive(settings: Settings, src: Path) -> RestoreReport:
                 for sub in ("index", "vectors"):
                     (data_dir / sub).mkdir()
                     written.append(data_dir / sub)
+                if any(rel.startswith("searches/") for rel in files):
+                    (data_dir / "searches").mkdir()
+                    written.append(data_dir / "searches")
+                for rel in sorted(files):
+                    if rel.startswith("searches/"):
+                        (data_dir / rel).parent.mkdir(parents=True, exist_ok=True)
                 linked = sum(_place_file(src / rel, data_dir / rel)
                              for rel in sorted(files) if not rel.startswith("catalog/"))
                 for folder in (*written, data_dir):
@@ -249,7 +269,7 @@ def _check_target_empty(settings: Settings) -> None:
 def _target_tables(conn: Connection, meta: dict) -> list:
     """The target's tables, parents first (foreign keys hold at every insert), once checked."""
     metadata = MetaData()
-    metadata.reflect(bind=conn)
+    metadata.reflect(bind=conn, only=_stored_table)
     head = conn.execute(text(f"SELECT version_num FROM {_ALEMBIC}")).scalar()
     if head != meta.get("alembic_revision"):
         raise BadInputError(f"the backup's catalog is at schema revision {meta.get('alembic_revision')!r}, this "

@@ -498,6 +498,8 @@ class SqlCatalog:
             # Explicit deletes, not only ON DELETE CASCADE: a SQLite connection opened elsewhere
             # without foreign_keys=ON must not leave orphans behind.
             s.execute(delete(FrameRow).where(FrameRow.video_id == video_id))
+            for companion in ("onscreen_text", "text_passes"):  # text_store.py's tables (migration 0004)
+                s.execute(text(f"DELETE FROM {companion} WHERE video_id = :video_id"), {"video_id": video_id})
             s.execute(
                 delete(CopyLinkRow).where(
                     or_(CopyLinkRow.video_id == video_id, CopyLinkRow.other_video_id == video_id)

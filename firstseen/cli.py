@@ -111,8 +111,37 @@ def _cmd_search(args: argparse.Namespace) -> int:
         raise _UsageError(f"no such file: {path}")
     with Searcher(_settings(args)) as searcher:
         result = searcher.search(path, top_k=args.top_k)
+        if args.evidence:
+            written = _write_evidence(searcher, result, path, Path(args.evidence))
     print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else format_result(result))
+    if args.evidence:
+        print(f"evidence pack: {written}", file=sys.stderr)
     return EXIT_OK
+
+
+def _write_evidence(searcher, result, path: Path, dest: Path) -> Path:
+    from datetime import UTC, datetime
+
+    from firstseen.evidence_pack import QueryFile, pack_of_search, query_facts
+    from firstseen.onscreen_text import TesseractReader, TextReaderUnavailableError
+
+    reader, note = None, None
+    if searcher.settings.ocr:
+        try:
+            reader = TesseractReader(searcher.settings.ocr_languages.split(","))
+        except TextReaderUnavailableError as exc:
+            note = f"not read: {exc}"
+    else:
+        note = "not read (FIRSTSEEN_OCR=false)"
+    try:
+        pack = pack_of_search(searcher.archive, result, QueryFile(path), query_facts=query_facts(path),
+                              descriptor_config=searcher.descriptor.config_id,
+                              calibration=searcher.calibration, text_reader=reader, text_note=note,
+                              searched_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        return pack.write(dest)
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -140,6 +169,43 @@ def _cmd_remove(args: argparse.Namespace) -> int:
         record = archive.remove(args.ref)
     print(f"removed {record.video_id} ({record.external_id or record.path}): "
           f"{record.frame_count} frames taken out of the index and the catalog")
+    return EXIT_OK
+
+
+def _cmd_text_pass(args: argparse.Namespace) -> int:
+    from firstseen.catalog import SqlCatalog
+    from firstseen.onscreen_text import TesseractReader
+    from firstseen.text_pass import TextPassParams, run_text_pass
+
+    settings = _settings(args)
+    if not settings.ocr:
+        raise _UsageError("on-screen text is turned off (FIRSTSEEN_OCR=false)")
+    params = TextPassParams(every_s=settings.ocr_every_s, max_side=settings.ocr_max_side)
+    with SqlCatalog.open(settings.resolved_catalog_url()) as catalog, \
+            TesseractReader(settings.ocr_languages.split(",")) as reader:
+        summary = run_text_pass(catalog, reader, params, again=args.again)
+    print(json.dumps(summary.to_dict(), indent=2) if args.json else
+          f"read on-screen text of {summary.videos} videos ({summary.failed} failed): {summary.frames_read} frames, "
+          f"{summary.lines} lines in {summary.wall_s:.1f} s")
+    return EXIT_OK
+
+
+def _cmd_text(args: argparse.Namespace) -> int:
+    from firstseen.catalog import SqlCatalog
+    from firstseen.text_store import TextStore
+
+    settings = _settings(args)
+    with SqlCatalog.open(settings.resolved_catalog_url()) as catalog:
+        spans = TextStore(catalog).search(args.query, limit=args.limit)
+        videos = {s.video_id: catalog.get_video(s.video_id) for s in spans}
+    rows = [dict(s.to_dict(), external_id=videos[s.video_id].external_id, title=videos[s.video_id].title)
+            for s in spans if videos[s.video_id]]
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif not rows:
+        print(f"no archived footage shows {args.query!r} on screen (of the videos read so far)")
+    for row in [] if args.json else rows:
+        print(f"{row['external_id'] or row['video_id']}  {row['start_s']:.1f}-{row['end_s']:.1f} s  {row['text']}")
     return EXIT_OK
 
 
@@ -227,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(search)
     search.add_argument("--top-k", type=_positive_int, default=10, metavar="N", help="matches to list (default 10)")
     search.add_argument("--json", action="store_true", help="print the result object (the JSON contract)")
+    search.add_argument("--evidence", metavar="DIR|FILE.zip", help="also write the evidence pack (report.html, "
+                        "report.pdf, result.json, frames, strips) to a new folder or a .zip")
     search.set_defaults(run=_cmd_search)
 
     serve = sub.add_parser("serve", help="run the HTTP API and the web page")
@@ -245,6 +313,20 @@ def build_parser() -> argparse.ArgumentParser:
     recheck.add_argument("--json", action="store_true")
     data_dir(recheck)
     recheck.set_defaults(run=_cmd_recheck)
+
+    text_pass = sub.add_parser("text-pass", help="read the on-screen text of archived videos not read yet "
+                                                 "(the nightly job runs it after ingest)")
+    text_pass.add_argument("--again", action="store_true", help="read every committed video again")
+    text_pass.add_argument("--json", action="store_true")
+    data_dir(text_pass)
+    text_pass.set_defaults(run=_cmd_text_pass)
+
+    text_search = sub.add_parser("text", help="find archived footage by the words shown on screen")
+    text_search.add_argument("query", metavar="WORDS")
+    text_search.add_argument("--limit", type=_positive_int, default=20, metavar="N")
+    text_search.add_argument("--json", action="store_true")
+    data_dir(text_search)
+    text_search.set_defaults(run=_cmd_text)
 
     remove = sub.add_parser("remove", help="take a video out of the index and the catalog (takedown)")
     remove.add_argument("ref", metavar="EXTERNAL_ID|VIDEO_ID")

@@ -149,3 +149,26 @@ class SearchResult:
                 "earliest": self.earliest.to_dict() if self.earliest else None,
                 "matches": [m.to_dict() for m in self.matches],
                 "unverifiable": [u.to_dict() for u in self.unverifiable]}
+
+
+def result_from_dict(data: dict, video_of) -> SearchResult:
+    """A stored result made whole again against the catalog (video_of: video id -> record or
+    None). A video gone since is left out; earliest stays the stored one if it is still there."""
+    def match(m: dict) -> VideoMatch | None:
+        record = video_of(m["video_id"])
+        if record is None:
+            return None
+        return VideoMatch(record, float(m["score"]), tuple(MatchSegment.from_dict(s) for s in m["segments"]),
+                          m.get("via"))
+
+    matches = tuple(x for x in (match(m) for m in data.get("matches") or []) if x is not None)
+    earliest = match(data["earliest"]) if data.get("earliest") else None
+    if earliest is not None:
+        earliest = next((m for m in matches if m.video_id == earliest.video_id), earliest)
+    if not matches:
+        earliest = None
+    elif earliest is None:  # the stored earliest is gone (a takedown purges such searches; a race may not)
+        earliest = min(matches, key=lambda m: (m.video.published_at is None, m.video.published_at or 0))
+    q = data["query"]
+    return SearchResult(QueryInfo(q.get("filename") or "query", q["kind"], float(q["duration_s"]),
+                                  int(q["frames_sampled"])), matches, earliest, reason=data.get("reason"))

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     # and verification then decodes the archived file.
     thumbnail_max_side: int = Field(320, ge=0, le=1024)
 
+    # On-screen text (text_pass.py): read after ingest from a frame every ocr_every_s seconds at
+    # ocr_max_side pixels, with Tesseract's language packs (comma-separated). ocr=false turns it off.
+    ocr: bool = True
+    ocr_languages: str = "eng,rus,kor"
+    ocr_every_s: float = Field(2.0, gt=0)
+    ocr_max_side: int = Field(1280, ge=320, le=4096)
+
     # HTTP API (search_api/). Without keys the API is open, so `firstseen serve` binds loopback only.
     api_read_keys: KeyList = Field(default_factory=list)  # search and videos
     api_admin_keys: KeyList = Field(default_factory=list)  # also ingest and remove
@@ -70,6 +77,10 @@ class Settings(BaseSettings):
     api_upload_dir: Path | None = None  # temporary uploads (default: the system's temp folder)
     api_max_concurrent_searches: int = Field(2, ge=1, le=64)
     api_max_queued_searches: int = Field(8, ge=0, le=10_000)  # beyond these: 429 with Retry-After
+    # Searches are kept (result, upload facts, the few query frames an evidence pack shows; never
+    # the upload) in <data_dir>/searches for this long and up to this many, then purged.
+    api_search_retention_h: float = Field(168.0, gt=0)
+    api_search_max_count: int = Field(1000, ge=1)
     api_reload_interval_s: float = Field(2.0, gt=0)  # how often the server looks for a new checkpoint
     # Relative manifest paths sent to POST /v1/ingest resolve against this folder; when set,
     # every path must lie inside it, so an admin key cannot point the indexer at any file.

@@ -44,7 +44,28 @@ def run_nightly_once(settings: Settings, progress: Progress | None = None) -> di
     except ArchiveLockedError as exc:  # an API job got the lock first: next night then
         outcome["index"] = {"action": "deferred", "reason": str(exc)}
         log.warning("index maintenance deferred: %s", exc)
+    outcome["onscreen_text"] = _text_pass(settings)
     return outcome
+
+
+def _text_pass(settings: Settings) -> dict:
+    """Read the on-screen text of every committed video not read yet (new ones, or an old
+    archive's backlog). OCR that cannot run here is reported, and the night's ingest stands."""
+    if not settings.ocr:
+        return {"action": "off"}
+    from firstseen.catalog import SqlCatalog
+    from firstseen.onscreen_text import TesseractReader
+    from firstseen.text_pass import TextPassParams, run_text_pass
+
+    try:
+        with SqlCatalog.open(settings.resolved_catalog_url()) as catalog, \
+                TesseractReader(settings.ocr_languages.split(",")) as reader:
+            summary = run_text_pass(catalog, reader, TextPassParams(settings.ocr_every_s, settings.ocr_max_side))
+    except FirstSeenError as exc:
+        log.warning("on-screen text not read: %s", exc)
+        return {"action": "failed", "reason": str(exc)}
+    log.info("on-screen text: %d videos read, %d lines", summary.videos, summary.lines)
+    return {"action": "read", **summary.to_dict()}
 
 
 def next_run_at(now: datetime, at: str) -> datetime:

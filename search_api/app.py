@@ -18,6 +18,7 @@ from search_api.errors import install_error_handlers
 from search_api.jobs import IngestJobs
 from search_api.logs import request_logger
 from search_api.metrics import Metrics, MetricsMiddleware
+from search_api.evidence_routes import router as evidence_router
 from search_api.routes import router
 from search_api.service import SearchService
 from search_api.uploads import sweep_stale
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, service: SearchService | Non
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics, log_request=request_logger().info)
     app.include_router(router)
+    app.include_router(evidence_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -4,11 +4,10 @@ thin call into the core; what can block runs on a thread, never on the event loo
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
+import logging
 import threading
-from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -18,17 +17,18 @@ from firstseen.archive import open_archive
 from firstseen.catalog import VideoRecord
 from firstseen.errors import FirstSeenError
 from firstseen.media import frame_at
-from firstseen.results import SearchResult, reference_dict
+from firstseen.results import reference_dict
 from search_api import schemas
 from search_api.auth import Scope, require
 from search_api.errors import ApiError
+from search_api.evidence_routes import keep_search, previews_of, query_frames
 from search_api.service import BusyError, SearchService
 from search_api.uploads import receive_upload, remove_quietly
 
 router = APIRouter(prefix="/v1")
+log = logging.getLogger(__name__)
 _frame_decodes = threading.Semaphore(2)  # evidence frames are decoded on request; keep it bounded
 _MAX_INGEST_BODY = 5_000_000
-_MAX_PREVIEWS = 32
 _ERRORS = {status: {"model": schemas.Error} for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)}
 
 _MULTIPART = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -73,7 +73,9 @@ async def search(request: Request, top_k: int = Query(10, ge=1, le=100),
                                       max_bytes=int(settings.api_max_upload_mb * 1e6))
         try:
             result = await service.search(upload.path, top_k=top_k)
-            frames = await asyncio.to_thread(_query_previews, upload.path, result) if previews else None
+            shown = await asyncio.to_thread(query_frames, upload.path, result)
+            frames = previews_of(shown) if previews else None
+            search_id = await asyncio.to_thread(keep_search, request, upload.path, upload.filename, result, shown)
         finally:
             remove_quietly(upload.path)
     finally:
@@ -84,23 +86,9 @@ async def search(request: Request, top_k: int = Query(10, ge=1, le=100),
     body["query"]["filename"] = upload.filename  # not the temporary file's name
     if frames is not None:
         body["query_frames"] = frames
+    if search_id is not None:
+        body["search_id"] = search_id
     return body
-
-
-def _query_previews(path: Path, result: SearchResult) -> list[dict]:
-    """The query's frame at the middle of each matched segment: the page shows it beside the
-    archive frame, and a browser cannot be relied on to decode every codec itself."""
-    if result.query.kind != "video":
-        return []
-    middles = sorted({round((s.query_start + s.query_end) / 2, 2) for m in result.matches for s in m.segments})
-    previews = []
-    for t in middles[:_MAX_PREVIEWS]:
-        try:
-            shown = frame_at(path, t, max_side=480)
-        except FirstSeenError:
-            continue  # evidence is a courtesy; the result stands without it
-        previews.append({"t": t, "jpeg": "data:image/jpeg;base64," + base64.b64encode(_jpeg(shown.rgb)).decode()})
-    return previews
 
 
 def _jpeg(rgb) -> bytes:
@@ -150,6 +138,38 @@ def frame(request: Request, video_id: str, t: float = Query(..., ge=0, descripti
             raise ApiError(410, "source_file_missing", "the archived file is no longer on disk") from None
     return Response(_jpeg(shown.rgb), media_type="image/jpeg",
                     headers={"Cache-Control": "private, max-age=3600", "X-Frame-Time": f"{shown.pts_s:.3f}"})
+
+
+@router.get("/videos/{video_id}/text", tags=["videos"], responses=_ERRORS, dependencies=[Depends(require(Scope.READ))],
+            summary="The on-screen text read in a stretch of an archived video (its chyrons, captions, dates)")
+def video_text(request: Request, video_id: str, t0: float = Query(0.0, ge=0), t1: float = Query(1e9, ge=0)) -> dict:
+    from firstseen.text_store import TextStore
+
+    record = _record(request, video_id)
+    spans = TextStore(_service(request).searcher.archive.catalog).text_between(record.video_id, t0, max(t0, t1))
+    return {"video_id": record.video_id, "spans": [s.to_dict() for s in spans]}
+
+
+@router.get("/text", tags=["videos"], responses=_ERRORS, dependencies=[Depends(require(Scope.READ))],
+            summary="Archived footage whose on-screen text holds every word of q, with the times it is shown")
+def text_search(request: Request, q: str = Query(..., min_length=1, max_length=200),
+                limit: int = Query(20, ge=1, le=200)) -> dict:
+    from firstseen.text_store import TextStore
+
+    service = _service(request)
+    if service.searcher is None:
+        raise ApiError(503, "archive_unavailable", f"no archive yet: {service.unavailable_reason}")
+    catalog = service.searcher.archive.catalog
+    try:
+        spans = TextStore(catalog).search(q, limit=limit)
+    except FirstSeenError as exc:
+        raise ApiError(400, exc.code, str(exc)) from None
+    hits = []
+    for span in spans:
+        record = catalog.get_video(span.video_id)
+        if record is not None and record.status == "committed":
+            hits.append({**span.to_dict(), "video": reference_dict(record)})
+    return {"query": q, "hits": hits}
 
 
 @router.delete("/videos/{video_id}", tags=["admin"], responses=_ERRORS, dependencies=[Depends(require(Scope.ADMIN))],

@@ -85,6 +85,8 @@ class SearchResult(BaseModel):
     unverifiable: list[Unverifiable] = Field(default_factory=list,
                                              description="candidates whose archived frames could not be read")
     query_frames: list[QueryFrame] | None = Field(None, description="only with ?previews=true")
+    search_id: str | None = Field(None, description="this search as kept for a while: GET /v1/searches/{id} and "
+                                                    "/v1/searches/{id}/evidence.zip (same key, or an admin key)")
 
 
 class Copy(VideoRef):

@@ -64,6 +64,7 @@ def test_search_returns_the_cli_result_object(client, small_archive, tmp_path):
     with Searcher(get_settings(data_dir=small_archive["data_dir"])) as searcher:
         expected = searcher.search(small_archive["reversed"]).to_dict()
     expected["query"]["filename"] = "suspect.mp4"
+    assert len(body.pop("search_id")) == 22  # added: the kept search, for its evidence pack
     assert body == expected  # the same object as `firstseen search --json`, to the last digit
     assert body["earliest"]["title"] == small_archive["titles"]["vtest.avi"]
     assert body["earliest"]["segments"][0]["reversed"] is True

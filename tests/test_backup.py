@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import copy_archive
 
@@ -20,6 +21,8 @@ from firstseen.errors import ArchiveLockedError, BadInputError
 from firstseen.index_store import IndexStore
 from firstseen.search import Searcher
 from firstseen.settings import get_settings
+from firstseen.stored_searches import SearchStore
+from firstseen.text_store import TextSpan, TextStore
 
 pytestmark = pytest.mark.slow  # the small archive is ingested from real footage
 
@@ -30,7 +33,7 @@ LINK_SEGMENT = {"query_start": 0.0, "query_end": 30.0, "source_start": 0.0, "sou
                              "mirrored": False, "region": None, "query_in_source": None, "source_in_query": None}}
 
 DATETIME_COLUMNS = {"started_at", "finished_at", "published_at", "ingested_at", "copies_linked_at", "created_at",
-                    "first_failed_at", "last_failed_at", "quarantined_at"}
+                    "first_failed_at", "last_failed_at", "quarantined_at", "read_at"}
 
 
 def _settings(data_dir: Path, catalog_url: str | None = None, **overrides):
@@ -43,6 +46,11 @@ def _source(small_archive: dict, tmp_path: Path):
     with SqlCatalog.open(settings.resolved_catalog_url()) as catalog:
         by_path = {Path(v.path).name: v.video_id for v in catalog.videos()}
         catalog.add_copy_link(by_path["cockatoo.mp4"], by_path["diver.mov"], 0.9, [LINK_SEGMENT])
+        TextStore(catalog).replace_video_text(by_path["vtest.avi"], [TextSpan(by_path["vtest.avi"], 2.0, 6.0,
+                                              "ВЛАДИВОСТОК 2019", 91.0, {})], reader="test", frames_read=4)
+    frame = np.full((36, 64, 3), 120, np.uint8)
+    SearchStore(settings.data_dir / "searches").save({"matches": [], "earliest": None}, {"sha256": "0" * 64},
+                                                     {1.5: frame}, owner="open", searched_at="2026-12-02T00:00:00")
     return settings
 
 
@@ -97,6 +105,11 @@ def test_round_trip_restores_the_same_archive(small_archive, tmp_path, catalog_u
     assert after == before
     assert sum(len(links) for links in after["links"].values()) == 2  # the link, stored both ways
     assert _index_state(target) == _index_state(source)
+    with SqlCatalog.open(target.resolved_catalog_url()) as catalog:  # on-screen text, its full-text index rebuilt
+        assert [s.text for s in TextStore(catalog).search("Владивосток")] == ["ВЛАДИВОСТОК 2019"]
+    kept = [p.name for p in (source.data_dir / "searches").iterdir()]
+    assert [p.name for p in (target.data_dir / "searches").iterdir()] == kept and len(kept) == 1
+    assert SearchStore(target.data_dir / "searches").get(kept[0], owner="open").query_frame(1.5).shape == (36, 64, 3)
 
     with Searcher(source) as searcher:
         expected = searcher.search(small_archive["mirrored"], top_k=5).to_dict()

@@ -87,6 +87,51 @@ def test_upload_a_reversed_clip_and_see_its_earliest_source(page, small_archive,
     assert list(server["uploads"].iterdir()) == []
 
 
+def test_a_reversal_shows_its_strip_and_the_evidence_pack_downloads(page, small_archive, tmp_path):
+    """The strip runs the archive's time backwards under the clip's own order; the evidence
+    pack downloads without a new upload and holds what a fact-check publishes."""
+    import io
+    import re
+    import shutil
+    import subprocess
+    import zipfile
+
+    from PIL import Image
+
+    page.set_input_files("#file-input", str(small_archive["reversed"]))
+    page.wait_for_selector(".match.is-earliest .strip", state="visible", timeout=60_000)
+    strip = page.locator(".match.is-earliest .strip").first
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.match.is-earliest .strip img')].filter("
+        "(i) => i.complete && i.naturalWidth > 0).length === 12", timeout=30_000)
+    captions = strip.locator("figcaption").all_text_contents()
+    clip = [c for c in captions if c.startswith("clip ")]
+    archive = [c for c in captions if c.startswith("archive ")]
+    seconds = lambda c: sum(float(p) * 60 ** k for k, p in enumerate(reversed(c.split()[1].split(":"))))  # noqa: E731
+    assert len(clip) == len(archive) == 6
+    assert [seconds(c) for c in clip] == sorted(seconds(c) for c in clip)
+    assert [seconds(c) for c in archive] == sorted((seconds(c) for c in archive), reverse=True)
+    with page.expect_download(timeout=60_000) as waiting:
+        page.click(".evidence-download")
+    saved = tmp_path / "pack.zip"
+    waiting.value.save_as(saved)
+    with zipfile.ZipFile(saved) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    html = files["report.html"].decode()
+    assert small_archive["titles"]["vtest.avi"] in html and "2011-02-17" in html
+    for name in (n for n in files if n.endswith(".jpg")):
+        Image.open(io.BytesIO(files[name])).verify()
+    strip_html = html.split('<div class="strip">')[1]
+    times = [int(h) * 3600 + int(m) * 60 + float(s) for h, m, s in
+             re.findall(r"<figcaption>archive (\d+):(\d\d):(\d\d\.\d+)", strip_html)][:6]
+    assert len(times) == 6 and times == sorted(times, reverse=True)
+    if shutil.which("pdftotext"):
+        (tmp_path / "report.pdf").write_bytes(files["report.pdf"])
+        text = subprocess.run(["pdftotext", str(tmp_path / "report.pdf"), "-"], capture_output=True, text=True,
+                              check=True).stdout
+        assert "2011-02-17" in text and "Northwind Wire" in text
+
+
 def test_mirrored_clip_shows_the_mirrored_badge(page, small_archive):
     page.set_input_files("#file-input", str(small_archive["mirrored"]))
     page.wait_for_selector("#earliest .title", state="visible", timeout=60_000)
@@ -134,3 +179,20 @@ def test_a_crop_shows_its_region_box_and_a_black_clip_says_too_little_picture(pa
     page.set_input_files("#file-input", str(black))
     page.wait_for_selector("#not-found", state="visible", timeout=60_000)
     assert "Too little in the picture to search" in page.text_content("#not-found")
+
+
+def test_the_answer_reads_on_a_phone_width_screen(browser, server, small_archive):
+    """390 CSS pixels wide: no sideways scrolling, the strip wraps to three columns."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    page = context.new_page()
+    try:
+        page.goto(server["url"])
+        page.wait_for_selector("#archive-info:has-text('3 videos')")
+        page.set_input_files("#file-input", str(small_archive["reversed"]))
+        page.wait_for_selector(".match.is-earliest .strip", state="visible", timeout=60_000)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 391
+        columns = page.evaluate("() => getComputedStyle(document.querySelector('.strip')).gridTemplateColumns")
+        assert len(columns.split()) == 3, columns
+        assert page.is_visible(".evidence-download")
+    finally:
+        context.close()

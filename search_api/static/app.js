@@ -298,7 +298,7 @@ function showResult(result, file, run, started) {
   setStatus(`Done in ${((performance.now() - started) / 1000).toFixed(1)} s`, "done");
   const query = { filename: file.name, kind: "video", duration_s: 0, frames_sampled: 0, ...result.query,
     previews: result.query_frames ?? [] };
-  renderQueryInfo(query);
+  renderQueryInfo(query, result.search_id);
   const list = copiesOf(result);
   if (result.verdict !== "match" || !list.length) return renderNotFound(query, result);
   const earliest = result.earliest ?? list[0];
@@ -327,10 +327,38 @@ function durationText(q) {
   return q.kind === "image" ? "still image" : `${Number(q.duration_s).toFixed(1)} s`;
 }
 
-function renderQueryInfo(q) {
+function renderQueryInfo(q, searchId) {
   show(els.queryInfo, el("h2", { text: "Your upload" }), el("dl", {},
     fact("File", q.filename), fact("Kind", q.kind), fact("Duration", durationText(q)),
-    fact("Frames sampled", String(q.frames_sampled))));
+    fact("Frames sampled", String(q.frames_sampled))),
+    searchId && evidenceButton(searchId));
+}
+
+// The pack is built by the server from the search it kept: nothing is uploaded or searched again.
+function evidenceButton(searchId) {
+  const button = el("button", { class: "evidence-download", type: "button", text: "Download evidence" });
+  const note = el("span", { class: "evidence-note", role: "status" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    note.textContent = "Preparing the evidence pack…";
+    try {
+      const res = await fetch(`/v1/searches/${encodeURIComponent(searchId)}/evidence.zip`, { headers: authHeaders() });
+      if (!res.ok) {
+        const body = parseJson(await res.text().catch(() => ""));
+        throw new Error(body?.error?.message || `HTTP ${res.status}`);
+      }
+      const url = trackUrl(URL.createObjectURL(await res.blob()));
+      const link = el("a", { class: "evidence-link", href: url, download: `firstseen-evidence-${searchId}.zip`,
+        text: "Save the evidence pack (.zip)" });
+      note.replaceChildren(link);
+      link.click();
+    } catch (err) {
+      note.textContent = `Evidence pack unavailable: ${err.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return el("p", { class: "evidence-pack" }, button, " ", note);
 }
 
 function renderNotFound(q, result) {
@@ -463,12 +491,48 @@ function segmentView(m, seg, { query, queryFrame, archiveFrame }) {
   const ev = seg.evidence;
   drawBox(archiveFig, ev && ev.query_in_source, "crop-box", "where the clip's picture lies in the source frame");
   drawBox(queryFig, ev && ev.source_in_query, "inset-box", "where the source picture lies in your upload");
+  const retimed = seg.timing_known && seg.query_end > seg.query_start && (seg.reversed || Math.abs(seg.speed - 1) > 0.1);
+  const onScreen = el("p", { class: "onscreen", hidden: true });
+  fetchArchiveText(m.video_id, seg.source_start, seg.source_end).then((spans) => {
+    if (!spans.length) return;
+    onScreen.textContent = "On screen in the archive footage: " + spans.map((s) => `“${s.text}”`).join("; ");
+    onScreen.hidden = false;
+  }, () => {});
   return el("div", { class: "segment" },
     el("div", { class: "frames" }, queryFig, archiveFig),
+    retimed && stripView(m, seg, { query, queryFrame, archiveFrame }),
+    onScreen,
     seg.region && el("p", { class: "region", text: `Region: ${seg.region}` }),
     ev && el("p", { class: "evidence", text: `Verified on ${ev.pairs_verified} of ${ev.pairs_checked} frame pairs `
       + `(${ev.inliers} matching points agree on one geometry)` }),
     el("div", { class: "badges" }, ...badges, el("span", { class: "segment-score", text: `segment ${percent(seg.score)}` })));
+}
+
+// Six of the clip's frames in its own order over the archive frames they show: the archive's times
+// under them run backwards for a reversal (or jump for a speed change), which a reader can see.
+function stripView(m, seg, { queryFrame, archiveFrame }) {
+  const times = [...Array(6).keys()].map((i) => seg.query_start + (i * (seg.query_end - seg.query_start - 0.001)) / 5);
+  const cell = (cls, caption, promise) => {
+    const fig = frameFigure(cls, caption, caption);
+    fillFrame(fig, promise, () => "unavailable");
+    return fig;
+  };
+  const top = times.map((q) => cell("strip-query", `clip ${clock(q)}`, queryFrame(q)));
+  const bottom = times.map((q) => {
+    const t = Math.max(0, sourceAt(seg, q));
+    return cell("strip-archive", `archive ${clock(t)}`, archiveFrame(m.video_id, t));
+  });
+  const how = seg.reversed ? "the archive's time runs backwards" : `the archive runs at ${Number(seg.speed.toPrecision(2))}x`;
+  return el("div", { class: "strip-block" },
+    el("p", { class: "strip-note", text: `Strip: the clip's frames in its order (top) over the archive's (bottom); ${how}.` }),
+    el("div", { class: "strip" }, ...top, ...bottom));
+}
+
+async function fetchArchiveText(videoId, t0, t1) {
+  const res = await fetch(`/v1/videos/${encodeURIComponent(videoId)}/text?t0=${t0.toFixed(3)}&t1=${t1.toFixed(3)}`,
+    { headers: authHeaders(), signal: state.abort.signal });
+  if (!res.ok) return [];
+  return (await res.json()).spans ?? [];
 }
 
 // A box only where it says something: a crop of the source, or the source inset in the upload.
