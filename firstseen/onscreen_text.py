@@ -91,7 +91,8 @@ def text_bands(gray: np.ndarray, *, max_bands: int = 6) -> list[tuple[int, int, 
     count, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     sh, sw = small.shape[:2]
     bands = []
-    for x, y, bw, bh, area in stats[1:count]:
+    pieces = [(x, y, bw, bh) for x, y, bw, bh, _ in stats[1:count] if 5 <= bh <= 0.25 * sh]
+    for x, y, bw, bh in _same_lines(pieces):
         filled = edges[y:y + bh, x:x + bw].mean() / 255
         if not (7 <= bh <= 0.25 * sh and bw >= 1.5 * bh and bw >= 0.04 * sw and 0.15 <= filled <= 0.9):
             continue
@@ -103,6 +104,22 @@ def text_bands(gray: np.ndarray, *, max_bands: int = 6) -> list[tuple[int, int, 
             bands.append(box)
     bands.sort(key=lambda b: (b[3] - b[1]) * (b[2] - b[0]), reverse=True)
     return sorted(bands[:max_bands], key=lambda b: (b[1], b[0]))
+
+
+def _same_lines(pieces: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Pieces of one line joined: a wide space between words (or a comma) splits a line into
+    several shapes, and a line read in pieces loses the words that join them."""
+    merged: list[list[int]] = []
+    for x, y, w, h in sorted(pieces):
+        for m in merged:
+            overlap = min(m[1] + m[3], y + h) - max(m[1], y)
+            if overlap >= 0.6 * min(m[3], h) and 0.5 <= h / m[3] <= 2 and x - (m[0] + m[2]) <= 1.5 * max(m[3], h):
+                x1, y0, y1 = max(m[0] + m[2], x + w), min(m[1], y), max(m[1] + m[3], y + h)
+                m[1], m[2], m[3] = y0, x1 - m[0], y1 - y0
+                break
+        else:
+            merged.append([x, y, w, h])
+    return [tuple(m) for m in merged]
 
 
 def _looks_like_text(band: np.ndarray) -> bool:
