@@ -223,6 +223,9 @@ def _looks_mirrored(h: _Hits, in_run: np.ndarray, slope: float, offset: float) -
     return float(np.mean(gain)) >= p.mirror_margin and float(np.mean(gain > 0)) >= 0.75
 
 
+RESOLVED_SAMPLES = 2.0  # a speed is claimed once it shifts the footage this many archive samples over the segment
+
+
 def _segment(h: _Hits, run: np.ndarray, slope: float, offset: float, direction: int, voters: np.ndarray,
              extent: tuple[float, float]) -> AlignedSegment | None:
     p = h.params
@@ -247,6 +250,13 @@ def _segment(h: _Hits, run: np.ndarray, slope: float, offset: float, direction: 
         known = mine is not None and mine.vote >= p.direction_ratio * (other.vote if other else 0.0)
     if not known:
         source = [float(h.s[run].min()), float(h.s[run].max())]
+    elif abs(abs(slope) - 1.0) * (q1 - q0) < RESOLVED_SAMPLES * h.source_step:
+        # Archive frames a sample apart fix a speed only once it has moved the footage by a couple
+        # of samples over the segment: below that, a fitted 0.7x on a 6-second crop is noise in
+        # the sampled times, not a re-timing to print. The 1x line through the same hits stands.
+        slope = float(direction)
+        offset = float(np.average(h.s[run] - slope * (h.q[run] - h.q_ref), weights=h.weight[run]))
+        source = sorted(max(0.0, slope * (t - h.q_ref) + offset) for t in (q0, q1))
     speed = float(abs(slope)) if known else 1.0
     return AlignedSegment(q0, q1, source[0], source[1], speed, known and direction < 0, mirrored, known,
                           int(run.size), similarity)

@@ -78,6 +78,32 @@ def stored_search(request: Request, search_id: str) -> dict:
     return {**stored.result, "search_id": stored.search_id, "searched_at": stored.searched_at}
 
 
+@router.get("/searches/{search_id}/text", tags=["search"], responses=_ERRORS, dependencies=[Depends(require(Scope.READ))],
+            summary="The text on screen in a kept search's clip, at each segment's middle, quoted as read")
+def stored_search_text(request: Request, search_id: str) -> dict:
+    """Read from the kept frames (the upload is gone), so the page can put the clip's caption
+    beside the archive's own chyron."""
+    from firstseen.evidence_pack import pack_plan
+    from firstseen.results import result_from_dict
+
+    stored = _stored(request, search_id)
+    service = request.app.state.service
+    if service.searcher is None:
+        raise ApiError(503, "archive_unavailable", f"no archive yet: {service.unavailable_reason}")
+    reader, note = _text_reader(request.app.state.settings)
+    if reader is None:
+        return {"search_id": search_id, "read": False, "reason": note, "frames": []}
+    try:
+        result = result_from_dict(stored.result, service.searcher.archive.catalog.get_video)
+        middles = sorted({round(key[len(key) // 2], 3) for *_, key, _ in pack_plan(result)})
+        with _pack_builds:
+            frames = [{"t": t, "lines": [line.to_dict() for line in reader.read(stored.query_frame(t))]}
+                      for t in middles]
+    finally:
+        reader.close()
+    return {"search_id": search_id, "read": True, "frames": frames}
+
+
 @router.get("/searches/{search_id}/evidence.zip", tags=["search"], responses={200: {"content": {"application/zip": {}}},
             **_ERRORS}, dependencies=[Depends(require(Scope.READ))], response_class=Response,
             summary="The evidence pack of a recent search: report.html, report.pdf, result.json, frames, strips")

@@ -261,11 +261,21 @@ def test_too_short_to_tell_direction():
         assert seg.source_end - seg.source_start <= 1.0 + 1e-9
 
 
-@pytest.mark.parametrize(("speed", "duration"), [(1.03, 20.0), (2.9, 10.0), (0.6, 25.0)])
+@pytest.mark.parametrize(("speed", "duration"), [(1.2, 20.0), (2.9, 10.0), (0.6, 25.0)])
 def test_speed_between_grid_steps_is_refined(speed, duration):
     sim = simulate([Piece(0.0, duration, 10.0, speed)], duration=duration, seed=13)
     [seg] = run(sim)
     assert seg.speed == pytest.approx(speed, rel=0.015)
+
+
+@pytest.mark.parametrize(("speed", "duration"), [(1.03, 20.0), (0.85, 6.0)])
+def test_a_speed_the_archive_samples_cannot_resolve_is_no_claim(speed, duration):
+    """Over the segment these speeds move the footage by less than two archive samples (0.6 s,
+    0.9 s): the 1x line is reported, not a re-timing the sampled times cannot show."""
+    sim = simulate([Piece(0.0, duration, 10.0, speed)], duration=duration, seed=13)
+    [seg] = run(sim)
+    assert seg.timing_known and seg.speed == 1.0 and not seg.reversed
+    assert seg.source_start == pytest.approx(10.0, abs=1.0)
 
 
 def test_jump_cut_gets_each_part_its_own_line():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import zipfile
 
 import pytest
@@ -81,3 +83,22 @@ def test_text_search_over_http(small_archive, tmp_path):
         assert [(h["video"]["external_id"], h["start_s"]) for h in hits] == [(video.external_id, 4.0)]
         _error(client.get("/v1/text", params={"q": "..."}, headers={"X-API-Key": READ_KEY}), 400, "bad_query")
         _error(client.get("/v1/text", params={"q": "x"}), 401, "unauthorized")
+
+
+def test_the_clips_own_caption_is_read_from_the_kept_frames(small_archive, footage, tmp_path):
+    from edits import FrameSource
+    from text_frames import reversed_captioned_crop
+
+    if not shutil.which("tesseract") and not os.environ.get("CI"):
+        pytest.skip("Tesseract is not installed (`make ocr`)")
+    clip = reversed_captioned_crop(FrameSource(footage / "vtest.avi", 768), tmp_path / "toast.mp4", start_s=60.0)
+    client, _ = _client(small_archive, tmp_path)
+    mine = {"X-API-Key": READ_KEY}
+    with client:
+        body = _post(client, clip["path"], headers=mine).json()
+        assert body["verdict"] == "match" and body["earliest"]["segments"][0]["reversed"]
+        read = client.get(f"/v1/searches/{body['search_id']}/text", headers=mine).json()
+        assert read["read"] and read["frames"]
+        assert any(line["text"] == clip["caption"] for f in read["frames"] for line in f["lines"])
+        _error(client.get(f"/v1/searches/{body['search_id']}/text", headers={"X-API-Key": OTHER_READ_KEY}), 404,
+               "search_not_found")

@@ -87,19 +87,32 @@ def test_upload_a_reversed_clip_and_see_its_earliest_source(page, small_archive,
     assert list(server["uploads"].iterdir()) == []
 
 
-def test_a_reversal_shows_its_strip_and_the_evidence_pack_downloads(page, small_archive, tmp_path):
-    """The strip runs the archive's time backwards under the clip's own order; the evidence
-    pack downloads without a new upload and holds what a fact-check publishes."""
+def test_a_reversal_shows_its_strip_and_the_evidence_pack_downloads(page, small_archive, footage, tmp_path):
+    """A reversed, cropped, re-captioned copy of real footage: the strip runs the archive's time
+    backwards under the clip's own order, the crop is boxed on the archive frame, the clip's new
+    caption is quoted; the evidence pack downloads without a new upload and holds what a
+    fact-check publishes."""
     import io
     import re
     import shutil
     import subprocess
     import zipfile
 
+    from edits import FrameSource
     from PIL import Image
+    from text_frames import reversed_captioned_crop
 
-    page.set_input_files("#file-input", str(small_archive["reversed"]))
+    clip = reversed_captioned_crop(FrameSource(footage / "vtest.avi", 768), tmp_path / "toast.mp4", start_s=60.0)
+    page.set_input_files("#file-input", str(clip["path"]))
     page.wait_for_selector(".match.is-earliest .strip", state="visible", timeout=60_000)
+    segment = page.locator(".match.is-earliest .segment").first
+    assert segment.locator(".badge.reversed").count() == 1
+    box = segment.locator(".frame-pic .box.crop-box").first
+    box.wait_for(state="attached", timeout=10_000)
+    assert 65 <= page.evaluate("(b) => parseFloat(b.style.width)", box.element_handle()) <= 75  # 70% kept
+    if shutil.which("tesseract"):
+        segment.locator(".clip-text").wait_for(state="visible", timeout=30_000)
+        assert "MOSCOW, 30 September 2022" in segment.locator(".clip-text").text_content()
     strip = page.locator(".match.is-earliest .strip").first
     page.wait_for_function(
         "() => [...document.querySelectorAll('.match.is-earliest .strip img')].filter("
@@ -118,7 +131,9 @@ def test_a_reversal_shows_its_strip_and_the_evidence_pack_downloads(page, small_
     with zipfile.ZipFile(saved) as zf:
         files = {n: zf.read(n) for n in zf.namelist()}
     html = files["report.html"].decode()
-    assert small_archive["titles"]["vtest.avi"] in html and "2011-02-17" in html
+    assert small_archive["titles"]["vtest.avi"] in html and "2011-02-17" in html and "REVERSED" in html
+    if shutil.which("tesseract"):
+        assert "MOSCOW, 30 September 2022" in html  # the clip's caption, quoted as read
     for name in (n for n in files if n.endswith(".jpg")):
         Image.open(io.BytesIO(files[name])).verify()
     strip_html = html.split('<div class="strip">')[1]

@@ -90,3 +90,23 @@ def character_accuracy(read: str, truth: str) -> float:
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
         previous = current
     return max(0.0, 1.0 - previous[-1] / len(b))
+
+
+def reversed_captioned_crop(source, out, *, start_s: float = 30.0, seconds: float = 6.0, fps: float = 12.5,
+                            caption: str = "MOSCOW, 30 September 2022") -> dict:
+    """A manipulated clip as the cases we serve: footage played backwards, cropped to its left
+    70%, with a new caption burned into a chyron. source: an edits.FrameSource. Returns the
+    truth: the source window, the crop box (fractions of the source frame), the caption."""
+    from edits import _write_video
+
+    rng = np.random.default_rng(11)
+    frames = []
+    for k in range(int(seconds * fps)):
+        rgb = source.frame_at(start_s + seconds - k / fps)
+        h, w = rgb.shape[:2]
+        crop = np.ascontiguousarray(rgb[:, : int(w * 0.7) // 2 * 2])
+        frames.append(draw_text_frame(crop, "latin", caption, rng, style="chyron").rgb)
+    h, w = frames[0].shape[:2]
+    _write_video(out, iter(frames), (w, h), fps)
+    return {"path": out, "source_start": start_s, "source_end": start_s + seconds, "crop": (0.0, 0.0, 0.7, 1.0),
+            "caption": caption}

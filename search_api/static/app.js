@@ -305,6 +305,23 @@ function showResult(result, file, run, started) {
   renderEarliest(earliest, list.length);
   renderTimeline(list, earliest.video_id);
   renderMatches(list, earliest.video_id, query, file, run);
+  if (result.search_id) showClipText(result.search_id, run);
+}
+
+// The clip's own caption, read by the server from the frames it kept, beside the archive's chyron.
+async function showClipText(searchId, run) {
+  const res = await fetch(`/v1/searches/${encodeURIComponent(searchId)}/text`,
+    { headers: authHeaders(), signal: state.abort.signal }).catch(() => null);
+  if (!res || !res.ok || run !== state.run) return;
+  const body = await res.json();
+  for (const segment of els.matches.querySelectorAll(".segment[data-query-middle]")) {
+    const t = Number(segment.dataset.queryMiddle);
+    const frame = (body.frames ?? []).find((f) => Math.abs(f.t - t) < 0.01);
+    if (!frame || !frame.lines.length) continue;
+    const note = segment.querySelector(".clip-text");
+    note.textContent = "On screen in the clip: " + frame.lines.map((l) => `“${l.text}”`).join("; ");
+    note.hidden = false;
+  }
 }
 
 // Matches deduplicated by video id; the earliest joins them (first) if the server listed it apart.
@@ -498,9 +515,11 @@ function segmentView(m, seg, { query, queryFrame, archiveFrame }) {
     onScreen.textContent = "On screen in the archive footage: " + spans.map((s) => `“${s.text}”`).join("; ");
     onScreen.hidden = false;
   }, () => {});
-  return el("div", { class: "segment" },
+  const middle = (seg.query_start + seg.query_end) / 2;
+  return el("div", { class: "segment", "data-query-middle": middle.toFixed(3) },
     el("div", { class: "frames" }, queryFig, archiveFig),
     retimed && stripView(m, seg, { query, queryFrame, archiveFrame }),
+    el("p", { class: "clip-text", hidden: true }),
     onScreen,
     seg.region && el("p", { class: "region", text: `Region: ${seg.region}` }),
     ev && el("p", { class: "evidence", text: `Verified on ${ev.pairs_verified} of ${ev.pairs_checked} frame pairs `
