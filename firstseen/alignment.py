@@ -223,7 +223,7 @@ def _looks_mirrored(h: _Hits, in_run: np.ndarray, slope: float, offset: float) -
     return float(np.mean(gain)) >= p.mirror_margin and float(np.mean(gain > 0)) >= 0.75
 
 
-RESOLVED_SAMPLES = 2.0  # a speed is claimed once it shifts the footage this many archive samples over the segment
+RESOLVED_SAMPLES = 1.5  # a speed is claimed once it shifts the footage this many archive samples over the segment
 
 
 def _segment(h: _Hits, run: np.ndarray, slope: float, offset: float, direction: int, voters: np.ndarray,
@@ -251,8 +251,8 @@ def _segment(h: _Hits, run: np.ndarray, slope: float, offset: float, direction: 
     if not known:
         source = [float(h.s[run].min()), float(h.s[run].max())]
     elif abs(abs(slope) - 1.0) * (q1 - q0) < RESOLVED_SAMPLES * h.source_step:
-        # Archive frames a sample apart fix a speed only once it has moved the footage by a couple
-        # of samples over the segment: below that, a fitted 0.7x on a 6-second crop is noise in
+        # Archive frames a sample apart fix a speed only once it has moved the footage by one and a
+        # half samples over the segment: below that, a fitted 0.84x on an 8-second crop is noise in
         # the sampled times, not a re-timing to print. The 1x line through the same hits stands.
         slope = float(direction)
         offset = float(np.average(h.s[run] - slope * (h.q[run] - h.q_ref), weights=h.weight[run]))

@@ -270,8 +270,8 @@ def test_speed_between_grid_steps_is_refined(speed, duration):
 
 @pytest.mark.parametrize(("speed", "duration"), [(1.03, 20.0), (0.85, 6.0)])
 def test_a_speed_the_archive_samples_cannot_resolve_is_no_claim(speed, duration):
-    """Over the segment these speeds move the footage by less than two archive samples (0.6 s,
-    0.9 s): the 1x line is reported, not a re-timing the sampled times cannot show."""
+    """Over the segment these speeds move the footage by less than one and a half archive samples
+    (0.6 s, 0.9 s): the 1x line is reported, not a re-timing the sampled times cannot show."""
     sim = simulate([Piece(0.0, duration, 10.0, speed)], duration=duration, seed=13)
     [seg] = run(sim)
     assert seg.timing_known and seg.speed == 1.0 and not seg.reversed
