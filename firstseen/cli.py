@@ -109,6 +109,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise _UsageError(f"no such file: {path}")
+    if args.evidence:
+        from firstseen.evidence_pack import check_destination
+
+        check_destination(Path(args.evidence))  # before the search: bad input costs nothing
     with Searcher(_settings(args)) as searcher:
         result = searcher.search(path, top_k=args.top_k)
         if args.evidence:
@@ -123,16 +127,9 @@ def _write_evidence(searcher, result, path: Path, dest: Path) -> Path:
     from datetime import UTC, datetime
 
     from firstseen.evidence_pack import QueryFile, pack_of_search, query_facts
-    from firstseen.onscreen_text import TesseractReader, TextReaderUnavailableError
+    from firstseen.onscreen_text import open_reader
 
-    reader, note = None, None
-    if searcher.settings.ocr:
-        try:
-            reader = TesseractReader(searcher.settings.ocr_languages.split(","))
-        except TextReaderUnavailableError as exc:
-            note = f"not read: {exc}"
-    else:
-        note = "not read (FIRSTSEEN_OCR=false)"
+    reader, note = open_reader(searcher.settings.ocr, searcher.settings.ocr_languages)
     try:
         pack = pack_of_search(searcher.archive, result, QueryFile(path), query_facts=query_facts(path),
                               descriptor_config=searcher.descriptor.config_id,

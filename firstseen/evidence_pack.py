@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from firstseen.errors import FirstSeenError
+from firstseen.errors import BadInputError, FirstSeenError
 from firstseen.evidence import Region
 from firstseen.media import IMAGE_EXTENSIONS, frame_at, load_image, probe
 from firstseen.seek import frames_at
@@ -102,15 +102,14 @@ class EvidencePack:
     def write(self, dest: Path) -> Path:
         """To a folder, or to a .zip; written beside and renamed, so a pack is whole or absent."""
         dest = Path(dest)
+        check_destination(dest)
         files = self.files()
         if dest.suffix.lower() == ".zip":
             temporary = dest.with_name(dest.name + ".part")
             temporary.write_bytes(self.zip_bytes(files))
             temporary.replace(dest)
             return dest
-        if dest.exists() and any(dest.iterdir()):
-            raise FirstSeenError(f"{dest} exists and is not empty: an evidence pack needs a new folder",
-                                 code="pack_exists")
+        check_destination(dest)
         temporary = dest.with_name(dest.name + ".part")
         for name, data in files.items():
             (temporary / name).parent.mkdir(parents=True, exist_ok=True)
@@ -119,6 +118,16 @@ class EvidencePack:
             dest.rmdir()
         temporary.replace(dest)
         return dest
+
+
+def check_destination(dest: Path) -> None:
+    """Where a pack may go: a .zip or a new (or empty) folder, in a folder that exists."""
+    dest = Path(dest)
+    if not dest.parent.is_dir():
+        raise BadInputError(f"no folder {dest.parent} to write the evidence pack in", code="pack_destination")
+    if dest.suffix.lower() != ".zip" and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise BadInputError(f"{dest} exists and is not an empty folder: an evidence pack needs a new folder",
+                            code="pack_exists")
 
 
 def _jpeg(rgb: np.ndarray, boxes: list[tuple[Region, tuple[int, int, int]]]) -> tuple[bytes, bytes]:

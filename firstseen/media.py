@@ -355,12 +355,17 @@ def frame_at(path: str | Path, t: float, *, max_side: int) -> SampledFrame:
         if frame is None:
             raise MediaError("no decodable video frames")
         sar = float(stream.sample_aspect_ratio or 1) or 1.0
-        w, h = _target_size(frame.width, frame.height, sar, max_side)
-        rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
-        turns = _rotation_cw(frame) // 90
-        if turns:
-            rgb = np.ascontiguousarray(np.rot90(rgb, -turns))
-        return SampledFrame(pts_s=max(0.0, (ts - origin) * tb_s), rgb=rgb)
+        return upright_frame(frame, (ts - origin) * tb_s, sar, max_side)
+
+
+def upright_frame(frame: av.VideoFrame, t: float, sar: float, max_side: int) -> SampledFrame:
+    """A decoded frame as evidence: RGB, longer side <= max_side (square pixels), turned upright."""
+    w, h = _target_size(frame.width, frame.height, sar, max_side)
+    rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    turns = _rotation_cw(frame) // 90
+    if turns:
+        rgb = np.ascontiguousarray(np.rot90(rgb, -turns))
+    return SampledFrame(pts_s=max(0.0, t), rgb=rgb)
 
 
 def frames_between(path: str | Path, t0: float, t1: float, *, max_side: int, limit: int = 120) -> list[SampledFrame]:
@@ -404,12 +409,7 @@ def _decoded_between(container, stream, t0: float, t1: float, max_side: int, lim
                 break
             if t < t0 - _PTS_EPSILON_S:
                 continue
-            w, h = _target_size(frame.width, frame.height, sar, max_side)
-            rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
-            turns = _rotation_cw(frame) // 90
-            if turns:
-                rgb = np.ascontiguousarray(np.rot90(rgb, -turns))
-            out.append(SampledFrame(pts_s=max(0.0, t), rgb=rgb))
+            out.append(upright_frame(frame, t, sar, max_side))
     except MediaError as exc:
         if not out:
             raise MediaError(f"{exc} near {t0:.1f}s") from exc

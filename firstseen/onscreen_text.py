@@ -243,3 +243,15 @@ class TesseractReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_reader(enabled: bool, languages: str) -> tuple[TesseractReader | None, str | None]:
+    """The reader the settings ask for (languages comma-separated), or None and why there is
+    none: turned off, or not installed. Callers that can go on without text (packs, the
+    nightly job) report the reason instead of failing."""
+    if not enabled:
+        return None, "not read (FIRSTSEEN_OCR=false)"
+    try:
+        return TesseractReader([lang.strip() for lang in languages.split(",") if lang.strip()]), None
+    except TextReaderUnavailableError as exc:
+        return None, f"not read: {exc}"

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from firstseen.errors import MediaError
-from firstseen.media import (_PTS_EPSILON_S, _in_display_time, _open, _reorder_depth, _rotation_cw, _target_size,
-                             _video_stream, frame_at)
+from firstseen.media import (_PTS_EPSILON_S, _in_display_time, _open, _reorder_depth, _video_stream, frame_at,
+                             upright_frame)
 from firstseen.records import SampledFrame
 
 GROUP_S = 30.0  # times closer than this are read after one seek (decoding on is cheaper than seeking back to a keyframe)
@@ -60,7 +58,7 @@ def _read_group(path, group: list[float], max_side: int, *, seek: bool) -> dict[
                 if shown is None and seek and t > pending[0] + _PTS_EPSILON_S and pending[0] > 0:
                     return None
                 while pending and t > pending[0] + _PTS_EPSILON_S:
-                    out[pending.pop(0)] = _convert(shown if shown is not None else frame, shown_t if shown is not None
+                    out[pending.pop(0)] = upright_frame(shown if shown is not None else frame, shown_t if shown is not None
                                                    else t, sar, max_side)
                 if not pending:
                     break
@@ -71,14 +69,5 @@ def _read_group(path, group: list[float], max_side: int, *, seek: bool) -> dict[
         for t in pending:  # past the last frame: it stays on screen
             if shown is None:
                 raise MediaError("no decodable video frames")
-            out[t] = _convert(shown, shown_t, sar, max_side)
+            out[t] = upright_frame(shown, shown_t, sar, max_side)
         return out
-
-
-def _convert(frame, t: float, sar: float, max_side: int) -> SampledFrame:
-    w, h = _target_size(frame.width, frame.height, sar, max_side)
-    rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
-    turns = _rotation_cw(frame) // 90
-    if turns:
-        rgb = np.ascontiguousarray(np.rot90(rgb, -turns))
-    return SampledFrame(pts_s=max(0.0, t), rgb=rgb)

@@ -54,12 +54,15 @@ def _text_pass(settings: Settings) -> dict:
     if not settings.ocr:
         return {"action": "off"}
     from firstseen.catalog import SqlCatalog
-    from firstseen.onscreen_text import TesseractReader
+    from firstseen.onscreen_text import open_reader
     from firstseen.text_pass import TextPassParams, run_text_pass
 
+    reader, why_not = open_reader(settings.ocr, settings.ocr_languages)
+    if reader is None:
+        log.warning("on-screen text not read: %s", why_not)
+        return {"action": "failed", "reason": why_not}
     try:
-        with SqlCatalog.open(settings.resolved_catalog_url()) as catalog, \
-                TesseractReader(settings.ocr_languages.split(",")) as reader:
+        with SqlCatalog.open(settings.resolved_catalog_url()) as catalog, reader:
             summary = run_text_pass(catalog, reader, TextPassParams(settings.ocr_every_s, settings.ocr_max_side))
     except FirstSeenError as exc:
         log.warning("on-screen text not read: %s", exc)

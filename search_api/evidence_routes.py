@@ -133,15 +133,10 @@ def evidence(request: Request, search_id: str) -> Response:
 
 
 def _text_reader(settings):
-    """A Tesseract engine for one pack (engines are not shared between threads), or why there is none."""
-    from firstseen.onscreen_text import TesseractReader, TextReaderUnavailableError
+    """A Tesseract engine for one request (engines are not shared between threads), or why there is none."""
+    from firstseen.onscreen_text import open_reader
 
-    if not settings.ocr:
-        return None, "not read (FIRSTSEEN_OCR=false)"
-    try:
-        return TesseractReader(settings.ocr_languages.split(",")), None
-    except TextReaderUnavailableError as exc:
-        return None, f"not read: {exc}"
+    return open_reader(settings.ocr, settings.ocr_languages)
 
 
 def query_frames(path: Path, result: SearchResult) -> dict[float, np.ndarray]:
