@@ -123,9 +123,9 @@ class Settings(BaseSettings):
         return bool(self.api_read_keys or self.api_admin_keys)
 
     def resolved_catalog_url(self) -> str:
-        if self.catalog_url:
-            return self.catalog_url
-        return f"sqlite:///{(self.data_dir / 'catalog.sqlite').resolve()}"
+        from firstseen.datadir import DataDir
+
+        return DataDir(self.data_dir).catalog_url(self.catalog_url)
 
 
 def get_settings(**overrides: object) -> Settings:

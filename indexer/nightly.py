@@ -11,16 +11,16 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from firstseen.datadir import DataDir
 from firstseen.errors import ArchiveLockedError, FirstSeenError
-from firstseen.index_store import atomic_write_bytes
-from firstseen.reindex import maintain_index
+from firstseen.storage.atomic import atomic_write_bytes
+from firstseen.ops.reindex import maintain_index
 from firstseen.settings import Settings
-from indexer.progress import Progress
-from indexer.worker import configured_inputs, run_ingest
+from firstseen.ingest.progress import Progress
+from firstseen.ingest.run import configured_inputs, run_ingest
 
 log = logging.getLogger("firstseen.nightly")
 
-STATUS_FILE = "nightly-status.json"
 BEAT_EVERY_S = 30.0
 HEALTHY_WITHIN_S = 180.0
 
@@ -53,9 +53,9 @@ def _text_pass(settings: Settings) -> dict:
     archive's backlog). OCR that cannot run here is reported, and the night's ingest stands."""
     if not settings.ocr:
         return {"action": "off"}
-    from firstseen.catalog import SqlCatalog
-    from firstseen.onscreen_text import open_reader
-    from firstseen.text_pass import TextPassParams, run_text_pass
+    from firstseen.storage.catalog import SqlCatalog
+    from firstseen.evidence.onscreen_text import open_reader
+    from firstseen.evidence.text_pass import TextPassParams, run_text_pass
 
     reader, why_not = open_reader(settings.ocr, settings.ocr_languages)
     if reader is None:
@@ -82,7 +82,7 @@ class StatusFile:
     """DATA_DIR/nightly-status.json: the scheduler's state, rewritten atomically by a beat thread."""
 
     def __init__(self, data_dir: Path):
-        self.path = Path(data_dir) / STATUS_FILE
+        self.path = DataDir(data_dir).nightly_status
         self._state: dict = {"state": "starting"}
         self._lock = threading.Lock()
 
@@ -102,7 +102,7 @@ class StatusFile:
 
 
 def healthy(settings: Settings, within_s: float = HEALTHY_WITHIN_S) -> tuple[bool, str]:
-    path = Path(settings.data_dir) / STATUS_FILE
+    path = DataDir(settings.data_dir).nightly_status
     try:
         status = json.loads(path.read_text())
         age = (datetime.now().astimezone() - datetime.fromisoformat(status["updated_at"])).total_seconds()

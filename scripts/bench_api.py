@@ -36,10 +36,10 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from edits import FrameSource, make_query  # noqa: E402
 
-from firstseen.search import Searcher  # noqa: E402
+from firstseen.search.searcher import Searcher  # noqa: E402
 from firstseen.settings import get_settings  # noqa: E402
-from indexer.progress import LogProgress  # noqa: E402
-from indexer.worker import run_ingest  # noqa: E402
+from firstseen.ingest.progress import LogProgress  # noqa: E402
+from firstseen.ingest.run import run_ingest  # noqa: E402
 
 
 class _Quiet(LogProgress):
@@ -60,7 +60,7 @@ def free_port() -> int:
 def start_server(data_dir: Path, port: int, concurrency: int, log_path: Path) -> subprocess.Popen:
     env = dict(os.environ, FIRSTSEEN_DATA_DIR=str(data_dir),
                FIRSTSEEN_API_MAX_QUEUED_SEARCHES=str(max(8, concurrency)))  # the bench measures queueing, not 429s
-    server = subprocess.Popen([sys.executable, "-m", "firstseen.cli", "serve", "--port", str(port)], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port)], env=env,
                               stdout=log_path.open("w"), stderr=subprocess.STDOUT)
     wait_ready(port, server, log_path)
     return server

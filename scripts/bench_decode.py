@@ -1,4 +1,4 @@
-"""Benchmark: plain full decode against firstseen.media.sample_frames at 1 fps, per decoder setting.
+"""Benchmark: plain full decode against firstseen.media.decode.sample_frames at 1 fps, per decoder setting.
 
 For each file, one timed run each of: decoding every frame without conversion (thread_type AUTO,
 the baseline), then sample_frames(fps=1) for thread_type AUTO/SLICE/FRAME x skip_nonref off/on.
@@ -10,7 +10,7 @@ which is what skip_nonref costs).
     python scripts/bench_decode.py VIDEO [VIDEO ...] [--fps 1] [--max-side 360] [--threads 0]
 
 What it showed on 2 shared cores (FFmpeg 8.1 via PyAV 18.1): no thread type wins consistently
-(repeat runs reorder them by +-30%), so firstseen.media keeps FFmpeg's AUTO. Not decoding
+(repeat runs reorder them by +-30%), so firstseen.media.decode keeps FFmpeg's AUTO. Not decoding
 non-reference frames when sampling pays on codecs with B-frames (h264, MPEG-4 ASP: up to 3x on
 Megamind.avi) and moves a pick by at most a frame or two, at its real timestamp, so it is on by
 default when sampling and off when every frame is asked for. scripts/bench_ingest.py measures
@@ -30,7 +30,7 @@ import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firstseen import media  # noqa: E402
+from firstseen.media import decode as media  # noqa: E402
 from firstseen.errors import MediaError  # noqa: E402
 
 

@@ -26,12 +26,12 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from edits import FrameSource, _write_video  # noqa: E402
 
-from firstseen.catalog import SqlCatalog  # noqa: E402
-from firstseen.evidence_pack import QueryFile, pack_of_search, query_facts  # noqa: E402
-from firstseen.onscreen_text import TesseractReader  # noqa: E402
-from firstseen.search import Searcher  # noqa: E402
+from firstseen.storage.catalog import SqlCatalog  # noqa: E402
+from firstseen.evidence.pack import QueryFile, pack_of_search, query_facts  # noqa: E402
+from firstseen.evidence.onscreen_text import TesseractReader  # noqa: E402
+from firstseen.search.searcher import Searcher  # noqa: E402
 from firstseen.settings import get_settings  # noqa: E402
-from firstseen.text_pass import TextPassParams, run_text_pass  # noqa: E402
+from firstseen.evidence.text_pass import TextPassParams, run_text_pass  # noqa: E402
 
 
 def reversed_clip(footage: Path, out: Path) -> Path:
@@ -47,12 +47,12 @@ def reversed_clip(footage: Path, out: Path) -> Path:
 
 
 def ingest(footage: Path, data: Path) -> float:
-    from indexer.progress import make_progress
-    from indexer.worker import run_ingest
+    from firstseen.ingest.progress import LogProgress
+    from firstseen.ingest.run import run_ingest
 
     settings = get_settings(data_dir=data)
     started = time.perf_counter()
-    summary = run_ingest(settings, [], [footage / "manifest.jsonl"], progress=make_progress(interactive=False))
+    summary = run_ingest(settings, [], [footage / "manifest.jsonl"], progress=LogProgress())
     assert summary.failed == 0, summary
     return time.perf_counter() - started
 

@@ -30,11 +30,11 @@ sys.path.insert(0, str(REPO))
 
 from firstseen.descriptors import create_descriptor, descriptor_names  # noqa: E402
 from firstseen.errors import DescriptorUnavailableError  # noqa: E402
-from firstseen.media import VIDEO_EXTENSIONS, probe, sample_frames  # noqa: E402
+from firstseen.media.decode import VIDEO_EXTENSIONS, probe, sample_frames  # noqa: E402
 from firstseen.settings import get_settings  # noqa: E402
-from firstseen.stats import archive_stats  # noqa: E402
-from indexer.progress import LogProgress  # noqa: E402
-from indexer.worker import run_ingest  # noqa: E402
+from firstseen.ops.stats import archive_stats  # noqa: E402
+from firstseen.ingest.progress import LogProgress  # noqa: E402
+from firstseen.ingest.run import run_ingest  # noqa: E402
 
 
 def best_of(repeat: int, fn):
@@ -102,7 +102,7 @@ def main() -> None:
         stats = archive_stats(get_settings(data_dir=data, catalog_url=None))
 
         # Steady state: the same pipeline with the model already loaded and the catalog made.
-        from firstseen.ingest import describe_videos
+        from firstseen.ingest.pipeline import describe_videos
 
         descriptor = create_descriptor(settings.descriptor, settings)
         steady_s, _ = best_of(args.repeat, lambda: list(describe_videos(files, descriptor, settings, fps=settings.archive_fps)))
@@ -124,7 +124,7 @@ def main() -> None:
         # The child reports its own peak (VmHWM): ru_maxrss, of the child or of children, would
         # also count the forked copy of this (large) process, which Linux carries across exec.
         child = subprocess.run(
-            [sys.executable, "-c", "import re, sys; from firstseen.cli import main; code = main(sys.argv[1:]); "
+            [sys.executable, "-c", "import re, sys; from cli.main import main; code = main(sys.argv[1:]); "
              "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); sys.exit(code)",
              "ingest", "--manifest", str(manifest), "--data-dir", str(work / "rss")],
             check=True, capture_output=True, text=True, cwd=REPO)

@@ -5,7 +5,7 @@ hour to train and fill on two cores. Search time depends on the shape (centroid 
 per list, nprobe), not on which vector sits in which list, so this fills an IVF of the same
 shape with random codes in random lists and times a 120-frame clip's search through FAISS's
 per-vector scan (its default below 128,000 queries) and through BLAS (the product's setting,
-firstseen.index.BLAS_MIN_QUERIES); one run, so the ratio is what to read. Exact flat search
+firstseen.storage.faiss_index.BLAS_MIN_QUERIES); one run, so the ratio is what to read. Exact flat search
 of the same clip over --flat vectors is timed both ways too.
 
     python scripts/bench_ivf_search.py --vectors 10000000
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_scale import DIM, median_ms, unit  # noqa: E402
 
-from firstseen.index import BLAS_MIN_QUERIES, IvfPlan, VectorIndex  # noqa: E402
+from firstseen.storage.faiss_index import BLAS_MIN_QUERIES, IvfPlan, VectorIndex  # noqa: E402
 
 FAISS_DEFAULT_THRESHOLD, BATCH, REPEATS = 128_000, 500_000, 7
 

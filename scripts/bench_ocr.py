@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from text_frames import TEXTS, available, character_accuracy, draw_text_frame  # noqa: E402
 
-from firstseen.media import frame_at, probe  # noqa: E402
-from firstseen.onscreen_text import TesseractReader  # noqa: E402
+from firstseen.media.decode import frame_at, probe  # noqa: E402
+from firstseen.evidence.onscreen_text import TesseractReader  # noqa: E402
 
 OWN_LANGUAGE = {"latin": ("eng",), "cyrillic": ("rus",), "hangul": ("kor",), "dates": ("eng",)}
 

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firstseen.index import IvfPlan, VectorIndex  # noqa: E402
+from firstseen.storage.faiss_index import IvfPlan, VectorIndex  # noqa: E402
 
 DIM = 512
 CHUNK = 250_000

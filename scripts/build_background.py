@@ -24,7 +24,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import image_pool  # noqa: E402
 
-from firstseen.background import background_dir, save_background  # noqa: E402
+from firstseen.search.background import background_dir, save_background  # noqa: E402
 from firstseen.descriptors import create_descriptor  # noqa: E402
 from firstseen.settings import get_settings  # noqa: E402
 

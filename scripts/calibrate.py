@@ -35,13 +35,13 @@ from tqdm import tqdm
 
 import evalkit
 from firstseen.archive import DescriptorSpec, open_archive
-from firstseen.background import Background, background_dir, load_background, vectors_sha256
-from firstseen.calibration import Calibration, evidence_features, fit_logistic, save_calibration
+from firstseen.search.background import Background, background_dir, load_background, vectors_sha256
+from firstseen.search.calibration import Calibration, evidence_features, fit_logistic, save_calibration
 from firstseen.descriptors import create_descriptor
-from firstseen.candidates import VerifyPolicy, align_candidates, confirm_candidate, scored_segment
-from firstseen.partial_frame import match_in_windows
-from firstseen.still_moment import match_still_moment, searchable_as_still
-from firstseen.query import describe_query
+from firstseen.search.candidates import VerifyPolicy, align_candidates, confirm_candidate, scored_segment
+from firstseen.search.partial_frame import match_in_windows
+from firstseen.search.still_moment import match_still_moment, searchable_as_still
+from firstseen.search.query import describe_query
 
 VARIANTS = {"full": (True, True), "no_normalisation": (False, True), "no_verification": (True, False),
             "neither": (False, False)}

@@ -29,7 +29,7 @@ import numpy as np
 
 import evalkit
 from edits import make_query
-from firstseen.catalog import SqlCatalog
+from firstseen.storage.catalog import SqlCatalog
 
 
 def iou(a0: float, a1: float, b0: float, b1: float) -> float:
@@ -209,8 +209,8 @@ def summary(rows: list[dict]) -> dict:
 def time_long_query(settings, sources, work: Path, repeats: int = 7) -> dict:
     """A 30-second query end to end (file to answer) beside the descriptor alone on its sampled
     frames, interleaved in one run, so the ratio holds however loaded the machine is."""
-    from firstseen.query import sample_query
-    from firstseen.search import Searcher
+    from firstseen.search.query import sample_query
+    from firstseen.search.searcher import Searcher
 
     query = make_query("reencode", sources["vtest.avi"], 20.0, 30.0, work / "timing", rng=np.random.default_rng(0))
     runs, alone = [], []

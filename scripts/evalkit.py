@@ -143,8 +143,8 @@ def build_archive(footage: Path, work: Path, sources: dict[str, FrameSource], se
                   seed: int = 7, distractors: list[dict] | None = None) -> list[CopyTruth]:
     """Ingest the evaluation archive into work/archive (once; reused when already there).
     Distractor manifest lines, if any, are ingested in the first run."""
-    from indexer.progress import make_progress
-    from indexer.worker import run_ingest
+    from firstseen.ingest.progress import LogProgress
+    from firstseen.ingest.run import run_ingest
 
     marker = work / "archive" / "eval-archive.json"
     if marker.exists():
@@ -167,7 +167,7 @@ def build_archive(footage: Path, work: Path, sources: dict[str, FrameSource], se
     for i, lines in enumerate([(distractors or []) + lines_first + lines_copies, lines_late]):
         path = work / f"manifest-{i}.jsonl"
         path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-        summary = run_ingest(settings, [], [path], progress=make_progress(interactive=False))
+        summary = run_ingest(settings, [], [path], progress=LogProgress())
         if summary.failed:
             raise SystemExit(f"evaluation ingest failed: {summary.errors}")
         print(f"ingest run {i + 1}: added {summary.added}, copy links {summary.copy_links}", file=sys.stderr)
@@ -218,7 +218,7 @@ def run_queries(settings: Settings, queries: list[EditedQuery], *, progress: boo
     """Search every query; verify and normalise off give the ablation's variants."""
     from tqdm import tqdm
 
-    from firstseen.search import Searcher, search_file
+    from firstseen.search.searcher import Searcher, search_file
 
     outcomes = []
     with Searcher(settings) as searcher:
@@ -232,7 +232,7 @@ def run_queries(settings: Settings, queries: list[EditedQuery], *, progress: boo
 
 
 def video_ids_by_name(settings: Settings) -> dict[str, str]:
-    from firstseen.catalog import SqlCatalog
+    from firstseen.storage.catalog import SqlCatalog
 
     with SqlCatalog.open(settings.resolved_catalog_url()) as catalog:
         return {Path(v.path).name: v.video_id for v in catalog.videos("committed")}

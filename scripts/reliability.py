@@ -43,8 +43,8 @@ from bench_api import free_port, wait_ready  # noqa: E402
 from edits import FrameSource, make_query  # noqa: E402
 
 from firstseen.archive import open_archive  # noqa: E402
-from firstseen.ingest import sha256_file, video_id_for  # noqa: E402
-from firstseen.search import Searcher  # noqa: E402
+from firstseen.fileid import sha256_file, video_id_for  # noqa: E402
+from firstseen.search.searcher import Searcher  # noqa: E402
 from firstseen.settings import get_settings  # noqa: E402
 
 PG_URL = os.environ.get("FIRSTSEEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -120,7 +120,7 @@ class Soak:
         self.log_path = self.work / "logs" / f"{self.runs:03d}-{argv[0]}.log"
         self.log_path.parent.mkdir(exist_ok=True)
         log = open(self.log_path, "w")  # noqa: SIM115 - handed to the child
-        return subprocess.Popen([sys.executable, "-m", "firstseen.cli", *argv], env=self.env(**extra),
+        return subprocess.Popen([sys.executable, "-m", "cli.main", *argv], env=self.env(**extra),
                                 stdout=log, stderr=subprocess.STDOUT)
 
     def settings(self):
@@ -132,7 +132,7 @@ class Soak:
             problems = archive.verify()
             if problems:
                 raise SystemExit(f"archive inconsistent after a kill: {problems}")
-            now = {r.video_id: r.frame_count for r in archive.catalog.videos(status="committed")}
+            now = {r.video_id: r.frame_count for r in archive.videos(status="committed")}
         lost = [v for v, n in self.committed.items() if now.get(v) != n]
         self.lost += len(lost)
         self.committed = now
@@ -216,7 +216,7 @@ class Soak:
 
     def phase2(self, cuts, drop: Path) -> dict:
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "firstseen.cli", "serve", "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
                                   env=self.env(FIRSTSEEN_API_RELOAD_INTERVAL_S="0.5"),
                                   stdout=open(self.work / "server.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
         base = f"http://127.0.0.1:{port}"

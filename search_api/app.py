@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, *, service: SearchService | Non
     jobs = IngestJobs(settings, on_committed=service.refresh)
     metrics = Metrics()
     metrics.bind(queue_depth=lambda: service.queued, running=lambda: service.running,
-                 index_vectors=lambda: len(service.searcher.archive.index) if service.searcher else 0,
+                 index_vectors=lambda: service.searcher.archive.index_size if service.searcher else 0,
                  checkpoint=lambda: service.searcher.archive.checkpoint if service.searcher else 0,
                  reloads=lambda: service.reloads, jobs_queued=lambda: jobs.depth)
 

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from PIL import Image
 
+from firstseen.datadir import DataDir
 from firstseen.errors import FirstSeenError
-from firstseen.results import SearchResult
+from firstseen.search.results import SearchResult
 from search_api import schemas
 from search_api.auth import Scope, presented_key, require
 from search_api.errors import ApiError
@@ -26,10 +27,10 @@ _ERRORS = {status: {"model": schemas.Error} for status in (400, 401, 403, 404, 5
 _KEPT_FRAMES = 48  # query frames kept per stored search, at most (a pack asks for those of 6 matches)
 
 def _search_store(request: Request):
-    from firstseen.stored_searches import SearchStore
+    from firstseen.storage.stored_searches import SearchStore
 
     settings = request.app.state.settings
-    return SearchStore(settings.data_dir / "searches", max_age_s=settings.api_search_retention_h * 3600,
+    return SearchStore(DataDir(settings.data_dir).searches, max_age_s=settings.api_search_retention_h * 3600,
                        max_count=settings.api_search_max_count)
 
 
@@ -38,8 +39,8 @@ def keep_search(request: Request, path: Path, filename: str, result: SearchResul
     """Keep the search on the archive's shared storage (any replica can then give its pack)."""
     from datetime import UTC, datetime
 
-    from firstseen.evidence_pack import QueryFile, query_facts
-    from firstseen.stored_searches import owner_of
+    from firstseen.evidence.pack import QueryFile, query_facts
+    from firstseen.storage.stored_searches import owner_of
 
     if result.query.kind == "image":  # a still: its one frame is the upload's picture
         try:
@@ -60,7 +61,7 @@ def keep_search(request: Request, path: Path, filename: str, result: SearchResul
 
 
 def _stored(request: Request, search_id: str):
-    from firstseen.stored_searches import SearchNotFoundError, owner_of
+    from firstseen.storage.stored_searches import SearchNotFoundError, owner_of
 
     keys = request.app.state.keys
     key = presented_key(request) if keys.enabled else None
@@ -83,8 +84,8 @@ def stored_search(request: Request, search_id: str) -> dict:
 def stored_search_text(request: Request, search_id: str) -> dict:
     """Read from the kept frames (the upload is gone), so the page can put the clip's caption
     beside the archive's own chyron."""
-    from firstseen.evidence_pack import pack_plan
-    from firstseen.results import result_from_dict
+    from firstseen.evidence.pack import pack_plan
+    from firstseen.search.results import result_from_dict
 
     stored = _stored(request, search_id)
     service = request.app.state.service
@@ -94,7 +95,7 @@ def stored_search_text(request: Request, search_id: str) -> dict:
     if reader is None:
         return {"search_id": search_id, "read": False, "reason": note, "frames": []}
     try:
-        result = result_from_dict(stored.result, service.searcher.archive.catalog.get_video)
+        result = result_from_dict(stored.result, service.searcher.archive.video)
         middles = sorted({round(key[len(key) // 2], 3) for *_, key, _ in pack_plan(result)})
         with _pack_builds:
             frames = [{"t": t, "lines": [line.to_dict() for line in reader.read(stored.query_frame(t))]}
@@ -108,8 +109,8 @@ def stored_search_text(request: Request, search_id: str) -> dict:
             **_ERRORS}, dependencies=[Depends(require(Scope.READ))], response_class=Response,
             summary="The evidence pack of a recent search: report.html, report.pdf, result.json, frames, strips")
 def evidence(request: Request, search_id: str) -> Response:
-    from firstseen.evidence_pack import pack_of_search
-    from firstseen.results import result_from_dict
+    from firstseen.evidence.pack import pack_of_search
+    from firstseen.search.results import result_from_dict
 
     stored = _stored(request, search_id)
     service = request.app.state.service
@@ -119,7 +120,7 @@ def evidence(request: Request, search_id: str) -> Response:
     reader, note = _text_reader(request.app.state.settings)
     try:
         with _pack_builds:
-            result = result_from_dict(stored.result, searcher.archive.catalog.get_video)
+            result = result_from_dict(stored.result, searcher.archive.video)
             pack = pack_of_search(searcher.archive, result, stored.query_frame, query_facts=stored.query_facts,
                                   descriptor_config=searcher.descriptor.config_id, calibration=searcher.calibration,
                                   searched_at=stored.searched_at, text_reader=reader, text_note=note)
@@ -134,7 +135,7 @@ def evidence(request: Request, search_id: str) -> Response:
 
 def _text_reader(settings):
     """A Tesseract engine for one request (engines are not shared between threads), or why there is none."""
-    from firstseen.onscreen_text import open_reader
+    from firstseen.evidence.onscreen_text import open_reader
 
     return open_reader(settings.ocr, settings.ocr_languages)
 
@@ -144,7 +145,7 @@ def query_frames(path: Path, result: SearchResult) -> dict[float, np.ndarray]:
     (each segment's start, middle and end, a reversal's strip): decoded once, by seeking, for
     the page's previews (a browser cannot be relied on to decode every codec) and for the
     stored search's pack."""
-    from firstseen.evidence_pack import QueryFile, query_times
+    from firstseen.evidence.pack import QueryFile, query_times
 
     if result.query.kind != "video":
         return {}

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from firstseen.datadir import DataDir
 from firstseen.errors import BadInputError, FirstSeenError
-from firstseen.index_store import atomic_write_bytes
+from firstseen.storage.atomic import atomic_write_bytes
 from firstseen.settings import Settings
-from indexer.inputs import parse_manifest_text
-from indexer.worker import run_ingest
+from firstseen.ingest.manifest import parse_manifest_text
+from firstseen.ingest.run import run_ingest
 
 log = logging.getLogger("search_api")
 
@@ -69,7 +70,7 @@ class IngestJobs:
 
     def __init__(self, settings: Settings, *, on_committed: Callable[[], object] = lambda: None):
         self.settings = settings
-        self.folder = settings.data_dir / "jobs"
+        self.folder = DataDir(settings.data_dir).jobs
         self.lock = threading.Lock()
         self._on_committed = on_committed
         self._jobs: dict[str, dict] = {}

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from PIL import Image
 
-from firstseen.archive import open_archive
-from firstseen.catalog import VideoRecord
+from firstseen.ops.takedown import take_down
+from firstseen.storage.catalog import VideoRecord
 from firstseen.errors import FirstSeenError
-from firstseen.media import frame_at
-from firstseen.results import reference_dict
+from firstseen.media.decode import frame_at
+from firstseen.search.results import reference_dict
 from search_api import schemas
 from search_api.auth import Scope, require
 from search_api.errors import ApiError
@@ -101,7 +101,7 @@ def _record(request: Request, video_id: str) -> VideoRecord:
     service = _service(request)
     if service.searcher is None:
         raise ApiError(503, "archive_unavailable", f"no archive yet: {service.unavailable_reason}")
-    record = service.searcher.archive.catalog.get_video(video_id)
+    record = service.searcher.archive.video(video_id)
     if record is None or record.status != "committed":
         raise ApiError(404, "not_found", f"no video {video_id!r} in the archive")
     return record
@@ -111,10 +111,10 @@ def _record(request: Request, video_id: str) -> VideoRecord:
             dependencies=[Depends(require(Scope.READ))], summary="A video's catalog record and its known copies")
 def video(request: Request, video_id: str) -> dict:
     record = _record(request, video_id)
-    catalog = _service(request).searcher.archive.catalog
+    archive = _service(request).searcher.archive
     copies = []
-    for link in catalog.copy_links(record.video_id):
-        other = catalog.get_video(link.other_video_id)
+    for link in archive.copy_links(record.video_id):
+        other = archive.video(link.other_video_id)
         if other is not None and other.status == "committed":
             copies.append({**reference_dict(other), "score": link.score, "segments": link.segments})
     copies.sort(key=lambda c: (c["published_at"] is None, c["published_at"] or ""))
@@ -143,10 +143,8 @@ def frame(request: Request, video_id: str, t: float = Query(..., ge=0, descripti
 @router.get("/videos/{video_id}/text", tags=["videos"], responses=_ERRORS, dependencies=[Depends(require(Scope.READ))],
             summary="The on-screen text read in a stretch of an archived video (its chyrons, captions, dates)")
 def video_text(request: Request, video_id: str, t0: float = Query(0.0, ge=0), t1: float = Query(1e9, ge=0)) -> dict:
-    from firstseen.text_store import TextStore
-
     record = _record(request, video_id)
-    spans = TextStore(_service(request).searcher.archive.catalog).text_between(record.video_id, t0, max(t0, t1))
+    spans = _service(request).searcher.archive.onscreen_text.text_between(record.video_id, t0, max(t0, t1))
     return {"video_id": record.video_id, "spans": [s.to_dict() for s in spans]}
 
 
@@ -154,19 +152,17 @@ def video_text(request: Request, video_id: str, t0: float = Query(0.0, ge=0), t1
             summary="Archived footage whose on-screen text holds every word of q, with the times it is shown")
 def text_search(request: Request, q: str = Query(..., min_length=1, max_length=200),
                 limit: int = Query(20, ge=1, le=200)) -> dict:
-    from firstseen.text_store import TextStore
-
     service = _service(request)
     if service.searcher is None:
         raise ApiError(503, "archive_unavailable", f"no archive yet: {service.unavailable_reason}")
-    catalog = service.searcher.archive.catalog
+    archive = service.searcher.archive
     try:
-        spans = TextStore(catalog).search(q, limit=limit)
+        spans = archive.onscreen_text.search(q, limit=limit)
     except FirstSeenError as exc:
         raise ApiError(400, exc.code, str(exc)) from None
     hits = []
     for span in spans:
-        record = catalog.get_video(span.video_id)
+        record = archive.video(span.video_id)
         if record is not None and record.status == "committed":
             hits.append({**span.to_dict(), "video": reference_dict(record)})
     return {"query": q, "hits": hits}
@@ -176,8 +172,8 @@ def text_search(request: Request, q: str = Query(..., min_length=1, max_length=2
                summary="Take a video out of the index and the catalog (takedown)")
 def remove(request: Request, video_id: str) -> dict:
     settings = request.app.state.settings
-    with open_archive(settings.data_dir, settings.resolved_catalog_url(), writable=True) as archive:
-        record = archive.remove(video_id)
+    # a sync handler runs on a worker thread, so waiting for an ingest's lock blocks no other request
+    record = take_down(settings.data_dir, settings.resolved_catalog_url(), video_id, lock_wait_s=settings.lock_wait_s)
     _service(request).refresh()
     return {"removed": record.video_id, "external_id": record.external_id, "frames": record.frame_count}
 

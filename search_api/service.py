@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from firstseen.errors import BadInputError, FirstSeenError
-from firstseen.index_store import IndexStore
-from firstseen.results import SearchResult
-from firstseen.search import Searcher
+from firstseen.datadir import DataDir
+from firstseen.storage.index_store import IndexStore
+from firstseen.search.results import SearchResult
+from firstseen.search.searcher import Searcher
 from firstseen.settings import Settings
 
 log = logging.getLogger("search_api")
@@ -69,7 +70,7 @@ class SearchService:
         with self._refresh_lock:
             try:
                 if self._searcher is None:
-                    if IndexStore(self.settings.data_dir / "index").read_manifest() is None:
+                    if IndexStore(DataDir(self.settings.data_dir).index).read_manifest() is None:
                         # Cheap check first: opening loads the model, which is wasted until then.
                         self.unavailable_reason = f"no archive in {self.settings.data_dir} yet (ingest some footage)"
                         return False
@@ -80,7 +81,7 @@ class SearchService:
                 else:
                     log.info("index reloaded at checkpoint %d", self._searcher.archive.checkpoint)
                 self.reloads += 1
-                self.videos = self._searcher.archive.catalog.stats().videos_by_status.get("committed", 0)
+                self.videos = self._searcher.archive.stats().videos_by_status.get("committed", 0)
                 self.unavailable_reason = ""
                 return True
             except (FirstSeenError, OSError) as exc:
@@ -103,13 +104,13 @@ class SearchService:
         searcher = self._searcher
         if searcher is None:
             return {"loaded": False, "reason": self.unavailable_reason}
-        manifest = searcher.archive.index_store.read_manifest()
+        manifest = searcher.archive.published_manifest()
         age = None
         if manifest is not None:
             age = (datetime.now(UTC) - datetime.fromisoformat(manifest.saved_at)).total_seconds()
-        index = searcher.archive.index
-        return {"loaded": True, "vectors": len(index), "kind": index.kind,
-                "delta_vectors": len(index.delta), "checkpoint": searcher.archive.checkpoint,
+        shape = searcher.archive.index_shape()
+        return {"loaded": True, "vectors": shape.vectors, "kind": shape.kind,
+                "delta_vectors": shape.delta_vectors, "checkpoint": searcher.archive.checkpoint,
                 "published_checkpoint": manifest.checkpoint if manifest else 0,
                 "checkpoint_age_s": round(age, 1) if age is not None else None, "videos": self.videos}
 
@@ -118,7 +119,7 @@ class SearchService:
         searcher = self._searcher
         if searcher is None:
             raise ArchiveUnavailableError(self.unavailable_reason)
-        searcher.archive.catalog.get_meta("descriptor")
+        searcher.archive.stats()
 
     # ---- admission and searching ---------------------------------------------------------
     @property

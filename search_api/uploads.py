@@ -13,7 +13,7 @@ from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from firstseen.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from firstseen.media.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from search_api.errors import ApiError
 
 FIELD = "file"

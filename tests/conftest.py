@@ -84,8 +84,8 @@ def small_archive(footage: Path, tmp_path_factory) -> dict:
     Tests that change the archive copy it first (copy_archive)."""
     import numpy as np
     from edits import FrameSource, make_query
-    from indexer.progress import make_progress
-    from indexer.worker import run_ingest
+    from firstseen.ingest.progress import LogProgress
+    from firstseen.ingest.run import run_ingest
 
     from firstseen.settings import get_settings
 
@@ -95,7 +95,7 @@ def small_archive(footage: Path, tmp_path_factory) -> dict:
     manifest = work / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(dict(line, path=str(footage / line["path"]))) + "\n" for line in chosen))
     data = work / "data"
-    summary = run_ingest(get_settings(data_dir=data), [], [manifest], progress=make_progress(interactive=False))
+    summary = run_ingest(get_settings(data_dir=data), [], [manifest], progress=LogProgress())
     assert summary.added == 3 and summary.failed == 0, summary
     rng = np.random.default_rng(0)
     queries = work / "queries"

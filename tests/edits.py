@@ -13,7 +13,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from firstseen.media import sample_frames
+from firstseen.media.decode import sample_frames
 
 _HEADLINES = ("BREAKING: crowds gather as officials respond", "Eyewitness footage shared thousands of times",
               "Viral video: what we know so far", "Residents describe the scene", "Live coverage continues")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from firstseen.alignment import AlignedSegment, AlignParams, QueryHit, align
+from firstseen.search.alignment import AlignedSegment, AlignParams, QueryHit, align
 
 QUERY_STEP = 0.25
 

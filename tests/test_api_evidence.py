@@ -70,8 +70,8 @@ def test_retention_keeps_only_the_newest_searches(small_archive, tmp_path):
 
 
 def test_text_search_over_http(small_archive, tmp_path):
-    from firstseen.catalog import SqlCatalog
-    from firstseen.text_store import TextSpan, TextStore
+    from firstseen.storage.catalog import SqlCatalog
+    from firstseen.storage.text_store import TextSpan, TextStore
 
     client, data = _client(small_archive, tmp_path)
     with SqlCatalog.open(f"sqlite:///{(data / 'catalog.sqlite').resolve()}") as catalog:

@@ -14,8 +14,8 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from firstseen.settings import get_settings  # noqa: E402
-from indexer.progress import make_progress  # noqa: E402
-from indexer.worker import run_ingest  # noqa: E402
+from firstseen.ingest.progress import LogProgress  # noqa: E402
+from firstseen.ingest.run import run_ingest  # noqa: E402
 from search_api.app import create_app  # noqa: E402
 from search_api.jobs import IngestJobs  # noqa: E402
 
@@ -115,7 +115,7 @@ def test_server_sees_new_videos_without_restart_while_searching(small_archive, f
             thread.start()
         manifest = tmp_path / "late.jsonl"
         manifest.write_text(json.dumps({"path": str(footage / "bikes.mp4"), "external_id": "evs-late"}) + "\n")
-        summary = run_ingest(settings, [], [manifest], progress=make_progress(interactive=False))
+        summary = run_ingest(settings, [], [manifest], progress=LogProgress())
         assert summary.added == 1
         _wait_for(lambda: client.get("/readyz").json()["index"]["checkpoint"] > checkpoint)
         stop.set()

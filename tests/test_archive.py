@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from firstseen.archive import Archive, DescriptorSpec, open_archive
-from firstseen.catalog import DuplicateVideoError, SqlCatalog
+from firstseen.storage.catalog import DuplicateVideoError, SqlCatalog
 from firstseen.errors import ArchiveLockedError, ArchiveMismatchError, BadInputError
 from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
-from firstseen.vectorstore import FileVectorStore
+from firstseen.storage.vectorstore import FileVectorStore
 
 SPEC = DescriptorSpec("toy", 16, "inner_product", "toy/1")
 INFO = VideoInfo(duration_s=3.0, width=160, height=120, codec="h264", avg_fps=25.0, rotation=0, container="mp4")
@@ -45,7 +45,7 @@ def test_staged_video_is_invisible_until_commit(tmp_path):
     with _open(tmp_path) as archive:
         frames = _stage(archive, 1)
         assert _visible(archive, frames) == []
-        assert archive.catalog.get_video("vid0001").status == "pending"
+        assert archive.video("vid0001").status == "pending"
         archive.commit()
         assert _visible(archive, frames) == ["vid0001"] * 4
         hit = archive.search_frames(frames.vectors[2:3], k=1)[0][0]
@@ -60,13 +60,13 @@ def test_remove_takes_the_video_out_everywhere(tmp_path):
         archive.commit()
         archive.remove("ext-1")
         assert "vid0001" not in _visible(archive, frames)
-        assert archive.catalog.get_video("vid0001") is None
-        assert archive.vectors.get("vid0001") is None
+        assert archive.video("vid0001") is None
+        assert archive.raw_vectors("vid0001") is None
         assert archive.verify() == []
         with pytest.raises(BadInputError, match="no video"):
             archive.remove("ext-1")
     with _open(tmp_path) as reopened:
-        assert len(reopened.index) == 4 and reopened.verify() == []
+        assert len(reopened._index) == 4 and reopened.verify() == []
 
 
 def test_duplicate_external_id_writes_nothing(tmp_path):
@@ -75,7 +75,7 @@ def test_duplicate_external_id_writes_nothing(tmp_path):
         with pytest.raises(DuplicateVideoError):
             _stage(archive, 2, external_id="same")
         archive.commit()
-        assert archive.vectors.get("vid0002") is None and archive.verify() == []
+        assert archive.raw_vectors("vid0002") is None and archive.verify() == []
 
 
 @pytest.mark.parametrize("crash_after", ["raw_written", "catalog_pending", "index_saved"])
@@ -95,7 +95,7 @@ def test_recovery_after_a_crash_at_each_step(tmp_path, monkeypatch, crash_after)
         monkeypatch.setattr(SqlCatalog, "add_pending_video", boom)
         monkeypatch.setattr(FileVectorStore, "delete", lambda *a: None)  # a crash runs no cleanup
     elif crash_after == "catalog_pending":
-        monkeypatch.setattr(archive.index, "add", boom)
+        monkeypatch.setattr(archive._index, "add", boom)
     else:
         monkeypatch.setattr(SqlCatalog, "mark_committed", boom)
     with pytest.raises(Crash):
@@ -103,14 +103,14 @@ def test_recovery_after_a_crash_at_each_step(tmp_path, monkeypatch, crash_after)
         archive.commit()
     monkeypatch.undo()
     archive._lock.release()  # the process "died": the kernel would drop the lock
-    archive.catalog.close()
+    archive._catalog.close()
 
     with _open(tmp_path) as recovered:
         assert recovered.verify() == []
         assert _visible(recovered, committed) == ["vid0001"] * 4, "nothing committed is lost"
-        second = recovered.catalog.get_video("vid0002")
+        second = recovered._catalog.get_video("vid0002")
         if crash_after == "raw_written":
-            assert second is None and recovered.vectors.get("vid0002") is None
+            assert second is None and recovered._vectors.get("vid0002") is None
         else:
             assert second.status == "committed", "whole staged videos are rolled forward"
 
@@ -120,16 +120,16 @@ def test_interrupted_removal_is_finished_and_orphans_dropped(tmp_path):
         _stage(archive, 1)
         _stage(archive, 2)
         archive.commit()
-        archive.catalog.mark_removing("vid0002")
-        archive.vectors.put("stray0001", _frames(9))  # a raw file whose catalog row never came
-        archive.index.add(np.array([10_000, 10_001]), _frames(8, 2).vectors)  # ids nobody owns
-        archive.index_store.save(archive.index, archive.checkpoint + 1)
+        archive._catalog.mark_removing("vid0002")
+        archive._vectors.put("stray0001", _frames(9))  # a raw file whose catalog row never came
+        archive._index.add(np.array([10_000, 10_001]), _frames(8, 2).vectors)  # ids nobody owns
+        archive._index_store.save(archive._index, archive.checkpoint + 1)
         archive._index_dirty = False
         archive._lock.release()
     with _open(tmp_path) as recovered:
-        assert recovered.catalog.get_video("vid0002") is None
-        assert recovered.vectors.video_ids() == {"vid0001"}
-        assert set(recovered.index.ids().tolist()) == set(range(4))
+        assert recovered._catalog.get_video("vid0002") is None
+        assert recovered._vectors.video_ids() == {"vid0001"}
+        assert set(recovered._index.ids().tolist()) == set(range(4))
         assert recovered.verify() == []
 
 
@@ -183,7 +183,7 @@ def test_in_memory_stores_follow_the_same_protocol(tmp_path):
     archive.commit()
     assert _visible(archive, frames) == ["vid0001"] * 4 and archive.verify() == []
     archive.remove("vid0001")
-    assert len(archive.index) == 0 and archive.verify() == []
+    assert len(archive._index) == 0 and archive.verify() == []
     archive.close()
 
 
@@ -198,7 +198,7 @@ def test_reopening_a_healthy_archive_reads_no_raw_vectors(tmp_path, monkeypatch)
 
     monkeypatch.setattr(FileVectorStore, "get", unexpected_read)
     with _open(tmp_path) as reopened:  # recovery runs here, as at the start of every ingest
-        assert len(reopened.index) == 12
+        assert len(reopened._index) == 12
 
 
 def test_a_reader_refreshes_to_the_newest_checkpoint(tmp_path):
@@ -206,7 +206,7 @@ def test_a_reader_refreshes_to_the_newest_checkpoint(tmp_path):
         first = _stage(writer, 1)
         writer.commit()
         reader = open_archive(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite'}")
-        held = reader.index  # what a search in flight is using
+        held = reader._index  # what a search in flight is using
         assert reader.refresh() is False
         second = _stage(writer, 2)
         writer.commit()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from firstseen.background import BackgroundError, load_background, save_background, vectors_sha256
-from firstseen.calibration import Calibration, load_scoring, save_calibration
+from firstseen.search.background import BackgroundError, load_background, save_background, vectors_sha256
+from firstseen.search.calibration import Calibration, load_scoring, save_calibration
 
 
 def _unit(n: int, d: int = 16, seed: int = 0) -> np.ndarray:

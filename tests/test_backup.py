@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from conftest import copy_archive
 
-from firstseen import backup as backup_module
+from firstseen.ops import backup as backup_module
 from firstseen.archive import DataDirLock, open_archive
-from firstseen.backup import backup_archive, restore_archive
-from firstseen.catalog import SqlCatalog
+from firstseen.ops.backup import backup_archive, restore_archive
+from firstseen.storage.catalog import SqlCatalog
 from firstseen.errors import ArchiveLockedError, BadInputError
-from firstseen.index_store import IndexStore
-from firstseen.search import Searcher
+from firstseen.storage.index_store import IndexStore
+from firstseen.search.searcher import Searcher
 from firstseen.settings import get_settings
-from firstseen.stored_searches import SearchStore
-from firstseen.text_store import TextSpan, TextStore
+from firstseen.storage.stored_searches import SearchStore
+from firstseen.storage.text_store import TextSpan, TextStore
 
 pytestmark = pytest.mark.slow  # the small archive is ingested from real footage
 

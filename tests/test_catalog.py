@@ -15,9 +15,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-import firstseen.failures  # noqa: F401 - its table lives on the same Base
-import firstseen.text_store  # noqa: F401 - so do on-screen text's
-from firstseen.catalog import (
+import firstseen.storage.failures  # noqa: F401 - its table lives on the same Base
+import firstseen.storage.text_store  # noqa: F401 - so do on-screen text's
+from firstseen.storage.catalog import (
     Base,
     CatalogStats,
     DuplicateVideoError,

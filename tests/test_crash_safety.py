@@ -26,7 +26,7 @@ def _env(data_dir) -> dict:
 
 
 def _ingest(folder, data_dir, stdout=subprocess.DEVNULL) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "firstseen.cli", "ingest", str(folder)],
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "ingest", str(folder)],
                             env=_env(data_dir), stdout=stdout, stderr=subprocess.PIPE, text=True)
 
 
@@ -36,11 +36,11 @@ def _check_archive(data_dir, committed_before: dict[str, int]) -> dict[str, int]
     url = f"sqlite:///{data_dir / 'catalog.sqlite'}"
     with open_archive(data_dir, url, writable=True) as archive:
         assert archive.verify() == []
-        committed = {r.video_id: r.frame_count for r in archive.catalog.videos(status="committed")}
+        committed = {r.video_id: r.frame_count for r in archive.videos(status="committed")}
         assert all(committed.get(v) == n for v, n in committed_before.items()), "a committed video was lost"
-        assert archive.catalog.videos(status="pending") == []
+        assert archive.videos(status="pending") == []
         for video_id in committed:
-            stored = archive.vectors.get(video_id)
+            stored = archive.raw_vectors(video_id)
             hits = archive.search_frames(stored.vectors.astype(np.float32), k=1)
             assert [h[0].video_id for h in hits] == [video_id] * len(stored)
             assert [h[0].pts_s for h in hits] == stored.pts_s.tolist()

@@ -245,7 +245,7 @@ def _firstseen_commands() -> list[tuple[str, list[str]]]:
 
 @pytest.mark.parametrize(("where", "argv"), _firstseen_commands(), ids=[w for w, _ in _firstseen_commands()])
 def test_commands_name_real_firstseen_subcommands(where, argv):
-    from firstseen.cli import build_parser
+    from cli.main import build_parser
 
     choices = build_parser()._subparsers._group_actions[0].choices
     assert argv, f"{where}: no firstseen command found"

@@ -8,7 +8,7 @@ from PIL import Image
 
 from clips import make_clip, read_index
 from edits import EDITS, FrameSource, TruthSegment, make_negative, make_query
-from firstseen.media import sample_frames
+from firstseen.media.decode import sample_frames
 
 FPS = 25.0
 WINDOW = (1.0, 2.4)  # start, length: short, so the whole file stays fast

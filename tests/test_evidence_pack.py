@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from firstseen.cli import main
+from cli.main import main
 
 pytestmark = pytest.mark.slow
 
@@ -75,8 +75,8 @@ def test_a_pack_is_deterministic_and_names_a_missing_archived_file(small_archive
     stable = [n for n in first if n.endswith(".jpg") or n == "result.json"]
     assert stable and all(first[n] == second[n] for n in stable)
     # the archived file goes missing after the search found it: the pack still comes, naming it
-    from firstseen.evidence_pack import FrameReader, QueryFile, build_pack
-    from firstseen.search import Searcher
+    from firstseen.evidence.pack import FrameReader, QueryFile, build_pack
+    from firstseen.search.searcher import Searcher
     from firstseen.settings import get_settings
 
     with Searcher(get_settings(data_dir=data)) as searcher:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from firstseen.errors import ArchiveMismatchError
-from firstseen.index import TieredIndex, VectorIndex
-from firstseen.index_store import MANIFEST_NAME, IndexStore, MemoryIndexStore
+from firstseen.storage.faiss_index import TieredIndex, VectorIndex
+from firstseen.storage.index_store import MANIFEST_NAME, IndexStore, MemoryIndexStore
 
 
 def _vectors(metric: str, n: int, seed: int = 0) -> np.ndarray:
@@ -93,7 +93,7 @@ def test_a_torn_write_never_replaces_the_current_index(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("firstseen.index_store.os.replace", crash)
+    monkeypatch.setattr("firstseen.storage.atomic.os.replace", crash)
     with pytest.raises(OSError):
         store.save(index, 2)
     monkeypatch.undo()

@@ -12,10 +12,10 @@ import pytest
 
 from firstseen.archive import Archive, DescriptorSpec, open_archive
 from firstseen.errors import ArchiveLockedError, BadInputError
-from firstseen.index import DEFAULT_NPROBE, IvfPlan, TieredIndex, VectorIndex, merge_results
-from firstseen.index_store import MANIFEST_NAME, IndexStore, MemoryIndexStore
+from firstseen.storage.faiss_index import DEFAULT_NPROBE, IvfPlan, TieredIndex, VectorIndex, merge_results
+from firstseen.storage.index_store import MANIFEST_NAME, IndexStore, MemoryIndexStore
 from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
-from firstseen.reindex import build_main, maintain_index, plan_maintenance
+from firstseen.ops.reindex import build_main, maintain_index, plan_maintenance
 from firstseen.settings import get_settings
 
 FLOAT_DIM, BITS = 64, 256
@@ -443,7 +443,7 @@ def env(request, tmp_path):
 
 
 def _frame_range(archive: Archive, n: int) -> np.ndarray:
-    record = archive.catalog.get_video(f"vid{n:04d}")
+    record = archive.video(f"vid{n:04d}")
     return np.arange(record.first_frame_id, record.first_frame_id + record.frame_count)
 
 
@@ -452,7 +452,7 @@ def _assert_found(archive: Archive, numbers) -> None:
     numbers = list(numbers)
     hits = archive.search_frames(np.stack([_video(n, archive.spec).vectors[0] for n in numbers]), k=3)
     for n, row in zip(numbers, hits):
-        record = archive.catalog.get_video(f"vid{n:04d}")
+        record = archive.video(f"vid{n:04d}")
         assert row and (row[0].video_id, row[0].frame_id) == (record.video_id, record.first_frame_id), n
         # SQ8 codes clip components outside the ranges seen in the (small) training sample,
         # so an IVF's self-similarity can fall well below 1 (0.84 seen); the rank must not.
@@ -461,53 +461,53 @@ def _assert_found(archive: Archive, numbers) -> None:
 
 def test_maintenance_rebuilds_removes_merges_and_retrains(env):
     with env.reader() as reader:
-        assert reader.index.kind == "flat" and len(reader.index) == 2000
+        assert reader._index.kind == "flat" and len(reader._index) == 2000
         small = env.settings.model_copy(update={"index_ivf_min_vectors": 5000})
-        assert plan_maintenance(reader.index, small)[0] == "none"
-        assert plan_maintenance(reader.index, env.settings)[0] == "rebuild"
-        assert plan_maintenance(reader.index, env.settings, "ivf")[0] == "rebuild"
+        assert plan_maintenance(reader.index_shape(), small)[0] == "none"
+        assert plan_maintenance(reader.index_shape(), env.settings)[0] == "rebuild"
+        assert plan_maintenance(reader.index_shape(), env.settings, "ivf")[0] == "rebuild"
 
     with pytest.raises(BadInputError):
-        plan_maintenance(TieredIndex("toy", FLOAT_DIM, "inner_product"), env.settings, "hnsw")
+        plan_maintenance(TieredIndex("toy", FLOAT_DIM, "inner_product").shape(), env.settings, "hnsw")
     with env.writer():  # an ingest holds the lock: the build runs, publishing gives up (lock_wait_s=0)
         with pytest.raises(ArchiveLockedError):
             maintain_index(env.settings, kind="ivf", spec=env.spec)
     with env.reader() as reader:
-        assert reader.index.kind == "flat" and reader.checkpoint == 1
+        assert reader._index.kind == "flat" and reader.checkpoint == 1
 
     report = maintain_index(env.settings, kind="ivf", spec=env.spec)
     assert (report.action, report.kind, report.vectors, report.nlist) == ("rebuilt", "ivf", 2000, NLIST)
     assert report.nprobe == DEFAULT_NPROBE  # the plan's default
     with env.reader() as reader:
-        assert reader.index.kind == "ivf" and len(reader.index.main) == 2000 and len(reader.index.delta) == 0
-        assert reader.index.main_built_for == 2000 and reader.checkpoint == report.checkpoint
+        assert reader._index.kind == "ivf" and len(reader._index.main) == 2000 and len(reader._index.delta) == 0
+        assert reader._index.main_built_for == 2000 and reader.checkpoint == report.checkpoint
         _assert_found(reader, range(20))
-        assert plan_maintenance(reader.index, env.settings)[0] == "none"
+        assert plan_maintenance(reader.index_shape(), env.settings)[0] == "none"
     with env.writer() as writer:
         assert writer.verify() == []
         removed = _frame_range(writer, 4)
         writer.remove("vid0004")
-        assert not np.isin(writer.index.main.ids(), removed).any()
-        assert len(writer.index.main) == 1900 and writer.verify() == []
+        assert not np.isin(writer._index.main.ids(), removed).any()
+        assert len(writer._index.main) == 1900 and writer.verify() == []
     with env.writer() as writer:
-        assert writer.verify() == [] and not np.isin(writer.index.ids(), removed).any()
+        assert writer.verify() == [] and not np.isin(writer._index.ids(), removed).any()
         _stage(writer, 20, 21, 22)
         writer.commit()
-        assert (len(writer.index.main), len(writer.index.delta)) == (1900, 300)
-        assert writer.index.main_file is not None, "new videos leave the main file as it was"
+        assert (len(writer._index.main), len(writer._index.delta)) == (1900, 300)
+        assert writer._index.main_file is not None, "new videos leave the main file as it was"
 
     with env.reader() as reader:
-        assert plan_maintenance(reader.index, env.settings)[0] == "merge"
+        assert plan_maintenance(reader.index_shape(), env.settings)[0] == "merge"
         _assert_found(reader, [0, 1, 20, 21, 22])
     report = maintain_index(env.settings, spec=env.spec)
     assert (report.action, report.kind, report.vectors) == ("merged", "ivf", 2200)
     with env.reader() as reader:
-        assert (len(reader.index.main), len(reader.index.delta)) == (2200, 0)
-        assert reader.index.main_built_for == 2000
+        assert (len(reader._index.main), len(reader._index.delta)) == (2200, 0)
+        assert reader._index.main_built_for == 2000
         _assert_found(reader, [0, 3, 5, 19, 20, 21, 22])
-        assert plan_maintenance(reader.index, env.settings) == ("none", "the IVF is current")
+        assert plan_maintenance(reader.index_shape(), env.settings) == ("none", "the IVF is current")
         eager = env.settings.model_copy(update={"index_retrain_growth": 1.05})
-        assert plan_maintenance(reader.index, eager)[0] == "rebuild", "2200 > 1.05 * 2000"
+        assert plan_maintenance(reader.index_shape(), eager)[0] == "rebuild", "2200 > 1.05 * 2000"
     assert maintain_index(env.settings, spec=env.spec).action == "none"
     with env.writer() as writer:
         assert writer.verify() == []
@@ -515,18 +515,18 @@ def test_maintenance_rebuilds_removes_merges_and_retrains(env):
     report = maintain_index(eager, spec=env.spec)
     assert (report.action, report.kind, report.vectors) == ("rebuilt", "ivf", 2200)
     with env.writer() as writer:
-        assert writer.index.main_built_for == 2200 and writer.verify() == []
+        assert writer._index.main_built_for == 2200 and writer.verify() == []
         _assert_found(writer, [0, 22])
     assert len(list((env.data / "index").glob("main-*.faiss"))) <= 2
 
     report = maintain_index(env.settings, kind="flat", spec=env.spec)
     assert (report.action, report.kind, report.vectors, report.nlist) == ("rebuilt", "flat", 2200, 0)
     with env.writer() as writer:
-        index = writer.index
+        index = writer._index
         assert (index.main.kind, len(index.main), len(index.delta), index.main_built_for) == ("flat", 2200, 0, 0)
         assert writer.verify() == []
         _assert_found(writer, [0, 22])
-        assert plan_maintenance(index, env.settings)[0] == "rebuild", "a flat main over the IVF threshold"
+        assert plan_maintenance(index.shape(), env.settings)[0] == "rebuild", "a flat main over the IVF threshold"
 
 
 def test_a_rebuild_publishes_correctly_when_the_archive_moved_on(env):
@@ -543,39 +543,39 @@ def test_a_rebuild_publishes_correctly_when_the_archive_moved_on(env):
             checkpoint = writer.adopt_main(main, covered, built_for)
             assert checkpoint == writer.checkpoint
             assert writer.verify() == []
-            assert not np.isin(writer.index.main.ids(), removed).any()
-            assert not np.isin(writer.index.delta.ids(), removed).any()
+            assert not np.isin(writer._index.main.ids(), removed).any()
+            assert not np.isin(writer._index.delta.ids(), removed).any()
             new = np.concatenate([_frame_range(writer, 30), _frame_range(writer, 31)])
-            np.testing.assert_array_equal(np.sort(writer.index.delta.ids()), np.sort(new))
-            assert len(writer.index.main) == 1900 and writer.index.kind == "ivf"
+            np.testing.assert_array_equal(np.sort(writer._index.delta.ids()), np.sort(new))
+            assert len(writer._index.main) == 1900 and writer._index.kind == "ivf"
             _assert_found(writer, [0, 6, 8, 30, 31])
             hits = writer.search_frames(_video(7, writer.spec).vectors[:5], k=5)
             assert all(h.video_id != "vid0007" for row in hits for h in row)
-        assert reader.refresh() is True and reader.index.kind == "ivf"
+        assert reader.refresh() is True and reader._index.kind == "ivf"
         _assert_found(reader, [30, 31])
     with env.writer() as writer:  # reopening (recovery) agrees with what was published
-        assert writer.verify() == [] and (len(writer.index.main), len(writer.index.delta)) == (1900, 200)
+        assert writer.verify() == [] and (len(writer._index.main), len(writer._index.delta)) == (1900, 200)
 
 
 def test_a_reader_refresh_swaps_to_the_ivf_and_then_shares_it(env):
     with env.reader() as reader, open_archive(env.data, env.url, nprobe=3) as tuned:
-        assert reader.index.kind == "flat" and reader.refresh() is False
+        assert reader._index.kind == "flat" and reader.refresh() is False
         maintain_index(env.settings, kind="ivf", spec=env.spec)
-        assert reader.refresh() is True and reader.index.kind == "ivf"
-        assert reader.index.main.nprobe == DEFAULT_NPROBE, "nprobe 0 keeps what the build chose"
-        assert tuned.refresh() is True and tuned.index.main.nprobe == 3, "a reader's own nprobe applies to a new main"
-        main = reader.index.main
+        assert reader.refresh() is True and reader._index.kind == "ivf"
+        assert reader._index.main.nprobe == DEFAULT_NPROBE, "nprobe 0 keeps what the build chose"
+        assert tuned.refresh() is True and tuned._index.main.nprobe == 3, "a reader's own nprobe applies to a new main"
+        main = reader._index.main
         with env.writer() as writer:
             _stage(writer, 40)
             writer.commit()
         assert reader.refresh() is True
-        assert reader.index.main is main, "a delta-only checkpoint keeps the main object"
-        assert len(reader.index.delta) == FRAMES
+        assert reader._index.main is main, "a delta-only checkpoint keeps the main object"
+        assert len(reader._index.delta) == FRAMES
         _assert_found(reader, [0, 40])
         with env.writer() as writer:
             writer.remove("vid0002")
         assert reader.refresh() is True
-        assert reader.index.main is not main and len(reader.index.main) == 1900
+        assert reader._index.main is not main and len(reader._index.main) == 1900
         assert len(main) == 2000, "the main a search in flight holds is untouched"
         hits = reader.search_frames(_video(2, reader.spec).vectors[:3], k=3)
         assert all(h.video_id != "vid0002" for row in hits for h in row)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from firstseen.informative import informative_flags, measure
-from firstseen.media import sample_frames
+from firstseen.media.informative import informative_flags, measure
+from firstseen.media.decode import sample_frames
 from test_verification import scene
 
 H, W = 202, 360

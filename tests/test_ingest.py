@@ -8,8 +8,8 @@ from clips import make_distinct_clip
 
 from firstseen.descriptors import create_descriptor
 from firstseen.errors import MediaError
-from firstseen.ingest import describe_frames, describe_videos
-from firstseen.media import sample_frames
+from firstseen.ingest.pipeline import describe_frames, describe_videos
+from firstseen.media.decode import sample_frames
 
 
 @pytest.fixture(scope="module")

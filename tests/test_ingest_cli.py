@@ -8,7 +8,7 @@ import pytest
 from clips import make_audio_only, make_clip, make_distinct_clip, make_truncated
 
 from firstseen.archive import DataDirLock
-from firstseen.cli import main
+from cli.main import main
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for indexer.inputs: manifests (JSONL and CSV), folders, explicit files, de-duplication."""
+"""Tests for firstseen.ingest.manifest: manifests (JSONL and CSV), folders, explicit files, de-duplication."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.inputs import CollectedInputs, InputProblem, collect_inputs, read_manifest
+from firstseen.ingest.manifest import CollectedInputs, InputProblem, collect_inputs, read_manifest
 
 UTC = timezone.utc
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -421,7 +421,7 @@ def test_unreadable_folder_is_reported(tmp_path, monkeypatch):
 
 
 def test_manifest_text_with_an_allowed_root(tmp_path):
-    from indexer.inputs import parse_manifest_text
+    from firstseen.ingest.manifest import parse_manifest_text
 
     inside = touch(tmp_path / "footage" / "a.mp4")
     outside = touch(tmp_path / "private" / "b.mp4")

@@ -1,4 +1,4 @@
-"""Tests for firstseen.media: real timestamps, sampling, downscaling, rotation, errors, stills."""
+"""Tests for firstseen.media.decode: real timestamps, sampling, downscaling, rotation, errors, stills."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from PIL import Image
 
 from clips import draw_frame, make_audio_only, make_clip, make_truncated, read_index
 from firstseen.errors import BadInputError, MediaError
-from firstseen.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, frame_at, load_image, probe, sample_frames
+from firstseen.media.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, frame_at, load_image, probe, sample_frames
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -139,7 +139,7 @@ def test_skip_nonref_decodes_fewer_frames_with_real_timestamps(tmp_path):
 
 @pytest.mark.parametrize("thread_type,threads", [("SLICE", 1), ("FRAME", 3), ("AUTO", 2)])
 def test_thread_settings_do_not_change_what_comes_out(tmp_path, monkeypatch, thread_type, threads):
-    import firstseen.media as media
+    import firstseen.media.decode as media
 
     clip = make_clip(tmp_path / "t.mkv", fps=25, seconds=1.0)
     monkeypatch.setattr(media, "THREAD_TYPE", thread_type)
@@ -149,7 +149,7 @@ def test_thread_settings_do_not_change_what_comes_out(tmp_path, monkeypatch, thr
 
 _RSS_PROBE = """
 import json, resource, sys
-from firstseen.media import sample_frames
+from firstseen.media.decode import sample_frames
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 shapes = [f.rgb.shape for f in sample_frames(sys.argv[1], fps=None, max_side=360, threads=1)]
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -336,7 +336,7 @@ def test_frame_at_returns_the_frame_on_screen(tmp_path, gop):
 
 @pytest.mark.parametrize("gop", [1, 250])
 def test_frames_between_returns_every_frame_in_the_span(tmp_path, gop):
-    from firstseen.media import frames_between
+    from firstseen.media.decode import frames_between
 
     path = make_clip(tmp_path / f"b{gop}.mp4", seconds=3.0, fps=Fraction(20), options={"g": str(gop)})
     frames = frames_between(path, 1.0, 1.5, max_side=160)
@@ -352,7 +352,7 @@ def test_frames_between_starts_over_where_a_keyframe_cannot_be_decoded_from(tmp_
     from (FFmpeg withholds the frames until the refresh completes); real footage with lying
     sync samples decodes green garbage after such a seek. Either way the span is decoded again
     from the start: a still's exact moment must be the real picture."""
-    from firstseen.media import frames_between
+    from firstseen.media.decode import frames_between
 
     path = make_clip(tmp_path / "refresh.mp4", seconds=3.0, fps=Fraction(20),
                      options={"x264-params": "intra-refresh=1:keyint=10"})
@@ -397,7 +397,7 @@ def test_error_codes_name_the_failure(tmp_path):
 def test_seeking_reads_what_decoding_from_the_start_reads_on_real_footage(footage, name):
     """Packed B-frames in AVI (Megamind) permute the packets' times, cockatoo's sync samples
     lie: a seek must still give the very frames, at the very times, that ingest sampled."""
-    from firstseen.media import frames_between
+    from firstseen.media.decode import frames_between
 
     path = footage / name
     every = {round(f.pts_s, 3): f.rgb for f in sample_frames(path, fps=None, max_side=160)}

@@ -22,7 +22,7 @@ def test_pools_are_disjoint_and_never_hold_the_footage():
 
 
 def test_every_kind_of_unrelated_footage_is_made_and_two_seeds_differ(tmp_path):
-    from firstseen.media import sample_frames
+    from firstseen.media.decode import sample_frames
 
     for kind in unrelated.KINDS:
         if kind in unrelated.PHOTO_KINDS:

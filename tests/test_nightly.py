@@ -17,15 +17,16 @@ import pytest
 from clips import make_distinct_clip
 
 import indexer.nightly as nightly
-import indexer.worker as worker
+from firstseen.datadir import DataDir
+import firstseen.ingest.run as worker
 from firstseen.archive import DataDirLock, open_archive
-from firstseen.cli import main
+from cli.main import main
 from firstseen.errors import ArchiveLockedError, BadInputError
-from firstseen.index import VectorIndex
+from firstseen.storage.faiss_index import VectorIndex
 from firstseen.settings import get_settings
-from firstseen.stats import archive_stats, format_stats
-from indexer.progress import make_progress
-from indexer.worker import configured_inputs, run_ingest
+from firstseen.ops.stats import archive_stats, format_stats
+from firstseen.ingest.progress import LogProgress
+from firstseen.ingest.run import configured_inputs, run_ingest
 
 INGEST_ENV = ("FIRSTSEEN_DATA_DIR", "FIRSTSEEN_CATALOG_URL", "FIRSTSEEN_INGEST_DROP_DIRS",
               "FIRSTSEEN_INGEST_MANIFESTS", "FIRSTSEEN_INGEST_MAX_ATTEMPTS", "FIRSTSEEN_INDEX_IVF_MIN_VECTORS",
@@ -60,12 +61,12 @@ def _settings(tmp_path: Path, **overrides):
 
 def _ingest(settings, **kwargs):
     paths, manifests = configured_inputs(settings)
-    return run_ingest(settings, paths, manifests, make_progress(interactive=False), **kwargs)
+    return run_ingest(settings, paths, manifests, LogProgress(), **kwargs)
 
 
 @pytest.fixture
 def hashed(monkeypatch) -> list[str]:
-    """Every path indexer.worker hashes, in order."""
+    """Every path firstseen.ingest.run hashes, in order."""
     calls: list[str] = []
     real = worker.sha256_file
 
@@ -285,7 +286,7 @@ def test_cli_ingest_without_paths_uses_the_configured_inputs(tmp_path, clip_pool
     assert (summary["added"], summary["failed"], summary["skipped"]) == (3, 0, 0), summary
 
     with open_archive(data, get_settings().resolved_catalog_url()) as archive:
-        videos = {Path(v.path).name: v for v in archive.catalog.videos("committed")}
+        videos = {Path(v.path).name: v for v in archive.videos("committed")}
     assert set(videos) == {"a.mp4", "b.mp4", "summit.mp4"}
     summit = videos["summit.mp4"]
     assert (summit.external_id, summit.title) == ("nww-001", "Summit, day one")
@@ -420,7 +421,7 @@ def sigterm_guard():
 
 
 def _status(data: Path) -> dict:
-    return json.loads((data / nightly.STATUS_FILE).read_text())
+    return json.loads(DataDir(data).nightly_status.read_text())
 
 
 @pytest.mark.timeout(60)
@@ -488,7 +489,7 @@ def test_sigterm_stops_a_waiting_scheduler(tmp_path, sigterm_guard):
     signal.signal(signal.SIGTERM, lambda *_: None)  # never let a stray SIGTERM kill pytest
     settings = get_settings(data_dir=tmp_path / "data", nightly_at="02:00")
     clock = FakeClock(datetime(2024, 5, 1, 3, 0, tzinfo=timezone.utc))  # the next run is 23 h away
-    status_path = settings.data_dir / nightly.STATUS_FILE
+    status_path = DataDir(settings.data_dir).nightly_status
 
     def send_when_waiting():
         deadline = time.monotonic() + 20
@@ -526,7 +527,7 @@ def test_healthcheck_follows_the_status_file(tmp_path, capsys):
     assert code == 0 and "waiting" in out
 
     stale = datetime.now().astimezone() - timedelta(seconds=nightly.HEALTHY_WITHIN_S + 60)
-    path = settings.data_dir / nightly.STATUS_FILE
+    path = DataDir(settings.data_dir).nightly_status
     path.write_text(json.dumps({"state": "waiting", "updated_at": stale.isoformat()}))
     ok, why = nightly.healthy(settings)
     assert not ok and "ago" in why

@@ -11,10 +11,10 @@ import pytest
 from edits import _write_video
 from text_frames import TEXTS, available, character_accuracy, draw_text_frame
 
-from firstseen.catalog import SqlCatalog
-from firstseen.onscreen_text import TextLine, text_bands
-from firstseen.text_pass import spans_from_reads
-from firstseen.text_store import TextSpan, TextStore
+from firstseen.storage.catalog import SqlCatalog
+from firstseen.evidence.onscreen_text import TextLine, text_bands
+from firstseen.evidence.text_pass import spans_from_reads
+from firstseen.storage.text_store import TextSpan, TextStore
 
 HAVE_TESSERACT = shutil.which("tesseract") is not None and all(
     os.path.isfile(f"/usr/share/tesseract-ocr/5/tessdata/{lang}.traineddata") for lang in ("eng", "rus", "kor"))
@@ -31,7 +31,7 @@ def _background(seed: int, size=(540, 960)) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def reader():
-    from firstseen.onscreen_text import TesseractReader
+    from firstseen.evidence.onscreen_text import TesseractReader
 
     with TesseractReader() as r:
         yield r
@@ -113,7 +113,7 @@ def test_text_is_found_in_either_case_and_script_and_leaves_with_its_video(catal
 def test_text_burned_into_an_archived_clip_is_found_by_the_cli(tmp_path, capsys):
     """A clip with a Cyrillic chyron from 2 s to 6 s, ingested, read by the text pass, found
     by `firstseen text` in both scripts' spellings; backup and restore keep it; takedown removes it."""
-    from firstseen.cli import main
+    from cli.main import main
 
     rng = np.random.default_rng(1)
     still = [draw_text_frame(_background(7), "cyrillic", "ВЛАДИВОСТОК, 25 апреля 2019", rng, style="chyron").rgb,

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firstseen.catalog import SqlCatalog
-from firstseen.evidence import Region, SegmentEvidence
-from firstseen.provenance import copies_through_links, earliest_source, follow_link
+from firstseen.storage.catalog import SqlCatalog
+from firstseen.search.geometry import Region, SegmentEvidence
+from firstseen.search.provenance import copies_through_links, earliest_source, follow_link
 from firstseen.records import VideoMetadata
-from firstseen.results import MatchSegment, VideoMatch
+from firstseen.search.results import MatchSegment, VideoMatch
 
 
 def _seg(q0, q1, s0, s1, *, speed=1.0, reversed=False, mirrored=False, score=0.9, timing_known=True,

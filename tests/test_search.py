@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from edits import EDITS, NEEDS_OTHERS, FrameSource, make_negative, make_query
 
-from firstseen.cli import main
+from cli.main import main
 
 ARCHIVED = ["vtest.avi", "cockatoo.mp4", "diver.mov", "bikes.mp4", "calais_1906.ogv"]
 HELD_OUT = ["tree.avi", "Megamind.avi"]
@@ -25,8 +25,8 @@ def sources(footage: Path) -> dict[str, FrameSource]:
 def archive(footage: Path, tmp_path_factory, sources) -> dict:
     """The archived videos, plus a later re-upload of cockatoo with a logo, ingested BEFORE
     its original so the original's arrival has to record the link."""
-    from indexer.progress import make_progress
-    from indexer.worker import run_ingest
+    from firstseen.ingest.progress import LogProgress
+    from firstseen.ingest.run import run_ingest
 
     from firstseen.settings import get_settings
 
@@ -42,7 +42,7 @@ def archive(footage: Path, tmp_path_factory, sources) -> dict:
     for i, lines in enumerate((first, later)):
         path = work / f"manifest-{i}.jsonl"
         path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-        summaries.append(run_ingest(settings, [], [path], progress=make_progress(interactive=False)))
+        summaries.append(run_ingest(settings, [], [path], progress=LogProgress()))
     assert [s.failed for s in summaries] == [0, 0]
     return {"settings": settings, "work": work, "summaries": summaries, "data_dir": work / "data"}
 
@@ -162,7 +162,7 @@ def test_bad_queries_exit_2_with_a_reason(archive, tmp_path, capsys):
 
 
 def test_every_video_got_its_copy_search_and_a_screenshot_under_a_video_name_still_works(archive, sources, capsys):
-    from firstseen.catalog import SqlCatalog
+    from firstseen.storage.catalog import SqlCatalog
 
     with SqlCatalog.open(archive["settings"].resolved_catalog_url()) as catalog:
         assert catalog.videos_awaiting_copy_links() == []

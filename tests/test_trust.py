@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from edits import FrameSource, _write_video, make_query
 
-from firstseen.cli import main
+from cli.main import main
 from firstseen.records import FrameVectors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -24,8 +24,8 @@ ARCHIVED = ["vtest.avi", "bikes.mp4", "diver.mov"]
 def trust_archive(footage: Path, tmp_path_factory) -> dict:
     """Three real videos and look-alike distractors of the kinds that fooled the search:
     a flat wall, dark animation, a studio card, colour bars and a fade."""
-    from indexer.progress import make_progress
-    from indexer.worker import run_ingest
+    from firstseen.ingest.progress import LogProgress
+    from firstseen.ingest.run import run_ingest
 
     from firstseen.settings import get_settings
 
@@ -38,7 +38,7 @@ def trust_archive(footage: Path, tmp_path_factory) -> dict:
         lines.append({"path": str(path), "external_id": f"distractor-{kind}", "published_at": f"199{k}-01-01"})
     manifest_path = work / "manifest.jsonl"
     manifest_path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    summary = run_ingest(settings, [], [manifest_path], progress=make_progress(interactive=False))
+    summary = run_ingest(settings, [], [manifest_path], progress=LogProgress())
     assert summary.failed == 0
     return {"settings": settings, "work": work, "data_dir": work / "data"}
 
@@ -131,10 +131,10 @@ def test_a_screen_grab_between_samples_is_found_at_its_own_moment(trust_archive,
     clears it and verifies, and the segment says 1.24 s, not the sample's time."""
     from PIL import Image
 
-    from firstseen.candidates import match_videos
-    from firstseen.media import frame_at
-    from firstseen.query import describe_query
-    from firstseen.search import Searcher
+    from firstseen.search.candidates import match_videos
+    from firstseen.media.decode import frame_at
+    from firstseen.search.query import describe_query
+    from firstseen.search.searcher import Searcher
 
     frame = frame_at(footage / "bikes.mp4", 1.24, max_side=720)
     assert frame.pts_s == pytest.approx(1.24, abs=0.02)
@@ -161,9 +161,9 @@ def test_ingest_keeps_flags_and_thumbnails_and_a_lost_file_is_reported(trust_arc
 
     settings = trust_archive["settings"]
     with open_archive(settings.data_dir, settings.resolved_catalog_url()) as archive:
-        records = {r.external_id: r for r in archive.catalog.videos("committed")}
-        card = archive.vectors.get(records["distractor-card"].video_id, thumbnails=True)
-        bikes = archive.vectors.get(records["evs-2023-0408-054"].video_id, thumbnails=True)
+        records = {r.external_id: r for r in archive.videos("committed")}
+        card = archive.raw_vectors(records["distractor-card"].video_id, thumbnails=True)
+        bikes = archive.raw_vectors(records["evs-2023-0408-054"].video_id, thumbnails=True)
     assert card.informative is not None and not card.informative.any()  # a card is no evidence
     assert bikes.informative.mean() > 0.9 and len(bikes.thumbnails) == len(bikes)
 
@@ -174,9 +174,9 @@ def test_ingest_keeps_flags_and_thumbnails_and_a_lost_file_is_reported(trust_arc
     shutil.copytree(settings.data_dir, copy_dir)
     bikes_id = records["evs-2023-0408-054"].video_id
     with open_archive(copy_dir, f"sqlite:///{copy_dir / 'catalog.sqlite'}", writable=True) as archive:
-        stored = archive.vectors.get(bikes_id)
-        archive.vectors.put(bikes_id, FrameVectors(stored.descriptor, stored.pts_s, stored.vectors, stored.informative))
-        with archive.catalog.session(write=True) as s:
+        stored = archive.raw_vectors(bikes_id)
+        archive._vectors.put(bikes_id, FrameVectors(stored.descriptor, stored.pts_s, stored.vectors, stored.informative))
+        with archive._catalog.session(write=True) as s:
             from sqlalchemy import text
             s.execute(text("UPDATE videos SET path = :p WHERE video_id = :v"),
                       {"p": str(tmp_path / "gone.mp4"), "v": bikes_id})
@@ -196,27 +196,27 @@ def test_recheck_brings_an_old_archive_up_to_date(trust_archive, footage, tmp_pa
     import shutil
 
     from firstseen.archive import open_archive
-    from firstseen.results import MatchSegment
+    from firstseen.search.results import MatchSegment
 
     copy_dir = tmp_path / "old"
     shutil.copytree(trust_archive["data_dir"], copy_dir)
     url = f"sqlite:///{copy_dir / 'catalog.sqlite'}"
     with open_archive(copy_dir, url, writable=True) as archive:
-        records = {r.external_id: r for r in archive.catalog.videos("committed")}
+        records = {r.external_id: r for r in archive.videos("committed")}
         for record in records.values():
-            stored = archive.vectors.get(record.video_id)
-            archive.vectors.put(record.video_id, FrameVectors(stored.descriptor, stored.pts_s, stored.vectors))
+            stored = archive.raw_vectors(record.video_id)
+            archive._vectors.put(record.video_id, FrameVectors(stored.descriptor, stored.pts_s, stored.vectors))
         old_link = MatchSegment(0.0, 6.0, 10.0, 16.0, 1.0, False, False, 0.95).to_dict() | {"evidence": None}
-        archive.catalog.add_copy_link(records["distractor-card"].video_id, records["nww-2011-0217-004"].video_id,
+        archive._catalog.add_copy_link(records["distractor-card"].video_id, records["nww-2011-0217-004"].video_id,
                                       0.95, [old_link])
     assert main(["recheck", "--data-dir", str(copy_dir), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["refreshed"] == len(records) and report["links_before"] == 1 and report["missing"] == []
     with open_archive(copy_dir, url) as archive:
         for record in records.values():
-            stored = archive.vectors.get(record.video_id, thumbnails=True)
+            stored = archive.raw_vectors(record.video_id, thumbnails=True)
             assert stored.informative is not None and len(stored.thumbnails) == len(stored)
         card = records["distractor-card"].video_id
-        assert archive.catalog.copy_links(card) == []
+        assert archive.copy_links(card) == []
         assert all(seg["evidence"]["pairs_verified"] >= 1 for r in records.values()
-                   for link in archive.catalog.copy_links(r.video_id) for seg in link.segments)
+                   for link in archive.copy_links(r.video_id) for seg in link.segments)

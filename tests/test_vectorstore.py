@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from firstseen.records import FrameVectors
-from firstseen.vectorstore import FileVectorStore, MemoryVectorStore, to_storage
+from firstseen.storage.vectorstore import FileVectorStore, MemoryVectorStore, to_storage
 
 
 @pytest.fixture(params=["memory", "file"])

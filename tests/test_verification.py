@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from firstseen.evidence import PairEvidence, Region, SegmentEvidence, summarise
-from firstseen.verification import Verifier, decode_thumbnail, encode_thumbnail
+from firstseen.search.geometry import PairEvidence, Region, SegmentEvidence, summarise
+from firstseen.search.verification import Verifier, decode_thumbnail, encode_thumbnail
 
 
 def scene(seed: int, width: int = 480, height: int = 270) -> np.ndarray:

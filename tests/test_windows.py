@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from firstseen.archive import FrameHit
-from firstseen.evidence import Region
-from firstseen.windows import pick_frames, proposal_windows, propose
+from firstseen.search.geometry import Region
+from firstseen.search.windows import pick_frames, proposal_windows, propose
 
 
 def coverage(inset: Region, window: Region) -> float:

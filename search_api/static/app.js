@@ -81,7 +81,7 @@ function trackUrl(url) {
   return url;
 }
 
-// ---- formatting (same rules as firstseen/report.py) -------------------------------------------------
+// ---- formatting (same rules as firstseen/search/report.py) -------------------------------------------------
 
 function clock(seconds) {
   const tenths = Math.round(Math.max(0, seconds) * 10); // round first, so 59.96 s reads 1:00.0, not 0:60.0

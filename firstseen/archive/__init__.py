@@ -1,0 +1,9 @@
+"""The archive: the one facade over the catalog, raw vectors and index that callers use."""
+
+from firstseen.archive.archive import (DESCRIPTOR_META_KEY, Archive, CopyLinkFound, DescriptorSpec, FrameHit,
+                                       frame_ids)
+from firstseen.archive.opening import memory_archive, open_archive, open_catalog_only, stored_spec
+from firstseen.storage.lock import DataDirLock
+
+__all__ = ["DESCRIPTOR_META_KEY", "Archive", "CopyLinkFound", "DataDirLock", "DescriptorSpec", "FrameHit",
+           "frame_ids", "memory_archive", "open_archive", "open_catalog_only", "stored_spec"]

@@ -1,0 +1,68 @@
+"""Opening an archive from its data directory: readers without the lock, writers with it and with recovery."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from firstseen.archive.archive import DESCRIPTOR_META_KEY, Archive, DescriptorSpec
+from firstseen.datadir import DataDir
+from firstseen.errors import BadInputError
+from firstseen.storage.catalog import SqlCatalog
+from firstseen.storage.index_store import IndexStore, MemoryIndexStore
+from firstseen.storage.lock import DataDirLock
+from firstseen.storage.stored_searches import SearchStore
+from firstseen.storage.vectorstore import FileVectorStore, MemoryVectorStore
+
+_NO_ARCHIVE = "no archive in {data_dir} (run `firstseen ingest` first)"
+_EMPTY_ARCHIVE = "the archive in {data_dir} is empty (run `firstseen ingest` first)"
+
+
+def stored_spec(catalog: SqlCatalog) -> DescriptorSpec | None:
+    raw = catalog.get_meta(DESCRIPTOR_META_KEY)
+    return DescriptorSpec(**json.loads(raw)) if raw else None
+
+
+def _open_catalog(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None) -> tuple[SqlCatalog, DescriptorSpec]:
+    catalog = SqlCatalog.open(catalog_url)
+    spec = spec or stored_spec(catalog)
+    if spec is None:
+        catalog.close()
+        raise BadInputError(_EMPTY_ARCHIVE.format(data_dir=data_dir))
+    return catalog, spec
+
+
+def open_catalog_only(data_dir: Path, catalog_url: str) -> tuple[SqlCatalog, DescriptorSpec]:
+    """An archive's catalog and descriptor without loading its index, which at ten million
+    frames is gigabytes (stats reads the index manifest instead). The caller closes it."""
+    if not Path(data_dir).exists():
+        raise BadInputError(_NO_ARCHIVE.format(data_dir=data_dir))
+    return _open_catalog(data_dir, catalog_url, None)
+
+
+def open_archive(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None = None, *,
+                 writable: bool = False, nprobe: int = 0, lock_wait_s: float = 0.0) -> Archive:
+    """Open the archive in data_dir. Writers take the lock (waiting up to lock_wait_s for
+    another writer) and run recovery; readers do neither. Without a spec the archive's own
+    descriptor is used (stats, remove)."""
+    where = DataDir(data_dir)
+    lock = None
+    if writable:
+        where.root.mkdir(parents=True, exist_ok=True)
+        lock = DataDirLock(where)
+        lock.acquire(wait_s=lock_wait_s)
+    elif not where.exists():
+        raise BadInputError(_NO_ARCHIVE.format(data_dir=where.root))
+    try:
+        catalog, spec = _open_catalog(where.root, catalog_url, spec)
+        return Archive(catalog, IndexStore(where.index), FileVectorStore(where.vectors), spec,
+                       writable=writable, lock=lock, nprobe=nprobe, searches=SearchStore(where.searches))
+    except BaseException:
+        if lock:
+            lock.release()
+        raise
+
+
+def memory_archive(catalog: SqlCatalog, spec: DescriptorSpec) -> Archive:
+    """An archive with in-memory index and vector storage, for tests of the write protocol."""
+    return Archive(catalog, MemoryIndexStore(), MemoryVectorStore(), spec, writable=True)

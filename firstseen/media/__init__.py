@@ -1,0 +1,1 @@
+"""Media: probing and decoding files at their real timestamps, seeking, and judging whether a frame carries picture."""

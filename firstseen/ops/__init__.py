@@ -1,0 +1,1 @@
+"""Operations on a whole archive: reindex, backup and restore, stats, recheck, takedown."""

@@ -1,0 +1,18 @@
+"""Takedown: a video out of search, the index, raw vectors, catalog, on-screen text, copy links and kept searches.
+
+One use case for the CLI and the API alike: both wait for a running writer (an ingest, a
+reindex) to finish, up to lock_wait_s, rather than fail at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from firstseen.archive import open_archive
+from firstseen.storage.catalog import VideoRecord
+
+
+def take_down(data_dir: Path, catalog_url: str, ref: str, *, lock_wait_s: float) -> VideoRecord:
+    """Remove the video with this id or external id; returns what it was. A ref the archive
+    does not know is bad input; an archive whose writer holds on past lock_wait_s is locked."""
+    with open_archive(data_dir, catalog_url, writable=True, lock_wait_s=lock_wait_s) as archive:
+        return archive.remove(ref)

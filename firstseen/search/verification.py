@@ -1,0 +1,204 @@
+"""Geometric verification of a frame pair: local features + RANSAC decide whether two pictures show the same scene.
+
+Descriptor similarity says two frames look alike; it cannot tell a copy from two unrelated
+flat walls or two dark frames. Local features matched under one geometric transform can:
+unrelated pictures do not put a dozen distinctive points where one crop, scale and shift
+would put them. The same match, run on the horizontally flipped query, says whether the
+clip was mirrored, and the transform says where each picture sits in the other (a crop
+shows part of the source; a picture-in-picture or a screenshot holds the source inside
+a larger frame). Pure: frames in, evidence out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from firstseen.search.geometry import PairEvidence, Region, flipped_wins
+
+# One thread: searches run side by side in the API, and the frames here are small.
+cv2.setNumThreads(1)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyParams:
+    max_side: int = 360  # frames are matched at this size at most: cost stays bounded
+    features: int = 600  # SIFT keypoints kept per frame
+    # Below SIFT's default 0.04, so that low-contrast footage (white feathers on a white wall,
+    # underwater haze) still yields points: crops of such frames verify at 0.01 and not at 0.04.
+    contrast_threshold: float = 0.01
+    ratio: float = 0.8  # Lowe's ratio test
+    ransac_px: float = 4.0  # reprojection error allowed, at max_side
+    min_inliers: int = 12  # fewer than this is not a verified pair
+    min_inlier_ratio: float = 0.2  # inliers among the ratio-tested matches
+    max_scale: float = 8.0  # a source shown at more than 8x or under 1/8 is not a plausible copy
+    sure_inliers: int = 60  # a shown view this well verified needs no flipped try: a flip cannot beat it
+
+    def __post_init__(self) -> None:
+        if self.max_side < 32 or self.features < 8 or not 0 < self.ratio < 1 or self.min_inliers < 4:
+            raise ValueError("max_side >= 32, features >= 8, 0 < ratio < 1 and min_inliers >= 4 are required")
+
+
+class _Features:
+    """Keypoints and descriptors of one frame (and its size), computed once. Features of a
+    window of a frame carry the whole frame's size and their points in its coordinates, so
+    the regions found are regions of the whole frame."""
+
+    __slots__ = ("points", "descriptors", "width", "height")
+
+    def __init__(self, gray: np.ndarray, detector: cv2.SIFT, frame_size: tuple[float, float] | None = None,
+                 offset: tuple[float, float] = (0.0, 0.0)):
+        self.height, self.width = gray.shape if frame_size is None else frame_size
+        keypoints, descriptors = detector.detectAndCompute(gray, None)
+        self.points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2) + np.float32(offset)
+        self.descriptors = descriptors
+
+
+def _gray(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Grey at max_side at most; a 2-d array is grey already (a stored thumbnail)."""
+    gray = np.ascontiguousarray(image) if image.ndim == 2 else \
+        cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    scale = max_side / max(h, w)
+    if scale < 1:
+        gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return gray
+
+
+def encode_thumbnail(rgb: np.ndarray, max_side: int, quality: int = 80) -> bytes:
+    """A grey JPEG of a sampled frame, kept at ingest so verification needs no second decode."""
+    ok, data = cv2.imencode(".jpg", _gray(rgb, max_side), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding of a thumbnail failed")
+    return data.tobytes()
+
+
+def decode_thumbnail(data: bytes) -> np.ndarray:
+    gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise ValueError("a stored thumbnail is not a readable JPEG")
+    return gray
+
+
+class Verifier:
+    """Matches frame pairs. Holds the detector, the matcher and the features of the frames it
+    was given under a key, so a query frame checked against several candidates is described
+    once. Not shared between threads (OpenCV's detectors are not): one per search."""
+
+    def __init__(self, params: VerifyParams | None = None):
+        self.params = params or VerifyParams()
+        self._detector = cv2.SIFT_create(nfeatures=self.params.features,
+                                         contrastThreshold=self.params.contrast_threshold)
+        self._matcher = cv2.BFMatcher(cv2.NORM_L2)
+        self._cache: dict[tuple, _Features] = {}
+
+    def features(self, image: np.ndarray, key: tuple | None = None, window: Region | None = None) -> _Features:
+        """Features of a frame, or of one window of it (the window alone fills max_side, so a
+        small inset gets its share of keypoints), in the whole frame's coordinates."""
+        key = key if key is None or window is None else (*key, window)
+        if key is not None and key in self._cache:
+            return self._cache[key]
+        if window is None:
+            found = _Features(_gray(image, self.params.max_side), self._detector)
+        else:
+            h, w = image.shape[:2]
+            x0, y0, x1, _ = window.pixel_box(w, h)
+            gray = _gray(window.crop(image), self.params.max_side)
+            scale = gray.shape[1] / max(1, min(x1, w) - x0)
+            found = _Features(gray, self._detector, (h * scale, w * scale), (x0 * scale, y0 * scale))
+        if key is not None:
+            self._cache[key] = found
+        return found
+
+    def verify(self, query_image: np.ndarray, source_image: np.ndarray, *, flipped: bool = True,
+               query_key: object = None, source_key: object = None, window: Region | None = None) -> PairEvidence:
+        """Match the query frame as shown (and, with flipped, mirrored) against the source frame;
+        with a window, only that part of the query frame (the regions stay the whole frame's).
+        Keys, where given, name the frames so that their features are computed once. Regions
+        are given in the query frame as shown, whichever view won."""
+        qk = None if query_key is None else ("query", query_key)
+        src = self.features(source_image, None if source_key is None else ("source", source_key))
+        shown = self._match(self.features(query_image, qk and (*qk, False), window), src)
+        if not flipped or shown[0] >= self.params.sure_inliers and shown[1] is not None:
+            return PairEvidence(shown[0], shown[0], -1, False, shown[1], shown[2])
+        mirror_window = None if window is None else Region(max(0.0, 1 - window.x - window.w), window.y,
+                                                           window.w, window.h)
+        mirrored = self._match(self.features(np.ascontiguousarray(query_image[:, ::-1]), qk and (*qk, True),
+                                             mirror_window), src)
+        use_flipped = flipped_wins(shown[0], mirrored[0])
+        best = mirrored if use_flipped else shown
+        inset = best[2]
+        if use_flipped and inset is not None:  # found in the flipped frame: as it sits in the frame shown
+            inset = Region(max(0.0, 1 - inset.x - inset.w), inset.y, inset.w, inset.h)
+        return PairEvidence(best[0], shown[0], mirrored[0], bool(use_flipped and best[1] is not None),
+                            best[1], inset)
+
+    def _match(self, query: _Features, source: _Features) -> tuple[int, Region | None, Region | None]:
+        p = self.params
+        if query.descriptors is None or source.descriptors is None or len(query.points) < 2 \
+                or len(source.points) < 2:
+            return 0, None, None
+        pairs = self._matcher.knnMatch(query.descriptors, source.descriptors, k=2)
+        good = [m for m, n in (pair for pair in pairs if len(pair) == 2) if m.distance < p.ratio * n.distance]
+        if len(good) < p.min_inliers:
+            return len(good) // 4, None, None  # too few to fit: report a token count, never verified
+        q = query.points[[m.queryIdx for m in good]]
+        s = source.points[[m.trainIdx for m in good]]
+        # A similarity (scale, rotation, shift) covers crops, resizes, letterboxes and insets;
+        # it has 4 degrees of freedom, so chance agreements among few points are rare.
+        transform, mask = cv2.estimateAffinePartial2D(q, s, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_px,
+                                                      maxIters=2000, confidence=0.995)
+        if transform is None or mask is None:
+            return 0, None, None
+        inliers = int(mask.sum())
+        # Inliers must be distinct points, not one corner matched many times.
+        inlier_q = q[mask.ravel() == 1]
+        distinct = len(np.unique(np.round(inlier_q / 3.0), axis=0))
+        scale = math.hypot(transform[0, 0], transform[1, 0])
+        inlier_s = s[mask.ravel() == 1]
+        if (distinct < p.min_inliers or inliers < p.min_inlier_ratio * len(good)
+                or not 1 / p.max_scale <= scale <= p.max_scale or not _spread(inlier_q, query)
+                or not (_central(inlier_q, query) or _central(inlier_s, source))):
+            return min(inliers, distinct), None, None
+        return inliers, *_regions(transform, query, source)
+
+
+def _spread(points: np.ndarray, frame: _Features) -> bool:
+    """Inliers spread over more than a sliver of the frame (a line of text or one logo is not a scene)."""
+    span = points.max(axis=0) - points.min(axis=0)
+    return span[0] >= 0.12 * frame.width and span[1] >= 0.12 * frame.height
+
+
+def _central(points: np.ndarray, frame: _Features) -> bool:
+    """Some inliers lie in the middle of the frame. Tickers, lower thirds, logos and bars sit at
+    the edges, and two unrelated clips under the same ticker match only there; a real copy
+    matches the scene, whose middle is in the middle of the frame it fills (the source frame
+    for a picture-in-picture, the query frame for a crop)."""
+    x, y = points[:, 0] / frame.width, points[:, 1] / frame.height
+    inside = (x > 0.25) & (x < 0.75) & (y > 0.25) & (y < 0.75)
+    return int(inside.sum()) >= max(4, 0.1 * len(points))
+
+
+def _regions(transform: np.ndarray, query: _Features, source: _Features) -> tuple[Region | None, Region | None]:
+    """Map each frame's rectangle into the other through the transform, clipped to the frame."""
+    forward = np.vstack([transform, [0, 0, 1]])
+    try:
+        backward = np.linalg.inv(forward)
+    except np.linalg.LinAlgError:
+        return None, None
+    return (_box(forward, query.width, query.height, source.width, source.height),
+            _box(backward, source.width, source.height, query.width, query.height))
+
+
+def _box(matrix: np.ndarray, from_w: int, from_h: int, to_w: int, to_h: int) -> Region | None:
+    corners = np.array([[0, 0, 1], [from_w, 0, 1], [0, from_h, 1], [from_w, from_h, 1]], float).T
+    mapped = (matrix @ corners)[:2]
+    x0, y0 = max(0.0, mapped[0].min()), max(0.0, mapped[1].min())
+    x1, y1 = min(float(to_w), mapped[0].max()), min(float(to_h), mapped[1].max())
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return None
+    return Region(x0 / to_w, y0 / to_h, (x1 - x0) / to_w, (y1 - y0) / to_h)
+
+
