@@ -53,3 +53,17 @@ class DescriptorUnavailableError(FirstSeenError):
     """A descriptor plug-in cannot run here (missing package or model file)."""
 
     code = "descriptor_unavailable"
+
+
+class DuplicateVideoError(FirstSeenError):
+    """A video with this sha256, external_id or video_id is already in the catalog."""
+
+    def __init__(self, field: str, value: str, existing_video_id: str):
+        self.field = field
+        self.value = value
+        self.existing_video_id = existing_video_id
+        super().__init__(f"{field} {value!r} is already in the catalog (video {existing_video_id})")
+
+
+class VideoNotFoundError(BadInputError):
+    """No video has this id (or external id)."""

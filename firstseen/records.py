@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -130,3 +131,66 @@ class VideoMetadata:
     uri: str | None = None
     location: str | None = None
     manifest_line: int | None = field(default=None, compare=False)
+
+
+# ---- what the catalog holds about each video, run and copy link --------------------------
+@dataclass(frozen=True, slots=True)
+class VideoRecord:
+    video_id: str
+    sha256: str
+    status: str
+    path: str
+    external_id: str | None
+    title: str | None
+    source: str | None
+    published_at: datetime | None
+    uri: str | None
+    location: str | None
+    duration_s: float
+    width: int
+    height: int
+    codec: str
+    descriptor: str
+    first_frame_id: int
+    frame_count: int
+    ingested_at: datetime
+    committed_checkpoint: int | None
+    run_id: int | None
+
+    @property
+    def frame_ids(self) -> range:
+        return range(self.first_frame_id, self.first_frame_id + self.frame_count)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    added: int
+    skipped: int
+    failed: int
+    footage_s: float
+    frames: int
+    errors: list[dict[str, Any]]
+    params: dict[str, Any]
+    quarantined: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CopyLinkRecord:
+    video_id: str
+    other_video_id: str
+    score: float
+    segments: list[dict[str, Any]]  # seen from video_id: "query_*" is video_id, "source_*" the other
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogStats:
+    videos_by_status: dict[str, int]  # every status present, zero included
+    committed_footage_s: float
+    committed_frames: int
+    copy_links: int  # links between two videos, each counted once although stored both ways
+    last_run: RunRecord | None

@@ -240,7 +240,7 @@ def copy_links_report(settings, names) -> list[str]:
     with SqlCatalog.open(settings.resolved_catalog_url()) as catalog:
         lines = []
         for video in catalog.videos("committed"):
-            for link in catalog.copy_links(video.video_id):
+            for link in catalog.links.copy_links(video.video_id):
                 if video.video_id < link.other_video_id:
                     lines.append(f"{names[video.video_id]} <-> {names[link.other_video_id]} (score {link.score:.2f}, "
                                  f"{len(link.segments)} segment(s))")

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from PIL import Image
 
 from firstseen.ops.takedown import take_down
-from firstseen.storage.catalog import VideoRecord
+from firstseen.records import VideoRecord
 from firstseen.errors import FirstSeenError
 from firstseen.media.decode import frame_at
 from firstseen.search.results import reference_dict

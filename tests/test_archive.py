@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from firstseen.archive import Archive, DescriptorSpec, open_archive
-from firstseen.storage.catalog import DuplicateVideoError, SqlCatalog
+from firstseen.errors import DuplicateVideoError
+from firstseen.storage.catalog import SqlCatalog
 from firstseen.errors import ArchiveLockedError, ArchiveMismatchError, BadInputError
 from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
 from firstseen.storage.vectorstore import FileVectorStore
@@ -78,39 +79,72 @@ def test_duplicate_external_id_writes_nothing(tmp_path):
         assert archive.raw_vectors("vid0002") is None and archive.verify() == []
 
 
+class Crash(BaseException):
+    """The process dies here: nothing after it runs, no cleanup either."""
+
+
+class Dying:
+    """A store that works until one named call, where the process "dies" (a fault injected through
+    the storage interface, not by patching the implementation)."""
+
+    def __init__(self, store, dies_at: str, *, then_noop: tuple[str, ...] = ()):
+        self._store, self._dies_at, self._noop = store, dies_at, then_noop
+
+    def __getattr__(self, name):
+        if name == self._dies_at:
+            def die(*args, **kwargs):
+                raise Crash(name)
+            return die
+        if name in self._noop:  # a dead process runs no cleanup
+            return lambda *args, **kwargs: None
+        return getattr(self._store, name)
+
+
+def _open_with(tmp_path, **wrap) -> Archive:
+    """A writable archive over the real SQLite and file stores, some of them wrapped."""
+    from dataclasses import replace
+
+    from firstseen.archive import DataDirLock, sql_stores
+    from firstseen.datadir import DataDir
+
+    where = DataDir(tmp_path / "data")
+    lock = DataDirLock(where)
+    lock.acquire()
+    stores = sql_stores(SqlCatalog.open(where.catalog_url(f"sqlite:///{where.sqlite_catalog}")), where)
+    stores = replace(stores, **{name: wrapper(getattr(stores, name)) for name, wrapper in wrap.items()})
+    return Archive(stores, SPEC, writable=True, lock=lock)
+
+
+class _DyingIndexFiles(Dying):
+    """Index saves work; the loaded index dies when the next video is added to it."""
+
+    def load(self, *args, **kwargs):
+        index, checkpoint = self._store.load(*args, **kwargs)
+        return Dying(index, "add"), checkpoint
+
+
 @pytest.mark.parametrize("crash_after", ["raw_written", "catalog_pending", "index_saved"])
-def test_recovery_after_a_crash_at_each_step(tmp_path, monkeypatch, crash_after):
+def test_recovery_after_a_crash_at_each_step(tmp_path, crash_after):
     with _open(tmp_path) as archive:
         committed = _stage(archive, 1)
         archive.commit()
-    archive = _open(tmp_path)
-
-    class Crash(BaseException):
-        pass
-
-    def boom(*a, **k):
-        raise Crash
-
-    if crash_after == "raw_written":
-        monkeypatch.setattr(SqlCatalog, "add_pending_video", boom)
-        monkeypatch.setattr(FileVectorStore, "delete", lambda *a: None)  # a crash runs no cleanup
-    elif crash_after == "catalog_pending":
-        monkeypatch.setattr(archive._index, "add", boom)
-    else:
-        monkeypatch.setattr(SqlCatalog, "mark_committed", boom)
+    wrap = {"raw_written": {"catalog": lambda c: Dying(c, "add_pending_video"),
+                            "vectors": lambda v: Dying(v, "", then_noop=("delete",))},
+            "catalog_pending": {"index_files": lambda f: _DyingIndexFiles(f, "")},
+            "index_saved": {"catalog": lambda c: Dying(c, "mark_committed")}}[crash_after]
+    archive = _open_with(tmp_path, **wrap)
     with pytest.raises(Crash):
         _stage(archive, 2)
         archive.commit()
-    monkeypatch.undo()
     archive._lock.release()  # the process "died": the kernel would drop the lock
     archive._catalog.close()
 
     with _open(tmp_path) as recovered:
         assert recovered.verify() == []
         assert _visible(recovered, committed) == ["vid0001"] * 4, "nothing committed is lost"
-        second = recovered._catalog.get_video("vid0002")
+        second = recovered.video("vid0002")
         if crash_after == "raw_written":
-            assert second is None and recovered._vectors.get("vid0002") is None
+            assert second is None and recovered.raw_vectors("vid0002") is None
         else:
             assert second.status == "committed", "whole staged videos are rolled forward"
 
@@ -177,7 +211,7 @@ def test_only_one_writer_and_a_dead_writer_leaves_no_lock(tmp_path):
 def test_in_memory_stores_follow_the_same_protocol(tmp_path):
     from firstseen.archive import memory_archive
 
-    archive = memory_archive(SqlCatalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}"), SPEC)
+    archive = memory_archive(SPEC)  # catalog, links, runs, vectors and index files all in memory
     frames = _stage(archive, 1)
     assert _visible(archive, frames) == []
     archive.commit()

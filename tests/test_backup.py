@@ -45,7 +45,7 @@ def _source(small_archive: dict, tmp_path: Path):
     settings = _settings(copy_archive(small_archive, tmp_path / "src"))
     with SqlCatalog.open(settings.resolved_catalog_url()) as catalog:
         by_path = {Path(v.path).name: v.video_id for v in catalog.videos()}
-        catalog.add_copy_link(by_path["cockatoo.mp4"], by_path["diver.mov"], 0.9, [LINK_SEGMENT])
+        catalog.links.add_copy_link(by_path["cockatoo.mp4"], by_path["diver.mov"], 0.9, [LINK_SEGMENT])
         TextStore(catalog).replace_video_text(by_path["vtest.avi"], [TextSpan(by_path["vtest.avi"], 2.0, 6.0,
                                               "ВЛАДИВОСТОК 2019", 91.0, {})], reader="test", frames_read=4)
     frame = np.full((36, 64, 3), 120, np.uint8)
@@ -59,8 +59,8 @@ def _catalog_state(settings) -> dict:
         videos = catalog.videos()
         frame_ids = [i for v in videos for i in v.frame_ids]
         return {"videos": videos,
-                "links": {v.video_id: catalog.copy_links(v.video_id) for v in videos},
-                "runs": catalog.runs(limit=1000),
+                "links": {v.video_id: catalog.links.copy_links(v.video_id) for v in videos},
+                "runs": catalog.run_log.runs(limit=1000),
                 "frames": catalog.resolve_frames(frame_ids),
                 "meta": {k: catalog.get_meta(k) for k in ("descriptor", "next_frame_id")}}
 
@@ -131,9 +131,9 @@ def test_round_trip_restores_the_same_archive(small_archive, tmp_path, catalog_u
 
     # The serial ids came along with their rows: new ones must not collide with them.
     with SqlCatalog.open(target.resolved_catalog_url()) as catalog:
-        assert catalog.start_run({}) > max(r.run_id for r in before["runs"])
+        assert catalog.run_log.start_run({}) > max(r.run_id for r in before["runs"])
         videos = [v.video_id for v in before["videos"]]
-        catalog.add_copy_link(videos[0], videos[2], 0.5, [LINK_SEGMENT])
+        catalog.links.add_copy_link(videos[0], videos[2], 0.5, [LINK_SEGMENT])
 
 
 def test_backup_while_a_reader_searches_and_a_writer_waits(small_archive, tmp_path, monkeypatch):
@@ -227,7 +227,7 @@ def test_interrupted_restore_can_be_run_again(small_archive, tmp_path, monkeypat
         restore_archive(target, tmp_path / "backup")
     assert not (target.data_dir / "index").exists() and not (target.data_dir / "vectors").exists()
     with SqlCatalog.open(target.resolved_catalog_url()) as catalog:
-        assert catalog.videos() == [] and catalog.runs() == []
+        assert catalog.videos() == [] and catalog.run_log.runs() == []
     monkeypatch.undo()
     assert restore_archive(target, tmp_path / "backup").problems == []
     assert _catalog_state(target) == _catalog_state(source) and _verify(target) == []

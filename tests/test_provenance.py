@@ -93,14 +93,14 @@ def test_copies_reached_through_links_and_earliest_is_the_oldest(catalog):
     reupload = _video(catalog, "reup2022", 2022)
     later = _video(catalog, "later2023", 2023)
     unrelated = _video(catalog, "other2010", 2010)
-    catalog.add_copy_link("reup2022", "orig2019", 0.9, [_seg(0, 30, 20, 50).to_dict()])
-    catalog.add_copy_link("later2023", "reup2022", 0.85, [_seg(0, 10, 0, 10).to_dict()])
+    catalog.links.add_copy_link("reup2022", "orig2019", 0.9, [_seg(0, 30, 20, 50).to_dict()])
+    catalog.links.add_copy_link("later2023", "reup2022", 0.85, [_seg(0, 10, 0, 10).to_dict()])
     # other2010 shares footage with the original, but not the part the query shows
-    catalog.add_copy_link("other2010", "orig2019", 0.9, [_seg(0, 5, 55, 60).to_dict()])
+    catalog.links.add_copy_link("other2010", "orig2019", 0.9, [_seg(0, 5, 55, 60).to_dict()])
 
     # the query matches only the 2022 re-upload, at its 5..15 s
     direct = [VideoMatch(reupload, 0.95, (_seg(0, 10, 5, 15),))]
-    found = copies_through_links(direct, catalog.copy_links, catalog.get_video)
+    found = copies_through_links(direct, catalog.links.copy_links, catalog.get_video)
     by_id = {m.video_id: m for m in found}
     assert set(by_id) == {"orig2019", "later2023"}
     assert by_id["orig2019"].via == "reup2022" and by_id["orig2019"].score == pytest.approx(0.9)
@@ -113,14 +113,14 @@ def test_copies_reached_through_links_and_earliest_is_the_oldest(catalog):
 def test_links_are_followed_across_several_hops_and_never_back(catalog):
     for name, year in (("a", 2001), ("b", 2005), ("c", 2010), ("d", 2015)):
         _video(catalog, name, year)
-    catalog.add_copy_link("d", "c", 0.9, [_seg(0, 60, 0, 60).to_dict()])
-    catalog.add_copy_link("c", "b", 0.9, [_seg(0, 60, 0, 60).to_dict()])
-    catalog.add_copy_link("b", "a", 0.9, [_seg(0, 60, 0, 60).to_dict()])
+    catalog.links.add_copy_link("d", "c", 0.9, [_seg(0, 60, 0, 60).to_dict()])
+    catalog.links.add_copy_link("c", "b", 0.9, [_seg(0, 60, 0, 60).to_dict()])
+    catalog.links.add_copy_link("b", "a", 0.9, [_seg(0, 60, 0, 60).to_dict()])
     direct = [VideoMatch(catalog.get_video("d"), 0.9, (_seg(0, 10, 0, 10),))]
-    found = copies_through_links(direct, catalog.copy_links, catalog.get_video)
+    found = copies_through_links(direct, catalog.links.copy_links, catalog.get_video)
     assert {m.video_id for m in found} == {"a", "b", "c"}
     assert earliest_source(direct + found).video_id == "a"
-    assert {m.video_id for m in copies_through_links(direct, catalog.copy_links, catalog.get_video, max_hops=1)} == {"c"}
+    assert {m.video_id for m in copies_through_links(direct, catalog.links.copy_links, catalog.get_video, max_hops=1)} == {"c"}
 
 
 def test_earliest_prefers_dated_videos_and_breaks_ties_by_score(catalog):
@@ -138,24 +138,24 @@ def test_links_the_geometry_never_confirmed_carry_no_provenance(catalog):
     """Links recorded before verification (or by a bug) would make a false holder the earliest."""
     _video(catalog, "old2001", 2001)
     copy = _video(catalog, "copy2020", 2020)
-    catalog.add_copy_link("copy2020", "old2001", 0.95, [_seg(0, 60, 0, 60, verified=False).to_dict()])
+    catalog.links.add_copy_link("copy2020", "old2001", 0.95, [_seg(0, 60, 0, 60, verified=False).to_dict()])
     direct = [VideoMatch(copy, 0.9, (_seg(0, 10, 0, 10),))]
-    assert copies_through_links(direct, catalog.copy_links, catalog.get_video) == []
+    assert copies_through_links(direct, catalog.links.copy_links, catalog.get_video) == []
     assert earliest_source(direct).video_id == "copy2020"
-    unchecked = copies_through_links(direct, catalog.copy_links, catalog.get_video, verified_only=False)
+    unchecked = copies_through_links(direct, catalog.links.copy_links, catalog.get_video, verified_only=False)
     assert [m.video_id for m in unchecked] == ["old2001"]
     # the evidence survives the round trip through the catalog, seen from either side
-    (back,) = catalog.copy_links("old2001")
+    (back,) = catalog.links.copy_links("old2001")
     assert back.segments[0]["evidence"] is None
-    catalog.add_copy_link("old2001", "copy2020", 0.95, [_seg(0, 60, 0, 60).to_dict()])
-    seen = [link for link in catalog.copy_links("copy2020") if link.segments[0]["evidence"]]
+    catalog.links.add_copy_link("old2001", "copy2020", 0.95, [_seg(0, 60, 0, 60).to_dict()])
+    seen = [link for link in catalog.links.copy_links("copy2020") if link.segments[0]["evidence"]]
     assert seen and MatchSegment.from_dict(seen[0].segments[0]).evidence.pairs_verified == 3
 
 
 def test_removed_videos_are_not_reached(catalog):
     _video(catalog, "orig", 2019)
     copy = _video(catalog, "copy", 2022)
-    catalog.add_copy_link("copy", "orig", 0.9, [_seg(0, 30, 0, 30).to_dict()])
+    catalog.links.add_copy_link("copy", "orig", 0.9, [_seg(0, 30, 0, 30).to_dict()])
     catalog.mark_removing("orig")
     direct = [VideoMatch(copy, 0.9, (_seg(0, 10, 0, 10),))]
-    assert copies_through_links(direct, catalog.copy_links, catalog.get_video) == []
+    assert copies_through_links(direct, catalog.links.copy_links, catalog.get_video) == []

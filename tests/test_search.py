@@ -166,7 +166,7 @@ def test_every_video_got_its_copy_search_and_a_screenshot_under_a_video_name_sti
 
     with SqlCatalog.open(archive["settings"].resolved_catalog_url()) as catalog:
         assert catalog.videos_awaiting_copy_links() == []
-        links = [link for v in catalog.videos("committed") for link in catalog.copy_links(v.video_id)]
+        links = [link for v in catalog.videos("committed") for link in catalog.links.copy_links(v.video_id)]
         assert links and all(seg["timing_known"] or seg["query_end"] - seg["query_start"] >= 2.0
                              for link in links for seg in link.segments)
     still = make_query("still", sources["diver.mov"], 2.0, 6.0, archive["work"] / "stills", rng=np.random.default_rng(4))

@@ -207,7 +207,7 @@ def test_recheck_brings_an_old_archive_up_to_date(trust_archive, footage, tmp_pa
             stored = archive.raw_vectors(record.video_id)
             archive._vectors.put(record.video_id, FrameVectors(stored.descriptor, stored.pts_s, stored.vectors))
         old_link = MatchSegment(0.0, 6.0, 10.0, 16.0, 1.0, False, False, 0.95).to_dict() | {"evidence": None}
-        archive._catalog.add_copy_link(records["distractor-card"].video_id, records["nww-2011-0217-004"].video_id,
+        archive._catalog.links.add_copy_link(records["distractor-card"].video_id, records["nww-2011-0217-004"].video_id,
                                       0.95, [old_link])
     assert main(["recheck", "--data-dir", str(copy_dir), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -10,21 +10,20 @@ Callers get what they need by method; the stores themselves stay private to the 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from firstseen.errors import ArchiveMismatchError, BadInputError, FirstSeenError
-from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
-from firstseen.storage.catalog import CatalogStats, CopyLinkRecord, SqlCatalog, VideoRecord
+from firstseen.records import CatalogStats, CopyLinkRecord, FrameVectors, VideoInfo, VideoMetadata, VideoRecord
 from firstseen.storage.faiss_index import IndexShape, TieredIndex, VectorIndex
-from firstseen.storage.failures import FailureLedger
-from firstseen.storage.index_store import IndexManifest, IndexStore, MemoryIndexStore
+from firstseen.storage.index_store import IndexManifest
 from firstseen.storage.lock import DataDirLock
+from firstseen.storage.protocols import CopyLinkStore, FailureLedger, IndexFiles, RunLog, VectorStore, VideoCatalog
 from firstseen.storage.stored_searches import SearchStore
 from firstseen.storage.text_store import TextStore
-from firstseen.storage.vectorstore import VectorStore, to_storage
+from firstseen.storage.vectorstore import to_storage
 
 DESCRIPTOR_META_KEY = "descriptor"
 
@@ -65,17 +64,32 @@ class CopyLinkFound:
     segments: list[dict]
 
 
+@dataclass(frozen=True, slots=True)
+class ArchiveStores:
+    """The stores an archive is made of: SQL and files (opening.py), or their in-memory twins."""
+
+    catalog: VideoCatalog
+    links: CopyLinkStore
+    runs: RunLog
+    failures: Callable[[int], FailureLedger]  # max_attempts -> the ledger
+    vectors: VectorStore
+    index_files: IndexFiles
+    text: TextStore | None = None  # on-screen text: SQL only
+    searches: SearchStore | None = None  # kept searches (the API's), purged of a video at its takedown
+
+
 class Archive:
-    def __init__(self, catalog: SqlCatalog, index_store: IndexStore | MemoryIndexStore,
-                 vectors: VectorStore, spec: DescriptorSpec, *, writable: bool,
-                 lock: DataDirLock | None = None, nprobe: int = 0, searches: SearchStore | None = None):
-        self._catalog, self._index_store, self._vectors, self.spec = catalog, index_store, vectors, spec
-        self._searches = searches  # kept searches (the API's), purged of a video at its takedown
+    def __init__(self, stores: ArchiveStores, spec: DescriptorSpec, *, writable: bool,
+                 lock: DataDirLock | None = None, nprobe: int = 0):
+        self._catalog, self._index_store, self._vectors = stores.catalog, stores.index_files, stores.vectors
+        self._links, self._runs, self._failures, self._text = stores.links, stores.runs, stores.failures, stores.text
+        self._searches = stores.searches
+        self.spec = spec
         self.writable = writable
         self._lock = lock
         self.nprobe = nprobe  # 0: the value the IVF was built with
         self._check_spec()
-        self._index, self.checkpoint = index_store.load(spec.name, spec.dim, spec.metric)
+        self._index, self.checkpoint = self._index_store.load(spec.name, spec.dim, spec.metric)
         self._index.set_nprobe(nprobe)
         self._staged: list[str] = []
         self._index_dirty = False
@@ -112,10 +126,14 @@ class Archive:
 
     def copy_links(self, video_id: str) -> list[CopyLinkRecord]:
         """Verified links from this video to others holding the same footage, best first."""
-        return self._catalog.copy_links(video_id)
+        return self._links.copy_links(video_id)
 
     def stats(self) -> CatalogStats:
-        return self._catalog.stats()
+        by_status, footage_s, frames = self._catalog.video_totals()
+        return CatalogStats(by_status, footage_s, frames, self._links.count(), self._runs.last())
+
+    def runs(self, limit: int = 10) -> list:
+        return self._runs.runs(limit)
 
     def unchanged_paths(self, stats: dict[str, tuple[int, int]]) -> dict[str, str]:
         """path -> video_id for archived files whose size and mtime are still those of ingest."""
@@ -145,7 +163,9 @@ class Archive:
     @property
     def onscreen_text(self) -> TextStore:
         """The text read from the archive's footage (the text pass writes it)."""
-        return TextStore(self._catalog)
+        if self._text is None:
+            raise FirstSeenError("this archive keeps no on-screen text (it has no SQL catalog)")
+        return self._text
 
     @property
     def kept_searches(self) -> SearchStore | None:
@@ -247,6 +267,9 @@ class Archive:
         self._index_dirty = True
         self.commit()
         self._vectors.delete(record.video_id)
+        self._links.delete_video(record.video_id)
+        if self._text is not None:
+            self._text.delete_video(record.video_id)
         self._catalog.delete_video(record.video_id)
         if self._searches is not None:
             self._searches.purge_video(record.video_id)
@@ -273,24 +296,26 @@ class Archive:
         """Store the verified links of one video and mark it searched for copies."""
         self._require_writable()
         for link in found:
-            self._catalog.add_copy_link(video_id, link.other_video_id, link.score, link.segments)
+            self._links.add_copy_link(video_id, link.other_video_id, link.score, link.segments)
         self._catalog.mark_copies_linked([video_id])
 
     def forget_copy_links(self) -> None:
         """Drop every copy link, so that every video is searched for copies again."""
         self._require_writable()
-        self._catalog.reset_copy_links()
+        # marked first: a crash between the two leaves links that the next pass replaces, not lost ones
+        self._catalog.mark_copies_linked(None)
+        self._links.delete_all()
 
     def failure_ledger(self, max_attempts: int) -> FailureLedger:
-        return FailureLedger(self._catalog, max_attempts)
+        return self._failures(max_attempts)
 
     def start_run(self, params: dict) -> int:
         self._require_writable()
-        return self._catalog.start_run(params)
+        return self._runs.start_run(params)
 
     def finish_run(self, run_id: int, **outcome) -> None:
         self._require_writable()
-        self._catalog.finish_run(run_id, **outcome)
+        self._runs.finish_run(run_id, **outcome)
 
     # ---- index maintenance ---------------------------------------------------------------
     def adopt_main(self, main: VectorIndex, covered: dict[str, tuple[int, int]], built_for: int) -> int:

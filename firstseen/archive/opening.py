@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from firstseen.archive.archive import DESCRIPTOR_META_KEY, Archive, DescriptorSpec
+from firstseen.archive.archive import DESCRIPTOR_META_KEY, Archive, ArchiveStores, DescriptorSpec
 from firstseen.datadir import DataDir
 from firstseen.errors import BadInputError
 from firstseen.storage.catalog import SqlCatalog
+from firstseen.storage.copy_links import SqlCopyLinks
+from firstseen.storage.failures import SqlFailureLedger
 from firstseen.storage.index_store import IndexStore, MemoryIndexStore
 from firstseen.storage.lock import DataDirLock
+from firstseen.storage.memory import MemoryCatalog, MemoryCopyLinks, MemoryFailureLedger, MemoryRunLog
+from firstseen.storage.run_log import SqlRunLog
 from firstseen.storage.stored_searches import SearchStore
+from firstseen.storage.text_store import TextStore
 from firstseen.storage.vectorstore import FileVectorStore, MemoryVectorStore
 
 _NO_ARCHIVE = "no archive in {data_dir} (run `firstseen ingest` first)"
@@ -55,14 +60,28 @@ def open_archive(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None =
         raise BadInputError(_NO_ARCHIVE.format(data_dir=where.root))
     try:
         catalog, spec = _open_catalog(where.root, catalog_url, spec)
-        return Archive(catalog, IndexStore(where.index), FileVectorStore(where.vectors), spec,
-                       writable=writable, lock=lock, nprobe=nprobe, searches=SearchStore(where.searches))
+        return Archive(sql_stores(catalog, where), spec, writable=writable, lock=lock, nprobe=nprobe)
     except BaseException:
         if lock:
             lock.release()
         raise
 
 
-def memory_archive(catalog: SqlCatalog, spec: DescriptorSpec) -> Archive:
-    """An archive with in-memory index and vector storage, for tests of the write protocol."""
-    return Archive(catalog, MemoryIndexStore(), MemoryVectorStore(), spec, writable=True)
+def sql_stores(catalog: SqlCatalog, where: DataDir) -> ArchiveStores:
+    """The embedded default: one SQL database for the catalog and its companions, files for the rest."""
+    return ArchiveStores(catalog, SqlCopyLinks(catalog), SqlRunLog(catalog),
+                         lambda max_attempts: SqlFailureLedger(catalog, max_attempts), FileVectorStore(where.vectors),
+                         IndexStore(where.index), TextStore(catalog), SearchStore(where.searches))
+
+
+def memory_stores() -> ArchiveStores:
+    """Every store in memory: an archive for tests that needs no database, no files and no model."""
+    failures: dict = {}
+    return ArchiveStores(MemoryCatalog(), MemoryCopyLinks(), MemoryRunLog(),
+                         lambda max_attempts: MemoryFailureLedger(max_attempts, failures), MemoryVectorStore(),
+                         MemoryIndexStore())
+
+
+def memory_archive(spec: DescriptorSpec, stores: ArchiveStores | None = None) -> Archive:
+    """A writable archive over in-memory stores (memory_stores() unless given)."""
+    return Archive(stores or memory_stores(), spec, writable=True)

@@ -68,7 +68,7 @@ def recover(archive: Archive) -> dict[str, int]:
         vectors.delete(video_id)
         report["orphans_dropped"] += 1
     archive.commit()
-    catalog.mark_stale_runs_crashed()
+    archive._runs.mark_stale_runs_crashed()
     return report
 
 

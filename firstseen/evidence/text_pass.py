@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from firstseen.storage.catalog import SqlCatalog, VideoRecord
+from firstseen.records import VideoRecord
+from firstseen.storage.catalog import SqlCatalog
 from firstseen.errors import FirstSeenError
 from firstseen.media.decode import sample_frames
 from firstseen.evidence.onscreen_text import TextLine

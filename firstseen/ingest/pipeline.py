@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from firstseen.archive import Archive
-from firstseen.storage.catalog import VideoRecord
+from firstseen.records import VideoRecord
 from firstseen.descriptors import FrameDescriptor
 from firstseen.errors import MediaError
 from firstseen.fileid import video_id_for

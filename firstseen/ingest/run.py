@@ -12,10 +12,11 @@ from firstseen.archive import DescriptorSpec, open_archive
 from firstseen.search.background import BackgroundError
 from firstseen.search.calibration import CalibrationMissingError, load_scoring
 from firstseen.ingest.copylinks import link_new_copies
-from firstseen.storage.catalog import DuplicateVideoError
+from firstseen.errors import DuplicateVideoError
 from firstseen.descriptors import create_descriptor
 from firstseen.errors import BadInputError
-from firstseen.storage.failures import FailureLedger, FailureRecord, is_still_quarantined
+from firstseen.storage.failures import FailureRecord, is_still_quarantined
+from firstseen.storage.protocols import FailureLedger
 from firstseen.fileid import sha256_file, video_id_for
 from firstseen.ingest.pipeline import describe_videos, stage_described
 from firstseen.media.decode import probe

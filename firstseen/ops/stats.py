@@ -9,7 +9,10 @@ from sqlalchemy import text
 from firstseen.datadir import DataDir
 from firstseen.archive import open_catalog_only
 from firstseen.storage.catalog import SqlCatalog
-from firstseen.storage.failures import FailureLedger
+from firstseen.records import CatalogStats
+from firstseen.storage.copy_links import SqlCopyLinks
+from firstseen.storage.failures import SqlFailureLedger
+from firstseen.storage.run_log import SqlRunLog
 from firstseen.storage.index_store import IndexManifest, IndexStore
 from firstseen.settings import Settings
 
@@ -32,12 +35,14 @@ def catalog_bytes(catalog: SqlCatalog) -> int:
 def archive_stats(settings: Settings) -> dict:
     catalog, spec = open_catalog_only(settings.data_dir, settings.resolved_catalog_url())
     try:
-        catalog_stats = catalog.stats()
+        runs = SqlRunLog(catalog)
+        by_status, footage_s, frames = catalog.video_totals()
+        catalog_stats = CatalogStats(by_status, footage_s, frames, SqlCopyLinks(catalog).count(), runs.last())
         index_store = IndexStore(DataDir(settings.data_dir).index)
         manifest = index_store.read_manifest()
         index_bytes = sum(p.stat().st_size for p in (index_store.folder / n for n in manifest.files)
                           if p.exists()) if manifest else 0
-        failures = FailureLedger(catalog, settings.ingest_max_attempts).all().values()
+        failures = SqlFailureLedger(catalog, settings.ingest_max_attempts).all().values()
         raw_bytes = _folder_bytes(DataDir(settings.data_dir).vectors, "*.npz")
         db_bytes = catalog_bytes(catalog)
         hours = catalog_stats.committed_footage_s / 3600
@@ -57,7 +62,7 @@ def archive_stats(settings: Settings) -> dict:
             "bytes": {"index": index_bytes, "catalog": db_bytes, "raw_vectors": raw_bytes},
             "index_and_catalog_bytes_per_footage_hour": round((index_bytes + db_bytes) / hours) if hours else None,
             "last_run": None if last is None else _run_dict(last),
-            "recent_runs": [_run_dict(run, errors=False) for run in catalog.runs(limit=5)],
+            "recent_runs": [_run_dict(run, errors=False) for run in runs.runs(limit=5)],
             "quarantined": [f.to_dict() for f in failures if f.quarantined],
             "retrying": [f.to_dict() for f in failures if not f.quarantined],
         }

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from firstseen.archive import open_archive
-from firstseen.storage.catalog import VideoRecord
+from firstseen.records import VideoRecord
 
 
 def take_down(data_dir: Path, catalog_url: str, ref: str, *, lock_wait_s: float) -> VideoRecord:

@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from firstseen.storage.catalog import CopyLinkRecord, VideoRecord
+from firstseen.records import CopyLinkRecord, VideoRecord
 from firstseen.search.results import MatchSegment, VideoMatch
 
 # Archive frames are about a second apart, so a link's range is only known to about that.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from firstseen.storage.catalog import VideoRecord
+from firstseen.records import VideoRecord
 from firstseen.search.geometry import SegmentEvidence
 
 

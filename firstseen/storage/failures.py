@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, Text, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from firstseen.storage.catalog import Base, SqlCatalog, _chunks, _utc
+from firstseen.storage.sql import SqlDatabase, chunks as _chunks, utc as _utc
+from firstseen.storage.tables import Base
 
 
 class FailureRow(Base):
@@ -54,10 +55,10 @@ def _record(row: FailureRow) -> FailureRecord:
                          _utc(row.last_failed_at), row.last_run_id, _utc(row.quarantined_at))
 
 
-class FailureLedger:
+class SqlFailureLedger:
     """Per-file failure counts in the catalog database, keyed by the file's absolute path."""
 
-    def __init__(self, catalog: SqlCatalog, max_attempts: int):
+    def __init__(self, catalog: SqlDatabase, max_attempts: int):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.catalog, self.max_attempts = catalog, max_attempts

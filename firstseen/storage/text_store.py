@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text, delete, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from firstseen.storage.catalog import Base, SqlCatalog, VideoRow
+from firstseen.storage.sql import SqlDatabase
+from firstseen.storage.tables import Base, VideoRow
 from firstseen.errors import BadInputError
 
 DERIVED_TABLE_PREFIX = "onscreen_text_fts"  # FTS5's table and its shadow tables: rebuilt, never backed up
@@ -80,7 +81,7 @@ def _span(row: TextRow) -> TextSpan:
 class TextStore:
     """On-screen text in the catalog's database."""
 
-    def __init__(self, catalog: SqlCatalog):
+    def __init__(self, catalog: SqlDatabase):
         self._catalog = catalog
 
     def replace_video_text(self, video_id: str, spans: Sequence[TextSpan], *, reader: str, frames_read: int) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -12,15 +11,6 @@ from firstseen.descriptors import storage_dtype
 from firstseen.errors import FirstSeenError
 from firstseen.storage.atomic import atomic_write_bytes
 from firstseen.records import FrameVectors, Thumbnails
-
-
-class VectorStore(Protocol):
-    """Narrow storage interface: put, get, delete and list raw vectors by video id."""
-
-    def put(self, video_id: str, vectors: FrameVectors) -> None: ...
-    def get(self, video_id: str, *, thumbnails: bool = False) -> FrameVectors | None: ...
-    def delete(self, video_id: str) -> None: ...
-    def video_ids(self) -> set[str]: ...
 
 
 def to_storage(vectors: FrameVectors, metric: str) -> FrameVectors:

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import Connection
 
-from firstseen.storage.catalog import Base
+from firstseen.storage.tables import Base
 
 config = context.config
 
