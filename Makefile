@@ -6,7 +6,7 @@ FOOTAGE := .cache/footage
 DEMO_DATA ?= demo-data
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup browser ocr compose-check footage background demo serve test bench bench-scale bench-ivf-search soak calibrate clean
+.PHONY: setup browser ocr compose-check footage background demo serve test test-fast lint bench bench-scale bench-ivf-search soak calibrate clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ serve: demo
 
 test: footage background browser ocr compose-check
 	$(PY) -m pytest -q -ra
+
+# The fast tier: unit and contract tests (no browser, no HTTP server, no ingest of real footage), under a minute.
+test-fast: setup
+	$(PY) -m pytest -q -ra tests/unit tests/contract
 
 bench: footage background
 	$(PY) scripts/bench_ingest.py --footage $(FOOTAGE)

@@ -170,17 +170,15 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_text_pass(args: argparse.Namespace) -> int:
-    from firstseen.storage.catalog import SqlCatalog
     from firstseen.evidence.onscreen_text import TesseractReader
-    from firstseen.evidence.text_pass import TextPassParams, run_text_pass
+    from firstseen.evidence.text_pass import TextPassParams, read_archive_text
 
     settings = _settings(args)
     if not settings.ocr:
         raise _UsageError("on-screen text is turned off (FIRSTSEEN_OCR=false)")
     params = TextPassParams(every_s=settings.ocr_every_s, max_side=settings.ocr_max_side)
-    with SqlCatalog.open(settings.resolved_catalog_url()) as catalog, \
-            TesseractReader(settings.ocr_languages.split(",")) as reader:
-        summary = run_text_pass(catalog, reader, params, again=args.again)
+    with TesseractReader(settings.ocr_languages.split(",")) as reader:
+        summary = read_archive_text(settings.resolved_catalog_url(), reader, params, again=args.again)
     print(json.dumps(summary.to_dict(), indent=2) if args.json else
           f"read on-screen text of {summary.videos} videos ({summary.failed} failed): {summary.frames_read} frames, "
           f"{summary.lines} lines in {summary.wall_s:.1f} s")
@@ -188,15 +186,11 @@ def _cmd_text_pass(args: argparse.Namespace) -> int:
 
 
 def _cmd_text(args: argparse.Namespace) -> int:
-    from firstseen.storage.catalog import SqlCatalog
-    from firstseen.storage.text_store import TextStore
+    from firstseen.evidence.text_pass import find_archive_text
 
     settings = _settings(args)
-    with SqlCatalog.open(settings.resolved_catalog_url()) as catalog:
-        spans = TextStore(catalog).search(args.query, limit=args.limit)
-        videos = {s.video_id: catalog.get_video(s.video_id) for s in spans}
-    rows = [dict(s.to_dict(), external_id=videos[s.video_id].external_id, title=videos[s.video_id].title)
-            for s in spans if videos[s.video_id]]
+    found = find_archive_text(settings.resolved_catalog_url(), args.query, limit=args.limit)
+    rows = [dict(span.to_dict(), external_id=video.external_id, title=video.title) for span, video in found]
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     elif not rows:

@@ -53,17 +53,17 @@ def _text_pass(settings: Settings) -> dict:
     archive's backlog). OCR that cannot run here is reported, and the night's ingest stands."""
     if not settings.ocr:
         return {"action": "off"}
-    from firstseen.storage.catalog import SqlCatalog
     from firstseen.evidence.onscreen_text import open_reader
-    from firstseen.evidence.text_pass import TextPassParams, run_text_pass
+    from firstseen.evidence.text_pass import TextPassParams, read_archive_text
 
     reader, why_not = open_reader(settings.ocr, settings.ocr_languages)
     if reader is None:
         log.warning("on-screen text not read: %s", why_not)
         return {"action": "failed", "reason": why_not}
     try:
-        with SqlCatalog.open(settings.resolved_catalog_url()) as catalog, reader:
-            summary = run_text_pass(catalog, reader, TextPassParams(settings.ocr_every_s, settings.ocr_max_side))
+        with reader:
+            summary = read_archive_text(settings.resolved_catalog_url(), reader,
+                                        TextPassParams(settings.ocr_every_s, settings.ocr_max_side))
     except FirstSeenError as exc:
         log.warning("on-screen text not read: %s", exc)
         return {"action": "failed", "reason": str(exc)}

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from firstseen.descriptors.pdq import PdqDescriptor  # noqa: E402
 from firstseen.descriptors.sscd import SscdDescriptor, default_model_path  # noqa: E402
-from firstseen.media.decode import sample_frames  # noqa: E402
+from firstseen.media.decode import sample_frames# noqa: E402
 
 
 def _jpeg(img: Image.Image, quality: int) -> Image.Image:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from firstseen.descriptors import create_descriptor, descriptor_names  # noqa: E402
 from firstseen.errors import DescriptorUnavailableError  # noqa: E402
-from firstseen.media.decode import VIDEO_EXTENSIONS, probe, sample_frames  # noqa: E402
+from firstseen.media.decode import VIDEO_EXTENSIONS, probe, sample_frames# noqa: E402
 from firstseen.settings import get_settings  # noqa: E402
 from firstseen.ops.stats import archive_stats  # noqa: E402
 from firstseen.ingest.progress import LogProgress  # noqa: E402

@@ -27,7 +27,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from text_frames import TEXTS, available, character_accuracy, draw_text_frame  # noqa: E402
 
-from firstseen.media.decode import frame_at, probe  # noqa: E402
+from firstseen.media.decode import probe# noqa: E402
+from firstseen.media.frames import frame_at# noqa: E402
 from firstseen.evidence.onscreen_text import TesseractReader  # noqa: E402
 
 OWN_LANGUAGE = {"latin": ("eng",), "cyrillic": ("rus",), "hangul": ("kor",), "dates": ("eng",)}

@@ -16,7 +16,7 @@ from PIL import Image
 from firstseen.ops.takedown import take_down
 from firstseen.records import VideoRecord
 from firstseen.errors import FirstSeenError
-from firstseen.media.decode import frame_at
+from firstseen.media.frames import frame_at
 from firstseen.search.results import reference_dict
 from search_api import schemas
 from search_api.auth import Scope, require

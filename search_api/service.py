@@ -14,9 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from firstseen.archive import has_published_index
 from firstseen.errors import BadInputError, FirstSeenError
-from firstseen.datadir import DataDir
-from firstseen.storage.index_store import IndexStore
 from firstseen.search.results import SearchResult
 from firstseen.search.searcher import Searcher
 from firstseen.settings import Settings
@@ -70,7 +69,7 @@ class SearchService:
         with self._refresh_lock:
             try:
                 if self._searcher is None:
-                    if IndexStore(DataDir(self.settings.data_dir).index).read_manifest() is None:
+                    if not has_published_index(self.settings.data_dir):
                         # Cheap check first: opening loads the model, which is wasted until then.
                         self.unavailable_reason = f"no archive in {self.settings.data_dir} yet (ingest some footage)"
                         return False

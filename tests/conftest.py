@@ -1,4 +1,4 @@
-"""Shared fixtures: real footage location, settings pointing at a temporary data directory."""
+"""Shared fixtures: real footage location, settings pointing at a temporary data directory, the toy descriptor."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-REPO = Path(__file__).resolve().parent.parent
+import toy_descriptor  # noqa: F401 - registers the tests' model-free descriptor
+
+from paths import REPO
 PG_URL = os.environ.get("FIRSTSEEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

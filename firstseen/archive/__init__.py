@@ -2,9 +2,9 @@
 
 from firstseen.archive.archive import (DESCRIPTOR_META_KEY, Archive, ArchiveStores, CopyLinkFound, DescriptorSpec, FrameHit,
                                        frame_ids)
-from firstseen.archive.opening import (memory_archive, memory_stores, open_archive, open_catalog_only, sql_stores,
+from firstseen.archive.opening import (has_published_index, memory_archive, memory_stores, open_archive, open_catalog_only, sql_stores,
                                        stored_spec)
 from firstseen.storage.lock import DataDirLock
 
 __all__ = ["DESCRIPTOR_META_KEY", "Archive", "ArchiveStores", "memory_stores", "sql_stores", "CopyLinkFound", "DataDirLock", "DescriptorSpec", "FrameHit",
-           "frame_ids", "memory_archive", "open_archive", "open_catalog_only", "stored_spec"]
+           "frame_ids", "has_published_index", "memory_archive", "open_archive", "open_catalog_only", "stored_spec"]

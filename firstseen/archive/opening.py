@@ -23,6 +23,11 @@ _NO_ARCHIVE = "no archive in {data_dir} (run `firstseen ingest` first)"
 _EMPTY_ARCHIVE = "the archive in {data_dir} is empty (run `firstseen ingest` first)"
 
 
+def has_published_index(data_dir: Path) -> bool:
+    """Whether a writer has published an index in data_dir yet (cheap: reads one small manifest)."""
+    return IndexStore(DataDir(data_dir).index).read_manifest() is not None
+
+
 def stored_spec(catalog: SqlCatalog) -> DescriptorSpec | None:
     raw = catalog.get_meta(DESCRIPTOR_META_KEY)
     return DescriptorSpec(**json.loads(raw)) if raw else None

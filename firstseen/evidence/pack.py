@@ -25,7 +25,9 @@ from PIL import Image, ImageDraw
 
 from firstseen.errors import BadInputError, FirstSeenError
 from firstseen.search.geometry import Region
-from firstseen.media.decode import IMAGE_EXTENSIONS, frame_at, load_image, probe
+from firstseen.media.decode import IMAGE_EXTENSIONS, probe
+from firstseen.media.frames import frame_at
+from firstseen.media.stills import load_image
 from firstseen.media.seek import frames_at
 from firstseen.search.results import MatchSegment, SearchResult, VideoMatch
 
@@ -340,7 +342,6 @@ def pack_of_search(archive, result: SearchResult, query: Callable[[float], np.nd
     `query` (QueryFile, or a stored search), archive frames from the archived files, the
     archive's stored chyrons, and what produced it."""
     from firstseen import __version__
-    from firstseen.storage.text_store import TextStore
 
     store = archive.onscreen_text
 

@@ -116,3 +116,19 @@ def run_text_pass(catalog: SqlCatalog, reader, params: TextPassParams, *, again:
         if progress:
             progress(record)
     return TextPassSummary(len(todo) - failed, frames, lines, failed, time.perf_counter() - started, footage)
+
+
+def read_archive_text(catalog_url: str, reader, params: TextPassParams, *, again: bool = False) -> TextPassSummary:
+    """The text pass over the archive whose catalog is at catalog_url (the CLI's and the nightly
+    job's one call). It needs only the catalog: the index is never loaded."""
+    with SqlCatalog.open(catalog_url) as catalog:
+        return run_text_pass(catalog, reader, params, again=again)
+
+
+def find_archive_text(catalog_url: str, query: str, *, limit: int) -> list[tuple[TextSpan, VideoRecord]]:
+    """Spans of committed footage whose on-screen text holds every word of query, with their videos."""
+    with SqlCatalog.open(catalog_url) as catalog:
+        spans = TextStore(catalog).search(query, limit=limit)
+        videos = {s.video_id: catalog.get_video(s.video_id) for s in spans}
+    return [(s, videos[s.video_id]) for s in spans
+            if videos[s.video_id] is not None and videos[s.video_id].status == "committed"]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from firstseen.media.decode import VIDEO_EXTENSIONS  # one list, so the walk and the decoder agree
+from firstseen.media.decode import VIDEO_EXTENSIONS# one list, so the walk and the decoder agree
 from firstseen.records import VideoMetadata
 
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json-lines"})

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from firstseen.errors import MediaError
-from firstseen.media.decode import (_PTS_EPSILON_S, _in_display_time, _open, _reorder_depth, _video_stream, frame_at,
-                             upright_frame)
+from firstseen.media.decode import _PTS_EPSILON_S, _in_display_time, _open, _reorder_depth, _video_stream
+from firstseen.media.frames import frame_at, upright_frame
 from firstseen.records import SampledFrame
 
 GROUP_S = 30.0  # times closer than this are read after one seek (decoding on is cheaper than seeking back to a keyframe)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from firstseen.search.geometry import Region, SegmentEvidence, summarise
-from firstseen.media.decode import frame_at, frames_between
+from firstseen.media.frames import frame_at, frames_between
 from firstseen.records import FrameVectors, sample_step
 from firstseen.search.results import MatchSegment
 from firstseen.search.verification import Verifier, decode_thumbnail

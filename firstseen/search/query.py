@@ -15,7 +15,8 @@ from firstseen.descriptors import FrameDescriptor
 from firstseen.errors import BadInputError, MediaError
 from firstseen.search.geometry import Region
 from firstseen.media.informative import informative_flags, measure
-from firstseen.media.decode import IMAGE_EXTENSIONS, load_image, probe, sample_frames
+from firstseen.media.decode import IMAGE_EXTENSIONS, probe, sample_frames
+from firstseen.media.stills import load_image
 from firstseen.records import FrameVectors, SampledFrame
 from firstseen.search.results import QueryInfo
 from firstseen.settings import Settings

@@ -23,7 +23,7 @@ from firstseen.descriptors import pairwise_similarity
 from firstseen.errors import MediaError
 from firstseen.search.geometry import summarise
 from firstseen.media.informative import informative_flags
-from firstseen.media.decode import frames_between
+from firstseen.media.frames import frames_between
 from firstseen.search.query import QueryVectors
 from firstseen.records import sample_step
 from firstseen.search.results import MatchSegment

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+
+from paths import REPO
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(REPO / "scripts"))
 import fetch_footage  # noqa: E402
 import image_pool  # noqa: E402
 import unrelated  # noqa: E402

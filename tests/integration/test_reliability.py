@@ -12,7 +12,7 @@ import pytest
 
 from conftest import PG_URL, _pg_admin_engine
 
-REPO = Path(__file__).resolve().parent.parent
+from paths import REPO
 
 
 @pytest.mark.postgres

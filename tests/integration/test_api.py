@@ -16,7 +16,7 @@ from PIL import Image
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from firstseen.media.decode import frame_at  # noqa: E402
+from firstseen.media.frames import frame_at# noqa: E402
 from firstseen.search.searcher import Searcher  # noqa: E402
 from firstseen.settings import get_settings  # noqa: E402
 from search_api.app import create_app  # noqa: E402

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from paths import REPO
 sys.path.insert(0, str(REPO / "scripts"))
 
 from bench_scale import RunningTopK, recall_at_k, tie_aware_recall  # noqa: E402

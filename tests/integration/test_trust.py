@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+
+from paths import REPO
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from edits import FrameSource, _write_video, make_query
 from cli.main import main
 from firstseen.records import FrameVectors
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(REPO / "scripts"))
 import unrelated  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -132,7 +134,7 @@ def test_a_screen_grab_between_samples_is_found_at_its_own_moment(trust_archive,
     from PIL import Image
 
     from firstseen.search.candidates import match_videos
-    from firstseen.media.decode import frame_at
+    from firstseen.media.frames import frame_at
     from firstseen.search.query import describe_query
     from firstseen.search.searcher import Searcher
 

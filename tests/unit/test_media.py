@@ -17,9 +17,11 @@ from PIL import Image
 
 from clips import draw_frame, make_audio_only, make_clip, make_truncated, read_index
 from firstseen.errors import BadInputError, MediaError
-from firstseen.media.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, frame_at, load_image, probe, sample_frames
+from firstseen.media.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, probe, sample_frames
+from firstseen.media.frames import frame_at
+from firstseen.media.stills import load_image
 
-REPO = Path(__file__).resolve().parents[1]
+from paths import REPO
 
 
 def expected_picks(times: list[float], fps: float) -> list[int]:
@@ -336,7 +338,7 @@ def test_frame_at_returns_the_frame_on_screen(tmp_path, gop):
 
 @pytest.mark.parametrize("gop", [1, 250])
 def test_frames_between_returns_every_frame_in_the_span(tmp_path, gop):
-    from firstseen.media.decode import frames_between
+    from firstseen.media.frames import frames_between
 
     path = make_clip(tmp_path / f"b{gop}.mp4", seconds=3.0, fps=Fraction(20), options={"g": str(gop)})
     frames = frames_between(path, 1.0, 1.5, max_side=160)
@@ -352,7 +354,7 @@ def test_frames_between_starts_over_where_a_keyframe_cannot_be_decoded_from(tmp_
     from (FFmpeg withholds the frames until the refresh completes); real footage with lying
     sync samples decodes green garbage after such a seek. Either way the span is decoded again
     from the start: a still's exact moment must be the real picture."""
-    from firstseen.media.decode import frames_between
+    from firstseen.media.frames import frames_between
 
     path = make_clip(tmp_path / "refresh.mp4", seconds=3.0, fps=Fraction(20),
                      options={"x264-params": "intra-refresh=1:keyint=10"})
@@ -397,7 +399,7 @@ def test_error_codes_name_the_failure(tmp_path):
 def test_seeking_reads_what_decoding_from_the_start_reads_on_real_footage(footage, name):
     """Packed B-frames in AVI (Megamind) permute the packets' times, cockatoo's sync samples
     lie: a seek must still give the very frames, at the very times, that ingest sampled."""
-    from firstseen.media.decode import frames_between
+    from firstseen.media.frames import frames_between
 
     path = footage / name
     every = {round(f.pts_s, 3): f.rgb for f in sample_frames(path, fps=None, max_side=160)}
