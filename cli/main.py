@@ -44,8 +44,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 def _cmd_nightly(args: argparse.Namespace) -> int:
     from indexer.nightly import healthy, run_nightly_once, run_scheduler
+    from indexer.settings import get_nightly_settings
 
-    settings = _settings(args)
+    settings = get_nightly_settings(data_dir=getattr(args, "data_dir", None))
     if args.healthcheck:
         ok, why = healthy(settings)
         print(why)
@@ -147,7 +148,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from search_api.server import serve
     except ImportError as exc:
         raise _UsageError(f"the HTTP API needs the 'api' extra (pip install 'firstseen[api]'): {exc}") from None
-    serve(_settings(args), host=args.host, port=args.port)
+    from search_api.settings import get_api_settings
+
+    serve(get_api_settings(data_dir=getattr(args, "data_dir", None)), host=args.host, port=args.port)
     return EXIT_OK
 
 

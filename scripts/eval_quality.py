@@ -29,6 +29,7 @@ import numpy as np
 
 import evalkit
 from edits import make_query
+from firstseen.params import QueryParams  # noqa: E402
 from firstseen.storage.catalog import SqlCatalog
 
 
@@ -215,7 +216,7 @@ def time_long_query(settings, sources, work: Path, repeats: int = 7) -> dict:
     query = make_query("reencode", sources["vtest.avi"], 20.0, 30.0, work / "timing", rng=np.random.default_rng(0))
     runs, alone = [], []
     with Searcher(settings) as searcher:
-        _, frames = sample_query(query.path, settings)
+        _, frames = sample_query(query.path, QueryParams.from_settings(settings))
         pictures = [f.rgb for f in frames]
         searcher.search(query.path)  # warm: model and index pages
         for _ in range(repeats):

@@ -224,8 +224,8 @@ def run_queries(settings: Settings, queries: list[EditedQuery], *, progress: boo
     with Searcher(settings) as searcher:
         for q in tqdm(queries, desc="searching", disable=not progress or not sys.stderr.isatty(), file=sys.stderr):
             started = time.perf_counter()
-            result = search_file(searcher.archive, q.path, searcher.descriptor, searcher.calibration, settings,
-                                 top_k=20, verify=searcher.verify if verify else None,
+            result = search_file(searcher.archive, q.path, searcher.descriptor, searcher.calibration,
+                                 searcher.query_params, searcher.search_params, top_k=20, verify=searcher.verify if verify else None,
                                  background=searcher.background if normalise else None)
             outcomes.append(Outcome(q, result, time.perf_counter() - started))
     return outcomes

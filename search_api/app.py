@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import firstseen
-from firstseen.settings import Settings, get_settings
+from search_api.settings import ApiSettings, get_api_settings
 from search_api.auth import KeyRing
 from search_api.errors import install_error_handlers
 from search_api.jobs import IngestJobs
@@ -27,10 +27,10 @@ log = logging.getLogger("search_api")
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(settings: Settings | None = None, *, service: SearchService | None = None) -> FastAPI:
+def create_app(settings: ApiSettings | None = None, *, service: SearchService | None = None) -> FastAPI:
     """A ready-to-serve app. Nothing is opened until the app starts (lifespan), so building
     one is cheap and side-effect free."""
-    settings = settings or get_settings()
+    settings = settings or get_api_settings()
     service = service or SearchService(settings)
     jobs = IngestJobs(settings, on_committed=service.refresh)
     metrics = Metrics()

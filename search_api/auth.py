@@ -8,7 +8,7 @@ from enum import Enum
 
 from fastapi import Request
 
-from firstseen.settings import Settings
+from search_api.settings import ApiSettings
 from search_api.errors import ApiError
 
 
@@ -26,7 +26,7 @@ class KeyRing:
         self._admin = [k.encode() for k in admin_keys]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> KeyRing:
+    def from_settings(cls, settings: ApiSettings) -> KeyRing:
         return cls([k.get_secret_value() for k in settings.api_read_keys],
                    [k.get_secret_value() for k in settings.api_admin_keys])
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from firstseen.datadir import DataDir
 from firstseen.errors import BadInputError, FirstSeenError
 from firstseen.storage.atomic import atomic_write_bytes
-from firstseen.settings import Settings
+from search_api.settings import ApiSettings
 from firstseen.ingest.manifest import parse_manifest_text
 from firstseen.ingest.run import run_ingest
 
@@ -68,7 +68,7 @@ class IngestJobs:
     """The job queue. submit() returns at once; one worker thread runs jobs in order, since
     the archive takes one writer at a time anyway."""
 
-    def __init__(self, settings: Settings, *, on_committed: Callable[[], object] = lambda: None):
+    def __init__(self, settings: ApiSettings, *, on_committed: Callable[[], object] = lambda: None):
         self.settings = settings
         self.folder = DataDir(settings.data_dir).jobs
         self.lock = threading.Lock()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from firstseen.settings import Settings
+from search_api.settings import ApiSettings
 from search_api.logs import configure_logging
 
 log = logging.getLogger("search_api")
@@ -20,7 +20,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def listen_host(settings: Settings, requested: str) -> tuple[str, str | None]:
+def listen_host(settings: ApiSettings, requested: str) -> tuple[str, str | None]:
     """The host to bind and, when it differs from the one asked for, why."""
     if settings.auth_required or is_loopback(requested):
         return requested, None
@@ -29,7 +29,7 @@ def listen_host(settings: Settings, requested: str) -> tuple[str, str | None]:
         f"open to anyone who can reach it: listening on 127.0.0.1 only, not {requested}")
 
 
-def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+def serve(settings: ApiSettings, *, host: str | None = None, port: int | None = None) -> None:
     import uvicorn
 
     from search_api.app import create_app

@@ -18,7 +18,7 @@ from firstseen.archive import has_published_index
 from firstseen.errors import BadInputError, FirstSeenError
 from firstseen.search.results import SearchResult
 from firstseen.search.searcher import Searcher
-from firstseen.settings import Settings
+from search_api.settings import ApiSettings
 
 log = logging.getLogger("search_api")
 
@@ -42,7 +42,7 @@ class SearchService:
     refresh() is called periodically (from a thread): it opens the archive once one exists,
     and loads each new checkpoint beside the one in use, which searches keep until done."""
 
-    def __init__(self, settings: Settings, *, open_searcher: Callable[[Settings], Searcher] = Searcher):
+    def __init__(self, settings: ApiSettings, *, open_searcher: Callable[[ApiSettings], Searcher] = Searcher):
         self.settings = settings
         self._open_searcher = open_searcher
         self._searcher: Searcher | None = None

@@ -35,5 +35,5 @@ class ToyDescriptor:
 
 
 @register("toy")
-def _make_toy(settings) -> ToyDescriptor:
+def _make_toy(options: None, batch_size: int) -> ToyDescriptor:
     return ToyDescriptor()

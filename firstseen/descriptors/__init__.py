@@ -1,11 +1,16 @@
-"""Frame descriptor plug-ins: the protocol every descriptor meets and the registry that builds them."""
+"""Frame descriptor plug-ins: the protocol every descriptor meets and the registry that builds them.
+
+A plug-in registers a factory and, if it has knobs, its own pydantic-settings class: the
+registry builds those settings from the environment (and from keyword arguments the core
+settings were given but have no field for), so the core's settings hold no plug-in's knobs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic_settings import BaseSettings
 
 from firstseen.errors import DescriptorUnavailableError
 
@@ -46,18 +51,30 @@ def pairwise_similarity(metric: Metric, queries: np.ndarray, stored: np.ndarray)
     return queries.astype(np.float32, copy=False) @ stored.astype(np.float32, copy=False).T
 
 
-DescriptorFactory = Callable[["Settings"], FrameDescriptor]
-_FACTORIES: dict[str, DescriptorFactory] = {}
+# (the plug-in's own settings or None, frames per inference batch) -> the descriptor
+DescriptorFactory = Callable[[Any, int], FrameDescriptor]
+_FACTORIES: dict[str, tuple[DescriptorFactory, type[BaseSettings] | None]] = {}
 
 
-def register(name: str) -> Callable[[DescriptorFactory], DescriptorFactory]:
+def register(name: str, settings: type[BaseSettings] | None = None) -> Callable[[DescriptorFactory], DescriptorFactory]:
+    """Register a plug-in's factory under name, with the settings class of its knobs if any."""
     def decorate(factory: DescriptorFactory) -> DescriptorFactory:
         if name in _FACTORIES:
             raise ValueError(f"descriptor {name!r} registered twice")
-        _FACTORIES[name] = factory
+        _FACTORIES[name] = (factory, settings)
         return factory
 
     return decorate
+
+
+def plugin_settings(name: str, settings: Settings) -> BaseSettings | None:
+    """A plug-in's own settings: its FIRSTSEEN_* environment, with overrides given to the core's."""
+    _load_builtins()
+    own = _entry(name)[1]
+    if own is None:
+        return None
+    given = {k: v for k, v in (settings.model_extra or {}).items() if k in own.model_fields}
+    return own(**given)
 
 
 def descriptor_names() -> list[str]:
@@ -65,15 +82,20 @@ def descriptor_names() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def create_descriptor(name: str, settings: Settings) -> FrameDescriptor:
-    _load_builtins()
+def _entry(name: str) -> tuple[DescriptorFactory, type[BaseSettings] | None]:
     try:
-        factory = _FACTORIES[name]
+        return _FACTORIES[name]
     except KeyError:
         raise DescriptorUnavailableError(
             f"unknown descriptor {name!r}; known: {', '.join(sorted(_FACTORIES))}"
         ) from None
-    return factory(settings)
+
+
+def create_descriptor(name: str, settings: Settings) -> FrameDescriptor:
+    """The named plug-in, built with its own settings and the core's inference batch size."""
+    _load_builtins()
+    factory, _ = _entry(name)
+    return factory(plugin_settings(name, settings), settings.descriptor_batch_size)
 
 
 def _load_builtins() -> None:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from firstseen.descriptors import register
 from firstseen.errors import DescriptorUnavailableError
 
-if TYPE_CHECKING:
-    from firstseen.settings import Settings
+
+class ClipSettings(BaseSettings):
+    """The CLIP plug-in's knobs: FIRSTSEEN_CLIP_MODEL_NAME, _CLIP_CHECKPOINT_PATH, _CLIP_THREADS (torch's)."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRSTSEEN_", extra="ignore")
+
+    clip_model_name: str = "ViT-B-32"
+    clip_checkpoint_path: Path | None = None
+    clip_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
 
 
 class ClipDescriptor:
@@ -52,11 +61,11 @@ class ClipDescriptor:
         return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
 
 
-@register("clip")
-def _make_clip(settings: Settings) -> ClipDescriptor:
-    if settings.clip_checkpoint_path is None:
+@register("clip", settings=ClipSettings)
+def _make_clip(options: ClipSettings, batch_size: int) -> ClipDescriptor:
+    if options.clip_checkpoint_path is None:
         raise DescriptorUnavailableError(
             "the clip descriptor needs FIRSTSEEN_CLIP_CHECKPOINT_PATH (a local open_clip "
             "checkpoint); weights are never downloaded"
         )
-    return ClipDescriptor(settings.clip_model_name, settings.clip_checkpoint_path, settings.onnx_threads)
+    return ClipDescriptor(options.clip_model_name, options.clip_checkpoint_path, options.clip_threads)

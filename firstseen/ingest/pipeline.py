@@ -18,7 +18,7 @@ from firstseen.fileid import video_id_for
 from firstseen.media.decode import sample_frames
 from firstseen.media.informative import informative_flags
 from firstseen.records import FrameVectors, SampledFrame, Thumbnails, VideoInfo, VideoMetadata
-from firstseen.settings import Settings
+from firstseen.params import IngestPolicy
 from firstseen.search.verification import encode_thumbnail
 
 
@@ -35,7 +35,7 @@ ProgressFn = Callable[[Path, float], None]
 _STOP = object()
 
 
-def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, settings: Settings, *,
+def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, policy: IngestPolicy, *,
                     fps: float | None, on_progress: ProgressFn | None = None) -> Iterator[Described]:
     """Decode and describe videos one after another, in two threads.
 
@@ -43,7 +43,7 @@ def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, settings
     queue; this thread batches them through the descriptor. FFmpeg and onnxruntime both
     release the GIL, so decoding the next video overlaps inference on this one, and memory
     stays bounded by the queue, not by the length of any video."""
-    frames_q: queue.Queue = queue.Queue(maxsize=2 * settings.descriptor_batch_size)
+    frames_q: queue.Queue = queue.Queue(maxsize=2 * policy.batch_size)
     stop = threading.Event()
 
     def put(item) -> bool:
@@ -59,9 +59,9 @@ def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, settings
         try:
             for path in paths:
                 try:
-                    for frame in sample_frames(path, fps=fps, max_side=settings.decode_max_side,
-                                               threads=settings.decode_threads,
-                                               max_truncation_s=settings.max_truncation_s):
+                    for frame in sample_frames(path, fps=fps, max_side=policy.decode.max_side,
+                                               threads=policy.decode.threads,
+                                               max_truncation_s=policy.decode.max_truncation_s):
                         if not put((path, frame)):
                             return
                     outcome: object = None
@@ -82,7 +82,7 @@ def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, settings
     thumbs: list[bytes] = []
     batch: list[SampledFrame] = []
     current: Path | None = None
-    thumb_side = settings.thumbnail_max_side
+    thumb_side = policy.thumbnail_max_side
 
     def flush() -> None:
         if batch:
@@ -103,7 +103,7 @@ def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, settings
             current = path
             if isinstance(payload, SampledFrame):
                 batch.append(payload)
-                if len(batch) >= settings.descriptor_batch_size:
+                if len(batch) >= policy.batch_size:
                     flush()
                 continue
             if payload is None:
@@ -122,10 +122,10 @@ def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, settings
         producer.join(timeout=5)
 
 
-def describe_frames(path: Path, descriptor: FrameDescriptor, settings: Settings, *,
+def describe_frames(path: Path, descriptor: FrameDescriptor, policy: IngestPolicy, *,
                     fps: float | None) -> FrameVectors:
     """One video's vectors; raises MediaError when it cannot be used."""
-    (result,) = list(describe_videos([Path(path)], descriptor, settings, fps=fps))
+    (result,) = list(describe_videos([Path(path)], descriptor, policy, fps=fps))
     if result.error is not None:
         raise result.error
     return result.vectors

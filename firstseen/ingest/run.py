@@ -21,6 +21,8 @@ from firstseen.fileid import sha256_file, video_id_for
 from firstseen.ingest.pipeline import describe_videos, stage_described
 from firstseen.media.decode import probe
 from firstseen.records import VideoInfo, VideoMetadata
+from firstseen.params import IngestPolicy, SearchParams
+from firstseen.search.candidates import VerifyPolicy
 from firstseen.settings import Settings
 from firstseen.ingest.manifest import CollectedInputs, collect_inputs
 from firstseen.ingest.progress import LogProgress, Progress
@@ -86,20 +88,21 @@ def run_ingest(settings: Settings, paths: list[Path], manifests: list[Path] = ()
     for problem in collected.problems:
         summary.fail(problem.source, problem.reason, problem.line)
 
+    policy = IngestPolicy.from_settings(settings)
     descriptor = create_descriptor(settings.descriptor, settings)
     archive = open_archive(settings.data_dir, settings.resolved_catalog_url(),
                            DescriptorSpec.of(descriptor), writable=True, nprobe=settings.index_nprobe)
     try:
         summary.run_id = archive.start_run(
             {"inputs": [str(p) for p in paths], "manifests": [str(m) for m in manifests],
-             "descriptor": descriptor.config_id, "archive_fps": settings.archive_fps})
-        failure_ledger = archive.failure_ledger(settings.ingest_max_attempts)
+             "descriptor": descriptor.config_id, "archive_fps": policy.archive_fps})
+        failure_ledger = archive.failure_ledger(policy.max_attempts)
         if retry_quarantined:
             failure_ledger.release()
         ledger = _Ledger(failure_ledger, summary)
         progress.start(len(collected.items))
         todo = _triage(archive, collected.items, summary, progress, ledger)
-        _describe_and_stage(archive, descriptor, settings, todo, summary, progress, ledger)
+        _describe_and_stage(archive, descriptor, policy, todo, summary, progress, ledger)
         summary.checkpoint = archive.commit()
         ledger.ledger.clear(ledger.succeeded)
         summary.copy_links = _link_copies(archive, descriptor, settings)
@@ -124,7 +127,8 @@ def _link_copies(archive, descriptor, settings: Settings) -> int:
     except (CalibrationMissingError, BackgroundError) as exc:
         log.warning("copy links not recorded: %s", exc)
         return 0
-    return link_new_copies(archive, calibration, settings, background)
+    return link_new_copies(archive, calibration, SearchParams.from_settings(settings),
+                           VerifyPolicy.from_settings(settings), background)
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,7 @@ def _triage(archive, items: list[VideoMetadata], summary: IngestSummary, progres
     return todo
 
 
-def _describe_and_stage(archive, descriptor, settings: Settings, todo: list[_Todo],
+def _describe_and_stage(archive, descriptor, policy: IngestPolicy, todo: list[_Todo],
                         summary: IngestSummary, progress: Progress, ledger: _Ledger) -> None:
     by_path = {t.meta.path: t for t in todo}
     done_s: dict[Path, float] = {}
@@ -238,8 +242,8 @@ def _describe_and_stage(archive, descriptor, settings: Settings, todo: list[_Tod
         done_s[path] = pts_s
 
     last_commit = time.monotonic()
-    for described in describe_videos([t.meta.path for t in todo], descriptor, settings,
-                                     fps=settings.archive_fps, on_progress=advance):
+    for described in describe_videos([t.meta.path for t in todo], descriptor, policy,
+                                     fps=policy.archive_fps, on_progress=advance):
         item = by_path[described.path]
         progress.advance_footage(item.info.duration_s - done_s.get(described.path, 0.0))
         if described.error is not None:
@@ -256,6 +260,6 @@ def _describe_and_stage(archive, descriptor, settings: Settings, todo: list[_Tod
         summary.frames += staged.frames
         summary.footage_s += staged.footage_s
         progress.video_done(str(item.meta.path), "added", f"{staged.frames} frames", staged.footage_s)
-        if time.monotonic() - last_commit >= settings.checkpoint_every_s:
+        if time.monotonic() - last_commit >= policy.checkpoint_every_s:
             archive.commit()
             last_commit = time.monotonic()

@@ -23,6 +23,8 @@ from firstseen.errors import MediaError
 from firstseen.media.informative import informative_flags
 from firstseen.media.decode import sample_frames
 from firstseen.records import FrameVectors, Thumbnails
+from firstseen.params import IngestPolicy, SearchParams
+from firstseen.search.candidates import VerifyPolicy
 from firstseen.settings import Settings
 from firstseen.search.verification import encode_thumbnail
 
@@ -42,32 +44,33 @@ class RecheckReport:
         return dict(self.__dict__)
 
 
-def refresh_frames(archive: Archive, settings: Settings, video_id: str, path: str) -> FrameVectors | None:
+def refresh_frames(archive: Archive, policy: IngestPolicy, video_id: str, path: str) -> FrameVectors | None:
     """Flags and thumbnails for a stored video, from its archived file decoded as at ingest;
     None when it already has both. Frames are matched to the stored timestamps, nearest first."""
     stored = archive.raw_vectors(video_id, thumbnails=True)
-    if stored is None or stored.informative is not None and (stored.thumbnails or not settings.thumbnail_max_side):
+    if stored is None or stored.informative is not None and (stored.thumbnails or not policy.thumbnail_max_side):
         return None
-    frames = list(sample_frames(path, fps=settings.archive_fps, max_side=settings.decode_max_side,
-                                threads=settings.decode_threads, max_truncation_s=settings.max_truncation_s))
+    frames = list(sample_frames(path, fps=policy.archive_fps, max_side=policy.decode.max_side,
+                                threads=policy.decode.threads, max_truncation_s=policy.decode.max_truncation_s))
     if not frames:
         raise MediaError("no decodable video frames")
     times = np.array([f.pts_s for f in frames])
     nearest = [int(np.argmin(np.abs(times - t))) for t in stored.pts_s]
     pictures = [frames[i].rgb for i in nearest]
-    thumbs = Thumbnails.pack([encode_thumbnail(p, settings.thumbnail_max_side) for p in pictures]) \
-        if settings.thumbnail_max_side else None
+    thumbs = Thumbnails.pack([encode_thumbnail(p, policy.thumbnail_max_side) for p in pictures]) \
+        if policy.thumbnail_max_side else None
     return FrameVectors(stored.descriptor, stored.pts_s, stored.vectors, informative_flags(pictures), thumbs)
 
 
 def recheck_archive(archive: Archive, calibration: Calibration, settings: Settings,
                     background: Background | None = None, *, progress=None) -> RecheckReport:
+    policy = IngestPolicy.from_settings(settings)
     report = RecheckReport()
     videos = archive.videos("committed")
     report.videos = len(videos)
     for record in videos:
         try:
-            refreshed = refresh_frames(archive, settings, record.video_id, record.path)
+            refreshed = refresh_frames(archive, policy, record.video_id, record.path)
         except MediaError as exc:
             log.warning("recheck: %s (%s) left unflagged: %s", record.video_id, record.path, exc)
             report.missing.append({"video_id": record.video_id, "path": record.path, "reason": str(exc)})
@@ -80,6 +83,7 @@ def recheck_archive(archive: Archive, calibration: Calibration, settings: Settin
             progress(1)
     report.links_before = archive.stats().copy_links
     archive.forget_copy_links()
-    link_new_copies(archive, calibration, settings, background)
+    link_new_copies(archive, calibration, SearchParams.from_settings(settings), VerifyPolicy.from_settings(settings),
+                    background)
     report.links_after = archive.stats().copy_links
     return report

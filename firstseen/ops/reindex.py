@@ -14,6 +14,7 @@ import numpy as np
 from firstseen.archive import Archive, DescriptorSpec, frame_ids, open_archive
 from firstseen.errors import BadInputError, FirstSeenError
 from firstseen.storage.faiss_index import IndexShape, IvfPlan, VectorIndex
+from firstseen.params import IndexPolicy
 from firstseen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class MaintenanceReport:
         return asdict(self)
 
 
-def plan_maintenance(index: IndexShape, settings: Settings, kind: str = "auto") -> tuple[str, str]:
+def plan_maintenance(index: IndexShape, policy: IndexPolicy, kind: str = "auto") -> tuple[str, str]:
     """What the index needs now: ("rebuild" | "merge" | "none", why)."""
     if kind not in KINDS:
         raise BadInputError(f"unknown index kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -49,10 +50,10 @@ def plan_maintenance(index: IndexShape, settings: Settings, kind: str = "auto") 
     if kind == "ivf":
         return "rebuild", "an IVF index was asked for"
     if index.kind != "ivf":
-        if n >= settings.index_ivf_min_vectors:
-            return "rebuild", f"{n} vectors reached the IVF threshold of {settings.index_ivf_min_vectors}"
-        return "none", f"{n} vectors: exact search while under {settings.index_ivf_min_vectors}"
-    if n > settings.index_retrain_growth * max(index.main_built_for, 1):
+        if n >= policy.ivf_min_vectors:
+            return "rebuild", f"{n} vectors reached the IVF threshold of {policy.ivf_min_vectors}"
+        return "none", f"{n} vectors: exact search while under {policy.ivf_min_vectors}"
+    if n > policy.retrain_growth * max(index.main_built_for, 1):
         return "rebuild", f"{n} vectors outgrew an IVF built for {index.main_built_for}"
     if index.delta_vectors:
         return "merge", f"{index.delta_vectors} new vectors to fold into the IVF"
@@ -79,7 +80,7 @@ def _training_sample(archive: Archive, records, n_wanted: int, rng: np.random.Ge
     return sample[keep] if archive.binary else sample[keep].astype(np.float32)
 
 
-def build_main(archive: Archive, kind: str, settings: Settings, progress: ProgressFn | None = None,
+def build_main(archive: Archive, kind: str, policy: IndexPolicy, progress: ProgressFn | None = None,
                ) -> tuple[VectorIndex, dict[str, tuple[int, int]], IvfPlan | None, float, float]:
     """Build a main index over every committed video, read from raw storage through a reader.
 
@@ -90,7 +91,7 @@ def build_main(archive: Archive, kind: str, settings: Settings, progress: Progre
     plan = None
     train_s = 0.0
     if kind == "ivf":
-        plan = IvfPlan.for_size(total, nlist=settings.index_nlist, nprobe=settings.index_nprobe)
+        plan = IvfPlan.for_size(total, nlist=policy.nlist, nprobe=policy.nprobe)
         started = time.perf_counter()
         sample = _training_sample(archive, records, plan.training_vectors, np.random.default_rng(0))
         if len(sample) < plan.nlist:
@@ -125,18 +126,19 @@ def maintain_index(settings: Settings, kind: str = "auto", *, spec: DescriptorSp
     A rebuild reads a snapshot as a reader, so ingest and search go on meanwhile; only the
     publish step takes the writer lock (waiting up to FIRSTSEEN_LOCK_WAIT_S for a run)."""
     data_dir, url = Path(settings.data_dir), settings.resolved_catalog_url()
-    with open_archive(data_dir, url, spec, nprobe=settings.index_nprobe) as reader:
+    policy = IndexPolicy.from_settings(settings)
+    with open_archive(data_dir, url, spec, nprobe=policy.nprobe) as reader:
         shape = reader.index_shape()
-        action, reason = plan_maintenance(shape, settings, kind)
+        action, reason = plan_maintenance(shape, policy, kind)
         if action == "none":
             return MaintenanceReport("none", reason, shape.kind, shape.vectors, reader.checkpoint)
         if action == "rebuild":
-            target = "flat" if kind == "flat" or (kind == "auto" and shape.vectors < settings.index_ivf_min_vectors) else "ivf"
+            target = "flat" if kind == "flat" or (kind == "auto" and shape.vectors < policy.ivf_min_vectors) else "ivf"
             log.info("rebuilding the index as %s: %s", target, reason)
-            main, covered, plan, train_s, add_s = build_main(reader, target, settings, progress)
+            main, covered, plan, train_s, add_s = build_main(reader, target, policy, progress)
         spec = reader.spec
     started = time.perf_counter()
-    with open_archive(data_dir, url, spec, writable=True, nprobe=settings.index_nprobe,
+    with open_archive(data_dir, url, spec, writable=True, nprobe=policy.nprobe,
                       lock_wait_s=settings.lock_wait_s) as archive:
         if action == "merge":
             moved = archive.merge_delta()

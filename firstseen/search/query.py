@@ -19,7 +19,7 @@ from firstseen.media.decode import IMAGE_EXTENSIONS, probe, sample_frames
 from firstseen.media.stills import load_image
 from firstseen.records import FrameVectors, SampledFrame
 from firstseen.search.results import QueryInfo
-from firstseen.settings import Settings
+from firstseen.params import QueryParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,46 +67,46 @@ class QueryVectors:
                    stored.informative, image)
 
 
-def sample_query(path: Path, settings: Settings) -> tuple[QueryInfo, list[SampledFrame]]:
+def sample_query(path: Path, params: QueryParams) -> tuple[QueryInfo, list[SampledFrame]]:
     """Decode a query file: a still image gives one frame; a video gives frames at real
     timestamps, every frame of a short clip, otherwise query_fps (fewer for very long clips)."""
-    info, frames, fps = _open_query(Path(path), settings)
+    info, frames, fps = _open_query(Path(path), params)
     if frames is not None:
         return info, frames
-    return _finish(info, list(_video_frames(Path(path), settings, fps)), settings)
+    return _finish(info, list(_video_frames(Path(path), params, fps)), params)
 
 
-def _open_query(path: Path, settings: Settings) -> tuple[QueryInfo, list[SampledFrame] | None, float | None]:
+def _open_query(path: Path, params: QueryParams) -> tuple[QueryInfo, list[SampledFrame] | None, float | None]:
     """What the file is: a still (its one frame), or a video and the rate to sample it at."""
     if path.suffix.lower() in IMAGE_EXTENSIONS:
-        return _image_query(path, settings) + (None,)
+        return _image_query(path, params) + (None,)
     try:
         info = probe(path)
     except MediaError as video_error:
         try:  # uploads arrive under any name: a screenshot called clip.mp4 is still a screenshot
-            return _image_query(path, settings) + (None,)
+            return _image_query(path, params) + (None,)
         except MediaError as image_error:
             # Pillow knew the format (an image bomb, a broken PNG): its reason is the one that fits
             raise (video_error if image_error.code == "not_media" else image_error) from None
-    if info.duration_s > settings.query_max_duration_s:
-        raise BadInputError(f"clip is {info.duration_s:.0f} s long; the limit is {settings.query_max_duration_s:.0f} s",
+    if info.duration_s > params.max_duration_s:
+        raise BadInputError(f"clip is {info.duration_s:.0f} s long; the limit is {params.max_duration_s:.0f} s",
                             code="too_long")
-    dense = info.duration_s <= settings.query_dense_below_s
-    fps = None if dense else min(settings.query_fps, settings.query_max_frames / max(info.duration_s, 1e-6))
+    dense = info.duration_s <= params.dense_below_s
+    fps = None if dense else min(params.fps, params.max_frames / max(info.duration_s, 1e-6))
     return QueryInfo(path.name, "video", info.duration_s, 1), None, fps
 
 
-def _video_frames(path: Path, settings: Settings, fps: float | None):
+def _video_frames(path: Path, params: QueryParams, fps: float | None):
     # Sampled at a rate (not every frame), non-reference frames go undecoded as at ingest: a
     # pick lands at most a frame or two after its target, at its own real time, for about a
     # third less decoding on B-frame codecs.
-    return sample_frames(path, fps=fps, max_side=settings.decode_max_side, threads=settings.decode_threads,
-                         max_truncation_s=settings.max_truncation_s)
+    return sample_frames(path, fps=fps, max_side=params.decode.max_side, threads=params.decode.threads,
+                         max_truncation_s=params.decode.max_truncation_s)
 
 
-def _finish(info: QueryInfo, frames: list[SampledFrame], settings: Settings) -> tuple[QueryInfo, list[SampledFrame]]:
-    if len(frames) > settings.query_max_frames:  # a short clip at a very high frame rate
-        keep = np.linspace(0, len(frames) - 1, settings.query_max_frames).round().astype(int)
+def _finish(info: QueryInfo, frames: list[SampledFrame], params: QueryParams) -> tuple[QueryInfo, list[SampledFrame]]:
+    if len(frames) > params.max_frames:  # a short clip at a very high frame rate
+        keep = np.linspace(0, len(frames) - 1, params.max_frames).round().astype(int)
         frames = [frames[i] for i in np.unique(keep)]
     if not frames:
         raise MediaError("no decodable video frames")
@@ -114,21 +114,21 @@ def _finish(info: QueryInfo, frames: list[SampledFrame], settings: Settings) -> 
     return QueryInfo(info.filename, "video", duration, len(frames)), frames
 
 
-def _decode_while_describing(path: Path, settings: Settings, fps: float | None, descriptor: FrameDescriptor
+def _decode_while_describing(path: Path, params: QueryParams, fps: float | None, descriptor: FrameDescriptor
                              ) -> tuple[list[SampledFrame], np.ndarray | None, np.ndarray | None]:
     """Frames decoded (and judged informative or not) on a thread while this one describes
     them in batches, as at ingest: FFmpeg, OpenCV and onnxruntime release the GIL, so decoding
     hides behind description. A dense clip (every frame, thinned afterwards) is decoded first
     and described after."""
     if fps is None:
-        return list(_video_frames(path, settings, fps)), None, None
-    frames_q: queue.Queue = queue.Queue(maxsize=4 * settings.descriptor_batch_size)
+        return list(_video_frames(path, params, fps)), None, None
+    frames_q: queue.Queue = queue.Queue(maxsize=4 * params.batch_size)
     failure: list[BaseException] = []
     flags: list[bool] = []
 
     def produce() -> None:
         try:
-            for frame in _video_frames(path, settings, fps):
+            for frame in _video_frames(path, params, fps):
                 flags.append(measure(frame.rgb).informative)
                 frames_q.put(frame)
         except BaseException as exc:  # re-raised in the caller's thread
@@ -142,7 +142,7 @@ def _decode_while_describing(path: Path, settings: Settings, fps: float | None, 
     batch: list[SampledFrame] = []
     while (frame := frames_q.get()) is not None:
         batch.append(frame)
-        if len(batch) >= settings.descriptor_batch_size:
+        if len(batch) >= params.batch_size:
             chunks.append(descriptor.describe([f.rgb for f in batch]))
             frames += batch
             batch = []
@@ -154,24 +154,24 @@ def _decode_while_describing(path: Path, settings: Settings, fps: float | None, 
     return frames, np.concatenate(chunks) if chunks else None, np.array(flags, bool)
 
 
-def _image_query(path: Path, settings: Settings) -> tuple[QueryInfo, list[SampledFrame]]:
-    frame = load_image(path, max_side=settings.decode_max_side, max_pixels=settings.image_max_pixels)
+def _image_query(path: Path, params: QueryParams) -> tuple[QueryInfo, list[SampledFrame]]:
+    frame = load_image(path, max_side=params.decode.max_side, max_pixels=params.image_max_pixels)
     return QueryInfo(path.name, "image", 0.0, 1), [frame]
 
 
-def describe_query(path: Path, descriptor: FrameDescriptor, settings: Settings, *,
+def describe_query(path: Path, descriptor: FrameDescriptor, params: QueryParams, *,
                    mirrored_views: bool = False) -> QueryVectors:
     """The query's frames described as shown. SSCD finds a flipped copy from the shown view
     (cosine about 0.95 under a flip) and the geometry decides MIRRORED, so the flipped views
     are described only on request (mirrored_views), which doubles the cost."""
     path = Path(path)
-    info, frames, fps = _open_query(path, settings)
+    info, frames, fps = _open_query(path, params)
     described = flags = None
     if frames is None:
-        decoded, described, flags = _decode_while_describing(path, settings, fps, descriptor)
-        if described is not None and len(decoded) > settings.query_max_frames:
+        decoded, described, flags = _decode_while_describing(path, params, fps, descriptor)
+        if described is not None and len(decoded) > params.max_frames:
             described = flags = None  # thinned below: describe what is kept
-        info, frames = _finish(info, decoded, settings)
+        info, frames = _finish(info, decoded, params)
     shown = [f.rgb for f in frames]
     if mirrored_views or described is None:
         views = shown + [np.ascontiguousarray(f.rgb[:, ::-1]) for f in frames] if mirrored_views else shown

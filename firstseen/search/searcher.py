@@ -17,12 +17,13 @@ from firstseen.search.provenance import copies_through_links, earliest_source
 from firstseen.search.query import QueryVectors, describe_query
 from firstseen.search.results import SearchResult, VideoMatch
 from firstseen.search.still_moment import match_still_moment, searchable_as_still
+from firstseen.params import QueryParams, SearchParams
 from firstseen.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def find_sources(archive: Archive, query: QueryVectors, calibration: Calibration, settings: Settings, *,
+def find_sources(archive: Archive, query: QueryVectors, calibration: Calibration, params: SearchParams, *,
                  top_k: int = 10, verify: VerifyPolicy | None = None,
                  background: Background | None = None) -> SearchResult:
     """The archive videos holding the query's footage, best first, and the earliest of them
@@ -33,14 +34,14 @@ def find_sources(archive: Archive, query: QueryVectors, calibration: Calibration
     if not query.usable.any():
         return SearchResult(query.info, (), None, {"match_s": time.perf_counter() - started},
                             reason="too_little_picture")
-    candidates, unverifiable = match_videos(archive, query, calibration, neighbours=settings.search_neighbours,
-                                            candidates=settings.search_candidates, verify=verify,
+    candidates, unverifiable = match_videos(archive, query, calibration, neighbours=params.neighbours,
+                                            candidates=params.candidates, verify=verify,
                                             background=background)
     if not candidates and searchable_as_still(query, verify):  # a moment between samples (still_moment.py)
-        candidates = match_still_moment(archive, query, calibration, verify, neighbours=settings.search_neighbours,
+        candidates = match_still_moment(archive, query, calibration, verify, neighbours=params.neighbours,
                                         exclude=frozenset(u.video_id for u in unverifiable), background=background)
     if not candidates and searchable_in_windows(query, verify):  # a source in part of the frame (partial_frame.py)
-        candidates, failed = match_in_windows(archive, query, calibration, verify, neighbours=settings.search_neighbours,
+        candidates, failed = match_in_windows(archive, query, calibration, verify, neighbours=params.neighbours,
                                               exclude=frozenset(u.video_id for u in unverifiable),
                                               background=background)
         unverifiable = unverifiable + failed
@@ -58,13 +59,15 @@ def find_sources(archive: Archive, query: QueryVectors, calibration: Calibration
 
 
 def search_file(archive: Archive, path: Path, descriptor: FrameDescriptor, calibration: Calibration,
-                settings: Settings, *, top_k: int = 10, verify: VerifyPolicy | None = None,
+                query_params: QueryParams, search_params: SearchParams, *, top_k: int = 10,
+                verify: VerifyPolicy | None = None,
                 background: Background | None = None) -> SearchResult:
     """Decode, describe and search one query file, timing each stage."""
     started = time.perf_counter()
-    query = describe_query(path, descriptor, settings)
+    query = describe_query(path, descriptor, query_params)
     described = time.perf_counter()
-    result = find_sources(archive, query, calibration, settings, top_k=top_k, verify=verify, background=background)
+    result = find_sources(archive, query, calibration, search_params, top_k=top_k, verify=verify,
+                          background=background)
     result.timings_s.update(describe_s=described - started, total_s=time.perf_counter() - started)
     log.info("searched %s: %s, %d matches in %.2f s", query.info.filename, result.verdict,
              len(result.matches), result.timings_s["total_s"])
@@ -84,10 +87,11 @@ class Searcher:
         self.archive = open_archive(settings.data_dir, settings.resolved_catalog_url(),
                                     DescriptorSpec.of(self.descriptor), nprobe=settings.index_nprobe)
         self.verify = VerifyPolicy.from_settings(settings, self.descriptor.describe)
+        self.query_params, self.search_params = QueryParams.from_settings(settings), SearchParams.from_settings(settings)
 
     def search(self, path: Path, *, top_k: int = 10) -> SearchResult:
-        return search_file(self.archive, path, self.descriptor, self.calibration, self.settings, top_k=top_k,
-                           verify=self.verify, background=self.background)
+        return search_file(self.archive, path, self.descriptor, self.calibration, self.query_params,
+                           self.search_params, top_k=top_k, verify=self.verify, background=self.background)
 
     def close(self) -> None:
         self.archive.close()

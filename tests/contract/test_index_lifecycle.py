@@ -10,6 +10,7 @@ import faiss
 import numpy as np
 import pytest
 
+from firstseen.params import IndexPolicy
 from firstseen.archive import Archive, DescriptorSpec, open_archive
 from firstseen.errors import ArchiveLockedError, BadInputError
 from firstseen.storage.faiss_index import DEFAULT_NPROBE, IvfPlan, TieredIndex, VectorIndex, merge_results
@@ -463,9 +464,9 @@ def test_maintenance_rebuilds_removes_merges_and_retrains(env):
     with env.reader() as reader:
         assert reader._index.kind == "flat" and len(reader._index) == 2000
         small = env.settings.model_copy(update={"index_ivf_min_vectors": 5000})
-        assert plan_maintenance(reader.index_shape(), small)[0] == "none"
-        assert plan_maintenance(reader.index_shape(), env.settings)[0] == "rebuild"
-        assert plan_maintenance(reader.index_shape(), env.settings, "ivf")[0] == "rebuild"
+        assert plan_maintenance(reader.index_shape(), IndexPolicy.from_settings(small))[0] == "none"
+        assert plan_maintenance(reader.index_shape(), IndexPolicy.from_settings(env.settings))[0] == "rebuild"
+        assert plan_maintenance(reader.index_shape(), IndexPolicy.from_settings(env.settings), "ivf")[0] == "rebuild"
 
     with pytest.raises(BadInputError):
         plan_maintenance(TieredIndex("toy", FLOAT_DIM, "inner_product").shape(), env.settings, "hnsw")
@@ -482,7 +483,7 @@ def test_maintenance_rebuilds_removes_merges_and_retrains(env):
         assert reader._index.kind == "ivf" and len(reader._index.main) == 2000 and len(reader._index.delta) == 0
         assert reader._index.main_built_for == 2000 and reader.checkpoint == report.checkpoint
         _assert_found(reader, range(20))
-        assert plan_maintenance(reader.index_shape(), env.settings)[0] == "none"
+        assert plan_maintenance(reader.index_shape(), IndexPolicy.from_settings(env.settings))[0] == "none"
     with env.writer() as writer:
         assert writer.verify() == []
         removed = _frame_range(writer, 4)
@@ -497,7 +498,7 @@ def test_maintenance_rebuilds_removes_merges_and_retrains(env):
         assert writer._index.main_file is not None, "new videos leave the main file as it was"
 
     with env.reader() as reader:
-        assert plan_maintenance(reader.index_shape(), env.settings)[0] == "merge"
+        assert plan_maintenance(reader.index_shape(), IndexPolicy.from_settings(env.settings))[0] == "merge"
         _assert_found(reader, [0, 1, 20, 21, 22])
     report = maintain_index(env.settings, spec=env.spec)
     assert (report.action, report.kind, report.vectors) == ("merged", "ivf", 2200)
@@ -505,9 +506,9 @@ def test_maintenance_rebuilds_removes_merges_and_retrains(env):
         assert (len(reader._index.main), len(reader._index.delta)) == (2200, 0)
         assert reader._index.main_built_for == 2000
         _assert_found(reader, [0, 3, 5, 19, 20, 21, 22])
-        assert plan_maintenance(reader.index_shape(), env.settings) == ("none", "the IVF is current")
+        assert plan_maintenance(reader.index_shape(), IndexPolicy.from_settings(env.settings)) == ("none", "the IVF is current")
         eager = env.settings.model_copy(update={"index_retrain_growth": 1.05})
-        assert plan_maintenance(reader.index_shape(), eager)[0] == "rebuild", "2200 > 1.05 * 2000"
+        assert plan_maintenance(reader.index_shape(), IndexPolicy.from_settings(eager))[0] == "rebuild", "2200 > 1.05 * 2000"
     assert maintain_index(env.settings, spec=env.spec).action == "none"
     with env.writer() as writer:
         assert writer.verify() == []
@@ -526,12 +527,12 @@ def test_maintenance_rebuilds_removes_merges_and_retrains(env):
         assert (index.main.kind, len(index.main), len(index.delta), index.main_built_for) == ("flat", 2200, 0, 0)
         assert writer.verify() == []
         _assert_found(writer, [0, 22])
-        assert plan_maintenance(index.shape(), env.settings)[0] == "rebuild", "a flat main over the IVF threshold"
+        assert plan_maintenance(index.shape(), IndexPolicy.from_settings(env.settings))[0] == "rebuild", "a flat main over the IVF threshold"
 
 
 def test_a_rebuild_publishes_correctly_when_the_archive_moved_on(env):
     with env.reader() as reader:
-        main, covered, plan, _, _ = build_main(reader, "ivf", env.settings)
+        main, covered, plan, _, _ = build_main(reader, "ivf", IndexPolicy.from_settings(env.settings))
         assert plan.nlist == NLIST and len(main) == 2000 and len(covered) == 20
         built_for = sum(count for _, count in covered.values())
         with env.writer() as writer:  # ingest and a takedown while the build was running

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from firstseen.media.frames import frame_at# noqa: E402
 from firstseen.search.searcher import Searcher  # noqa: E402
-from firstseen.settings import get_settings  # noqa: E402
+from search_api.settings import get_api_settings  # noqa: E402
 from search_api.app import create_app  # noqa: E402
 from search_api.server import listen_host  # noqa: E402
 
@@ -28,7 +28,7 @@ READ_KEY, ADMIN_KEY = "r" * 20 + "-read", "a" * 20 + "-admin"
 def _settings(data_dir: Path, tmp_path: Path, **overrides):
     uploads = tmp_path / "uploads"
     uploads.mkdir(exist_ok=True)
-    return get_settings(data_dir=data_dir, api_upload_dir=uploads, api_reload_interval_s=0.2, **overrides)
+    return get_api_settings(data_dir=data_dir, api_upload_dir=uploads, api_reload_interval_s=0.2, **overrides)
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_search_returns_the_cli_result_object(client, small_archive, tmp_path):
     response = _post(client, small_archive["reversed"], name="suspect.mp4")
     assert response.status_code == 200, response.text
     body = response.json()
-    with Searcher(get_settings(data_dir=small_archive["data_dir"])) as searcher:
+    with Searcher(get_api_settings(data_dir=small_archive["data_dir"])) as searcher:
         expected = searcher.search(small_archive["reversed"]).to_dict()
     expected["query"]["filename"] = "suspect.mp4"
     assert len(body.pop("search_id")) == 22  # added: the kept search, for its evidence pack
@@ -251,18 +251,18 @@ def test_keys_and_scopes(small_archive, tmp_path, caplog, capsys):
 def test_keys_must_be_long_and_are_never_echoed(monkeypatch):
     monkeypatch.setenv("FIRSTSEEN_API_READ_KEYS", "tooshort-key")
     with pytest.raises(ValueError) as error:
-        get_settings()
+        get_api_settings()
     assert "tooshort-key" not in str(error.value) and "16 characters" in str(error.value)
     monkeypatch.setenv("FIRSTSEEN_API_READ_KEYS", f"{READ_KEY}, {ADMIN_KEY}")
-    assert [k.get_secret_value() for k in get_settings().api_read_keys] == [READ_KEY, ADMIN_KEY]
+    assert [k.get_secret_value() for k in get_api_settings().api_read_keys] == [READ_KEY, ADMIN_KEY]
 
 
 def test_without_keys_the_server_listens_on_loopback_only():
-    open_settings = get_settings()
+    open_settings = get_api_settings()
     assert listen_host(open_settings, "0.0.0.0")[0] == "127.0.0.1"
     assert "no API keys" in listen_host(open_settings, "0.0.0.0")[1]
     assert listen_host(open_settings, "::1") == ("::1", None)
-    keyed = get_settings(api_read_keys=[READ_KEY])
+    keyed = get_api_settings(api_read_keys=[READ_KEY])
     assert listen_host(keyed, "0.0.0.0") == ("0.0.0.0", None)
 
 

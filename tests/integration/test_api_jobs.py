@@ -13,7 +13,7 @@ from conftest import copy_archive
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from firstseen.settings import get_settings  # noqa: E402
+from search_api.settings import get_api_settings  # noqa: E402
 from firstseen.ingest.progress import LogProgress  # noqa: E402
 from firstseen.ingest.run import run_ingest  # noqa: E402
 from search_api.app import create_app  # noqa: E402
@@ -21,7 +21,7 @@ from search_api.jobs import IngestJobs  # noqa: E402
 
 
 def _settings(data_dir: Path, **overrides):
-    return get_settings(data_dir=data_dir, api_reload_interval_s=0.2, **overrides)
+    return get_api_settings(data_dir=data_dir, api_reload_interval_s=0.2, **overrides)
 
 
 def _wait_for(condition, timeout_s: float = 90.0):

@@ -17,6 +17,7 @@ import pytest
 from clips import make_distinct_clip
 
 import indexer.nightly as nightly
+from indexer.settings import get_nightly_settings
 from firstseen.datadir import DataDir
 import firstseen.ingest.run as worker
 from firstseen.archive import DataDirLock, open_archive
@@ -428,7 +429,7 @@ def _status(data: Path) -> dict:
 def test_scheduler_runs_once_at_the_hour_and_reports_its_status(tmp_path, monkeypatch, sigterm_guard):
     tz = timezone(timedelta(hours=1))
     clock = FakeClock(datetime(2024, 5, 1, 1, 59, 59, 900000, tzinfo=tz))
-    settings = get_settings(data_dir=tmp_path / "data", nightly_at="02:00")
+    settings = get_nightly_settings(data_dir=tmp_path / "data", nightly_at="02:00")
     stop = threading.Event()
     calls: list[dict] = []
 
@@ -456,7 +457,7 @@ def test_scheduler_runs_once_at_the_hour_and_reports_its_status(tmp_path, monkey
 def test_scheduler_records_a_locked_out_or_failed_run_and_goes_on(tmp_path, monkeypatch, sigterm_guard):
     tz = timezone.utc
     clock = FakeClock(datetime(2024, 5, 1, 1, 59, 59, 900000, tzinfo=tz))
-    settings = get_settings(data_dir=tmp_path / "data", nightly_at="02:00")
+    settings = get_nightly_settings(data_dir=tmp_path / "data", nightly_at="02:00")
     stop = threading.Event()
     calls: list[dict] = []
 
@@ -487,7 +488,7 @@ def test_scheduler_records_a_locked_out_or_failed_run_and_goes_on(tmp_path, monk
 @pytest.mark.timeout(60)
 def test_sigterm_stops_a_waiting_scheduler(tmp_path, sigterm_guard):
     signal.signal(signal.SIGTERM, lambda *_: None)  # never let a stray SIGTERM kill pytest
-    settings = get_settings(data_dir=tmp_path / "data", nightly_at="02:00")
+    settings = get_nightly_settings(data_dir=tmp_path / "data", nightly_at="02:00")
     clock = FakeClock(datetime(2024, 5, 1, 3, 0, tzinfo=timezone.utc))  # the next run is 23 h away
     status_path = DataDir(settings.data_dir).nightly_status
 

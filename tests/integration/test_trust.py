@@ -145,7 +145,7 @@ def test_a_screen_grab_between_samples_is_found_at_its_own_moment(trust_archive,
     grab.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(frame.rgb[h // 10: h // 10 + round(0.8 * h), w // 20: w // 20 + round(0.8 * w)]).save(grab)
     with Searcher(trust_archive["settings"]) as searcher:
-        query = describe_query(grab, searcher.descriptor, searcher.settings)
+        query = describe_query(grab, searcher.descriptor, searcher.query_params)
         at_samples, _ = match_videos(searcher.archive, query, searcher.calibration,
                                      neighbours=searcher.settings.search_neighbours,
                                      candidates=searcher.settings.search_candidates, verify=searcher.verify,

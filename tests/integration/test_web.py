@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("fastapi")
 playwright = pytest.importorskip("playwright.sync_api")
 
-from firstseen.settings import get_settings  # noqa: E402
+from search_api.settings import get_api_settings  # noqa: E402
 from search_api.app import create_app  # noqa: E402
 
 CHROMIUM = os.environ.get("FIRSTSEEN_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -29,7 +29,7 @@ def server(small_archive, tmp_path_factory):
             pytest.fail(message)
         pytest.skip(message)
     uploads = tmp_path_factory.mktemp("uploads")
-    settings = get_settings(data_dir=small_archive["data_dir"], api_upload_dir=uploads)
+    settings = get_api_settings(data_dir=small_archive["data_dir"], api_upload_dir=uploads)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from clips import make_distinct_clip
 
+from firstseen.params import IngestPolicy
 from firstseen.descriptors import create_descriptor
 from firstseen.errors import MediaError
 from firstseen.ingest.pipeline import describe_frames, describe_videos
@@ -20,7 +21,7 @@ def pdq():
 
 
 def test_describe_frames_keeps_real_timestamps(footage, settings, pdq):
-    vectors = describe_frames(footage / "tree.avi", pdq, settings, fps=1.0)
+    vectors = describe_frames(footage / "tree.avi", pdq, IngestPolicy.from_settings(settings), fps=1.0)
     expected = [f.pts_s for f in sample_frames(footage / "tree.avi", fps=1.0, max_side=settings.decode_max_side)]
     assert vectors.pts_s.tolist() == expected and len(expected) == 30
     assert vectors.vectors.shape == (30, 32) and vectors.descriptor == "pdq"
@@ -32,7 +33,7 @@ def test_a_bad_file_in_the_middle_does_not_stop_the_others(tmp_path, settings, p
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 1000)
     settings = settings.model_copy(update={"descriptor_batch_size": 2})  # batches span the boundaries
-    results = list(describe_videos([good[0], bad, good[1]], pdq, settings, fps=2.0))
+    results = list(describe_videos([good[0], bad, good[1]], pdq, IngestPolicy.from_settings(settings), fps=2.0))
     assert [r.path for r in results] == [good[0], bad, good[1]]
     assert isinstance(results[1].error, MediaError) and results[1].vectors is None
     for r in (results[0], results[2]):
@@ -40,4 +41,4 @@ def test_a_bad_file_in_the_middle_does_not_stop_the_others(tmp_path, settings, p
         assert r.error is None and r.vectors.pts_s.tolist() == expected and len(expected) == 6
     assert not np.array_equal(results[0].vectors.vectors, results[2].vectors.vectors)
     with pytest.raises(MediaError):
-        describe_frames(bad, pdq, settings, fps=1.0)
+        describe_frames(bad, pdq, IngestPolicy.from_settings(settings), fps=1.0)

@@ -1,0 +1,44 @@
+"""Settings: the core holds only its own knobs; the API's live with the API, each plug-in declares its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from firstseen.descriptors import plugin_settings
+from firstseen.settings import Settings, get_settings
+from indexer.settings import get_nightly_settings
+from search_api.settings import ApiSettings, get_api_settings
+
+KEY = "k" * 20
+
+
+def test_the_core_settings_hold_no_shell_or_plugin_knob():
+    core = set(Settings.model_fields)
+    assert not {f for f in core if f.startswith(("api_", "sscd_", "clip_", "nightly"))}
+    assert "onnx_threads" not in core
+    assert set(Settings.model_fields) < set(ApiSettings.model_fields)
+
+
+def test_a_plugin_reads_its_environment_and_overrides_given_to_the_core(monkeypatch):
+    monkeypatch.setenv("FIRSTSEEN_SSCD_INPUT_SIZE", "160")
+    monkeypatch.setenv("FIRSTSEEN_ONNX_THREADS", "3")
+    options = plugin_settings("sscd", get_settings())
+    assert (options.sscd_input_size, options.onnx_threads, options.sscd_variant) == (160, 3, "distilled")
+    assert plugin_settings("sscd", get_settings(onnx_threads=1, sscd_variant="full")).onnx_threads == 1
+    assert plugin_settings("toy", get_settings()) is None  # a plug-in without knobs
+    monkeypatch.setenv("FIRSTSEEN_SSCD_INPUT_SIZE", "9")
+    with pytest.raises(ValueError):
+        plugin_settings("sscd", get_settings())
+
+
+def test_the_api_and_the_scheduler_read_their_own_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("FIRSTSEEN_API_READ_KEYS", f"{KEY}, {KEY}2")
+    monkeypatch.setenv("FIRSTSEEN_NIGHTLY_AT", "03:30")
+    api = get_api_settings(data_dir=tmp_path)
+    assert [k.get_secret_value() for k in api.api_read_keys] == [KEY, f"{KEY}2"] and api.auth_required
+    assert api.data_dir == tmp_path and api.resolved_catalog_url().startswith("sqlite:///")
+    assert get_nightly_settings().nightly_at == "03:30"
+    assert not hasattr(get_settings(), "api_read_keys")
+    monkeypatch.setenv("FIRSTSEEN_API_READ_KEYS", "short")
+    with pytest.raises(ValueError, match="16 characters"):
+        get_api_settings()
