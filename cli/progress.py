@@ -24,8 +24,14 @@ class BarProgress:
     def footage_total(self, seconds: float) -> None:
         from tqdm import tqdm
 
-        self._footage = tqdm(total=round(seconds, 1), unit="s", desc="footage", position=1,
-                             file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}]")
+        self._footage = tqdm(
+            total=round(seconds, 1),
+            unit="s",
+            desc="footage",
+            position=1,
+            file=sys.stderr,
+            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}]",
+        )
 
     def advance_footage(self, seconds: float) -> None:
         if self._footage is not None and seconds > 0:

@@ -1,4 +1,4 @@
-"""Every path under a data directory, named in one place: the index, raw vectors, catalog, kept searches, jobs, the lock.
+"""Every path under a data directory, named in one place: index, raw vectors, catalog, kept searches, jobs, lock.
 
 A backup is laid out the same way, so the same names serve a data directory and a backup folder."""
 

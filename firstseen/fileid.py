@@ -1,4 +1,4 @@
-"""A file's content identity: its sha256, and the video id derived from it (the same file gets the same id in any archive)."""
+"""A file's content identity: its sha256, and the video id derived from it (the same in any archive)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Small frozen parameter objects, built from settings at the edge of the core: each core function gets the few values it uses.
+"""Small frozen parameter objects, built from settings at a use case's entry: functions get only the values they use.
 
 A use case's entry point (run_ingest, Searcher, maintain_index, recheck_archive) turns the
 settings into these once; everything below it takes the object it needs, so a caller (a
@@ -38,8 +38,15 @@ class QueryParams:
 
     @classmethod
     def from_settings(cls, s: Settings) -> QueryParams:
-        return cls(DecodeParams.from_settings(s), s.query_fps, s.query_dense_below_s, s.query_max_frames,
-                   s.query_max_duration_s, s.image_max_pixels, s.descriptor_batch_size)
+        return cls(
+            DecodeParams.from_settings(s),
+            s.query_fps,
+            s.query_dense_below_s,
+            s.query_max_frames,
+            s.query_max_duration_s,
+            s.image_max_pixels,
+            s.descriptor_batch_size,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +74,14 @@ class IngestPolicy:
 
     @classmethod
     def from_settings(cls, s: Settings) -> IngestPolicy:
-        return cls(DecodeParams.from_settings(s), s.archive_fps, s.descriptor_batch_size, s.thumbnail_max_side,
-                   s.checkpoint_every_s, s.ingest_max_attempts)
+        return cls(
+            DecodeParams.from_settings(s),
+            s.archive_fps,
+            s.descriptor_batch_size,
+            s.thumbnail_max_side,
+            s.checkpoint_every_s,
+            s.ingest_max_attempts,
+        )
 
 
 @dataclass(frozen=True, slots=True)

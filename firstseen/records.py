@@ -79,8 +79,7 @@ class FrameVectors:
             )
         if pts.size and (not np.all(np.isfinite(pts)) or np.any(np.diff(pts) < 0) or pts[0] < 0):
             raise ValueError("timestamps must be finite, >= 0 and non-decreasing")
-        if self.informative is not None and (self.informative.dtype != np.bool_
-                                             or self.informative.shape != pts.shape):
+        if self.informative is not None and (self.informative.dtype != np.bool_ or self.informative.shape != pts.shape):
             raise ValueError("informative must be one bool per timestamp")
         if self.thumbnails is not None and len(self.thumbnails) != len(pts):
             raise ValueError(f"{len(self.thumbnails)} thumbnails for {pts.shape[0]} timestamps")
@@ -102,8 +101,16 @@ class Thumbnails:
 
     def __post_init__(self) -> None:
         o = self.offsets
-        if self.data.dtype != np.uint8 or self.data.ndim != 1 or o.dtype != np.int64 or o.ndim != 1 or o.size < 1 \
-                or o[0] != 0 or o[-1] != self.data.size or np.any(np.diff(o) < 0):
+        if (
+            self.data.dtype != np.uint8
+            or self.data.ndim != 1
+            or o.dtype != np.int64
+            or o.ndim != 1
+            or o.size < 1
+            or o[0] != 0
+            or o[-1] != self.data.size
+            or np.any(np.diff(o) < 0)
+        ):
             raise ValueError("thumbnails need uint8 data and int64 offsets from 0 to its length")
 
     @classmethod
@@ -116,7 +123,7 @@ class Thumbnails:
         return int(self.offsets.size - 1)
 
     def get(self, index: int) -> bytes:
-        return self.data[self.offsets[index]:self.offsets[index + 1]].tobytes()
+        return self.data[self.offsets[index] : self.offsets[index + 1]].tobytes()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from firstseen.datadir import DataDir
 from firstseen.errors import ArchiveLockedError, FirstSeenError
-from firstseen.storage.atomic import atomic_write_bytes
-from firstseen.ops.reindex import maintain_index
-from firstseen.settings import Settings
-from indexer.settings import NightlySettings
 from firstseen.ingest.progress import Progress
 from firstseen.ingest.run import configured_inputs, run_ingest
+from firstseen.ops.reindex import maintain_index
+from firstseen.settings import Settings
+from firstseen.storage.atomic import atomic_write_bytes
+from indexer.settings import NightlySettings
 
 log = logging.getLogger("firstseen.nightly")
 
@@ -33,8 +33,14 @@ def run_nightly_once(settings: Settings, progress: Progress | None = None) -> di
     paths, manifests = configured_inputs(settings)
     summary = run_ingest(settings, paths, manifests, progress)
     outcome: dict = {"ingest": summary.to_dict()}
-    log.info("ingest run %s: %d added, %d skipped, %d failed, %d quarantined", summary.run_id,
-             summary.added, summary.skipped, summary.failed, summary.quarantined)
+    log.info(
+        "ingest run %s: %d added, %d skipped, %d failed, %d quarantined",
+        summary.run_id,
+        summary.added,
+        summary.skipped,
+        summary.failed,
+        summary.quarantined,
+    )
     if summary.checkpoint == 0:
         outcome["index"] = {"action": "none", "reason": "the archive is empty"}
         return outcome
@@ -63,8 +69,9 @@ def _text_pass(settings: Settings) -> dict:
         return {"action": "failed", "reason": why_not}
     try:
         with reader:
-            summary = read_archive_text(settings.resolved_catalog_url(), reader,
-                                        TextPassParams(settings.ocr_every_s, settings.ocr_max_side))
+            summary = read_archive_text(
+                settings.resolved_catalog_url(), reader, TextPassParams(settings.ocr_every_s, settings.ocr_max_side)
+            )
     except FirstSeenError as exc:
         log.warning("on-screen text not read: %s", exc)
         return {"action": "failed", "reason": str(exc)}
@@ -114,8 +121,9 @@ def healthy(settings: Settings, within_s: float = HEALTHY_WITHIN_S) -> tuple[boo
     return True, f"{status.get('state')}, next run {status.get('next_run_at')}"
 
 
-def run_scheduler(settings: NightlySettings, stop: threading.Event | None = None,
-                  clock=lambda: datetime.now().astimezone()) -> None:
+def run_scheduler(
+    settings: NightlySettings, stop: threading.Event | None = None, clock=lambda: datetime.now().astimezone()
+) -> None:
     """Run the nightly job every day at FIRSTSEEN_NIGHTLY_AT (local time, TZ) until stopped.
 
     SIGTERM stops the wait at once, or interrupts a run, which then commits what it has
@@ -130,9 +138,11 @@ def run_scheduler(settings: NightlySettings, stop: threading.Event | None = None
 
     previous_handler = None
     if threading.current_thread() is threading.main_thread():
+
         def on_term(signum, frame):  # noqa: ARG001
             stop.set()
             raise KeyboardInterrupt
+
         previous_handler = signal.signal(signal.SIGTERM, on_term)
     beater = threading.Thread(target=beat, name="status-beat", daemon=True)
     beater.start()

@@ -36,10 +36,10 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from edits import FrameSource, make_query  # noqa: E402
 
-from firstseen.search.searcher import Searcher  # noqa: E402
-from firstseen.settings import get_settings  # noqa: E402
 from firstseen.ingest.progress import LogProgress  # noqa: E402
 from firstseen.ingest.run import run_ingest  # noqa: E402
+from firstseen.search.searcher import Searcher  # noqa: E402
+from firstseen.settings import get_settings  # noqa: E402
 
 
 class _Quiet(LogProgress):
@@ -58,10 +58,15 @@ def free_port() -> int:
 
 
 def start_server(data_dir: Path, port: int, concurrency: int, log_path: Path) -> subprocess.Popen:
-    env = dict(os.environ, FIRSTSEEN_DATA_DIR=str(data_dir),
-               FIRSTSEEN_API_MAX_QUEUED_SEARCHES=str(max(8, concurrency)))  # the bench measures queueing, not 429s
-    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port)], env=env,
-                              stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+    env = dict(
+        os.environ, FIRSTSEEN_DATA_DIR=str(data_dir), FIRSTSEEN_API_MAX_QUEUED_SEARCHES=str(max(8, concurrency))
+    )  # the bench measures queueing, not 429s
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     wait_ready(port, server, log_path)
     return server
 
@@ -109,8 +114,14 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = work / "data"
         summary = run_ingest(get_settings(data_dir=data_dir), [], [args.footage / "manifest.jsonl"], _Quiet())
         print(f"archive: {summary.added} videos, {summary.frames} frames ingested into {data_dir}")
-    query = make_query("reversed", FrameSource(args.footage / "vtest.avi", 360), 30.0, args.clip_s, work / "q",
-                       rng=np.random.default_rng(0)).path
+    query = make_query(
+        "reversed",
+        FrameSource(args.footage / "vtest.avi", 360),
+        30.0,
+        args.clip_s,
+        work / "q",
+        rng=np.random.default_rng(0),
+    ).path
     clip = query.read_bytes()
     print(f"query: {query.name}, {len(clip) / 1e6:.2f} MB, {args.clip_s:.0f} s")
 
@@ -131,11 +142,21 @@ def main(argv: list[str] | None = None) -> int:
                 single.append(post(client, url, clip, query.name))
         assert verdict == "match", "the benchmark query must match its source"
         deadline = time.monotonic() + args.time_limit_s
-        with httpx.Client(limits=httpx.Limits(max_connections=args.concurrency)) as client, \
-                ThreadPoolExecutor(args.concurrency) as pool:
+        with (
+            httpx.Client(limits=httpx.Limits(max_connections=args.concurrency)) as client,
+            ThreadPoolExecutor(args.concurrency) as pool,
+        ):
             started = time.perf_counter()
-            futures = [pool.submit(lambda: post(client, url, clip, query.name) if time.monotonic() < deadline
-                                   else (0.0, -1, "skipped: time limit")) for _ in range(args.requests)]
+            futures = [
+                pool.submit(
+                    lambda: (
+                        post(client, url, clip, query.name)
+                        if time.monotonic() < deadline
+                        else (0.0, -1, "skipped: time limit")
+                    )
+                )
+                for _ in range(args.requests)
+            ]
             loaded = [f.result() for f in futures]
             wall = time.perf_counter() - started
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
@@ -151,24 +172,39 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("in-process, sequential", f"p50 {lat_in:.3f} s", f"{1 / lat_in:.2f} searches/s"),
         ("http, 1 at once", f"p50 {lat_one:.3f} s", f"{1 / lat_one:.2f} searches/s"),
-        (f"http, {args.concurrency} at once ({len(sent)} requests)",
-         f"p50 {percentile(lat_load, 50):.3f} s  p95 {percentile(lat_load, 95):.3f} s", f"{throughput:.2f} searches/s"),
+        (
+            f"http, {args.concurrency} at once ({len(sent)} requests)",
+            f"p50 {percentile(lat_load, 50):.3f} s  p95 {percentile(lat_load, 95):.3f} s",
+            f"{throughput:.2f} searches/s",
+        ),
     ]
     print()
     for row in rows:
         print(f"  {row[0]:38} {row[1]:34} {row[2]}")
     print()
-    print(f"  HTTP overhead, one request:      {lat_one / lat_in:.2f}x in-process latency ({(lat_one - lat_in) * 1000:+.0f} ms)")
+    print(
+        f"  HTTP overhead, one request:      {lat_one / lat_in:.2f}x in-process latency ({(lat_one - lat_in) * 1000:+.0f} ms)"
+    )
     print(f"  throughput under load:           {throughput * lat_in:.2f}x sequential in-process")
     print(f"  p95 under load:                  {percentile(lat_load, 95) / lat_in:.2f}x in-process latency")
     print(f"  errors:                          {len(errors)} of {len(single) + len(sent)} requests")
     rejected = [line for line in metrics.splitlines() if line.startswith("firstseen_searches_rejected_total")]
     print(f"  server says:                     {rejected[0] if rejected else 'no rejection counter'}")
-    print(f"  (each side has the machine to itself: the server idles during in-process runs)")
-    print(json.dumps({"in_process_p50_s": round(lat_in, 4), "http_single_p50_s": round(lat_one, 4),
-                      "load_p50_s": round(percentile(lat_load, 50), 4), "load_p95_s": round(percentile(lat_load, 95), 4),
-                      "throughput_per_s": round(throughput, 3), "requests": len(single) + len(sent),
-                      "errors": len(errors), "concurrency": args.concurrency}))
+    print("  (each side has the machine to itself: the server idles during in-process runs)")
+    print(
+        json.dumps(
+            {
+                "in_process_p50_s": round(lat_in, 4),
+                "http_single_p50_s": round(lat_one, 4),
+                "load_p50_s": round(percentile(lat_load, 50), 4),
+                "load_p95_s": round(percentile(lat_load, 95), 4),
+                "throughput_per_s": round(throughput, 3),
+                "requests": len(single) + len(sent),
+                "errors": len(errors),
+                "concurrency": args.concurrency,
+            }
+        )
+    )
     for error in errors[:5]:
         print(f"  error: status {error[1]}: {error[2]}", file=sys.stderr)
     if errors:

@@ -30,8 +30,8 @@ import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firstseen.media import decode as media  # noqa: E402
 from firstseen.errors import MediaError  # noqa: E402
+from firstseen.media import decode as media  # noqa: E402
 
 
 def plain_decode(path: str, threads: int) -> tuple[float, list[float]]:
@@ -77,10 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         base_s, all_pts = plain_decode(path, args.threads)
         footage = max(info.duration_s, all_pts[-1] if all_pts else 0.0)
         exact = picks(all_pts, args.fps, footage)
-        print(f"\n{Path(path).name}: {info.codec} {info.width}x{info.height} {info.container}, "
-              f"{footage:.1f} s, {len(all_pts)} frames decode")
-        print(f"  {'setting':<22}{'wall s':>8}{'footage s/s':>13}{'x plain':>9}{'frames':>8}"
-              f"{'max|pts-target|':>17}{'pick drift':>12}")
+        print(
+            f"\n{Path(path).name}: {info.codec} {info.width}x{info.height} {info.container}, "
+            f"{footage:.1f} s, {len(all_pts)} frames decode"
+        )
+        print(
+            f"  {'setting':<22}{'wall s':>8}{'footage s/s':>13}{'x plain':>9}{'frames':>8}"
+            f"{'max|pts-target|':>17}{'pick drift':>12}"
+        )
         print(f"  {'plain decode (AUTO)':<22}{base_s:>8.3f}{footage / base_s:>13.1f}{1.0:>9.2f}{len(all_pts):>8}")
         for thread_type in ("AUTO", "SLICE", "FRAME"):
             for skip in (False, True):
@@ -89,20 +93,29 @@ def main(argv: list[str] | None = None) -> int:
                 note = ""
                 start = time.perf_counter()
                 try:
-                    for frame in media.sample_frames(path, fps=args.fps, max_side=args.max_side,
-                                                     threads=args.threads, skip_nonref=skip):
+                    for frame in media.sample_frames(
+                        path, fps=args.fps, max_side=args.max_side, threads=args.threads, skip_nonref=skip
+                    ):
                         got.append(frame.pts_s)
                 except MediaError as exc:
                     note = f"  ({exc})"
                 wall = time.perf_counter() - start
                 media.THREAD_TYPE = saved
-                error = max((p - k / args.fps for k, p in picks(got, args.fps, footage).items()
-                             if p - k / args.fps < 1 / args.fps), default=math.nan)
+                error = max(
+                    (
+                        p - k / args.fps
+                        for k, p in picks(got, args.fps, footage).items()
+                        if p - k / args.fps < 1 / args.fps
+                    ),
+                    default=math.nan,
+                )
                 mine = picks(got, args.fps, footage)
                 drift = max((abs(mine[k] - exact[k]) for k in mine.keys() & exact.keys()), default=math.nan)
                 label = f"{thread_type} skip_nonref={'on' if skip else 'off'}"
-                print(f"  {label:<22}{wall:>8.3f}{footage / wall:>13.1f}{base_s / wall:>9.2f}{len(got):>8}"
-                      f"{error:>17.3f}{drift:>12.3f}{note}")
+                print(
+                    f"  {label:<22}{wall:>8.3f}{footage / wall:>13.1f}{base_s / wall:>9.2f}{len(got):>8}"
+                    f"{error:>17.3f}{drift:>12.3f}{note}"
+                )
     return 0
 
 

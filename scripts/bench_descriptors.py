@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageEnhance
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from firstseen.descriptors.pdq import PdqDescriptor  # noqa: E402
 from firstseen.descriptors.sscd import SscdDescriptor, default_model_path  # noqa: E402
-from firstseen.media.decode import sample_frames# noqa: E402
+from firstseen.media.decode import sample_frames  # noqa: E402
 
 
 def _jpeg(img: Image.Image, quality: int) -> Image.Image:
@@ -82,8 +82,15 @@ def main() -> None:
     print(f"{len(frames)} frames from {len(videos)} videos, edits: {', '.join(kinds)}; {threads} threads")
 
     configs = [("pdq", None, None)]
-    for variant, size in (("distilled", 160), ("distilled", 192), ("distilled", 224), ("distilled", 288),
-                          ("full", 160), ("full", 224), ("full", 288)):
+    for variant, size in (
+        ("distilled", 160),
+        ("distilled", 192),
+        ("distilled", 224),
+        ("distilled", 288),
+        ("full", 160),
+        ("full", 224),
+        ("full", 288),
+    ):
         configs.append(("sscd", variant, size))
     rows = []
     header = f"{'descriptor':28} {'fps':>7} {'copy mean':>9} {'copy p5':>8} {'neg p99.9':>9} {'recall@fpr':>10}  per edit recall"
@@ -102,16 +109,30 @@ def main() -> None:
         sims = similarity(desc.metric, base, base, desc.dim)
         unrelated = sims[owner[:, None] != owner[None, :]]
         threshold = float(np.quantile(unrelated, 0.999))
-        copy = {k: np.array([similarity(desc.metric, base[i : i + 1], v[i : i + 1], desc.dim)[0, 0]
-                             for i in range(len(frames))]) for k, v in per_kind.items()}
+        copy = {
+            k: np.array(
+                [similarity(desc.metric, base[i : i + 1], v[i : i + 1], desc.dim)[0, 0] for i in range(len(frames))]
+            )
+            for k, v in per_kind.items()
+        }
         all_copy = np.concatenate(list(copy.values()))
         recall = float((all_copy > threshold).mean())
         per = {k: round(float((v > threshold).mean()), 3) for k, v in copy.items()}
-        rows.append({"descriptor": label, "fps": round(fps, 1), "copy_mean": round(float(all_copy.mean()), 3),
-                     "copy_p5": round(float(np.quantile(all_copy, 0.05)), 3), "neg_p999": round(threshold, 3),
-                     "recall_at_fpr": round(recall, 3), "per_edit": per})
-        print(f"{label:28} {fps:7.1f} {all_copy.mean():9.3f} {np.quantile(all_copy, 0.05):8.3f} {threshold:9.3f} "
-              f"{recall:10.3f}  " + " ".join(f"{k}={v:.2f}" for k, v in per.items()))
+        rows.append(
+            {
+                "descriptor": label,
+                "fps": round(fps, 1),
+                "copy_mean": round(float(all_copy.mean()), 3),
+                "copy_p5": round(float(np.quantile(all_copy, 0.05)), 3),
+                "neg_p999": round(threshold, 3),
+                "recall_at_fpr": round(recall, 3),
+                "per_edit": per,
+            }
+        )
+        print(
+            f"{label:28} {fps:7.1f} {all_copy.mean():9.3f} {np.quantile(all_copy, 0.05):8.3f} {threshold:9.3f} "
+            f"{recall:10.3f}  " + " ".join(f"{k}={v:.2f}" for k, v in per.items())
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

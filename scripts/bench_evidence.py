@@ -26,12 +26,13 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from edits import FrameSource, _write_video  # noqa: E402
 
-from firstseen.storage.catalog import SqlCatalog  # noqa: E402
-from firstseen.evidence.pack import QueryFile, pack_of_search, query_facts  # noqa: E402
 from firstseen.evidence.onscreen_text import TesseractReader  # noqa: E402
+from firstseen.evidence.pack import pack_files, pack_of_search, pack_zip, query_facts  # noqa: E402
+from firstseen.evidence.pack_frames import QueryFile  # noqa: E402
+from firstseen.evidence.text_pass import TextPassParams, run_text_pass  # noqa: E402
 from firstseen.search.searcher import Searcher  # noqa: E402
 from firstseen.settings import get_settings  # noqa: E402
-from firstseen.evidence.text_pass import TextPassParams, run_text_pass  # noqa: E402
+from firstseen.storage.catalog import SqlCatalog  # noqa: E402
 
 
 def reversed_clip(footage: Path, out: Path) -> Path:
@@ -77,10 +78,15 @@ def main(argv: list[str] | None = None) -> int:
                 summary = run_text_pass(catalog, reader, TextPassParams(settings.ocr_every_s, settings.ocr_max_side))
             text_pass.append(summary.wall_s)
             with_text.append(walled + summary.wall_s)
-        report["ingest"] = {"without_ocr_s": statistics.median(plain), "with_text_pass_s": statistics.median(with_text),
-                            "text_pass_s": statistics.median(text_pass), "frames_read": summary.frames_read,
-                            "lines": summary.lines, "footage_s": summary.footage_s,
-                            "throughput_ratio": statistics.median(plain) / statistics.median(with_text)}
+        report["ingest"] = {
+            "without_ocr_s": statistics.median(plain),
+            "with_text_pass_s": statistics.median(with_text),
+            "text_pass_s": statistics.median(text_pass),
+            "frames_read": summary.frames_read,
+            "lines": summary.lines,
+            "footage_s": summary.footage_s,
+            "throughput_ratio": statistics.median(plain) / statistics.median(with_text),
+        }
         # -- a search and its pack, interleaved
         clip = reversed_clip(args.footage, work / "reversed-30s.mp4")
         settings = get_settings(data_dir=work / "ocr0")
@@ -92,17 +98,29 @@ def main(argv: list[str] | None = None) -> int:
                 result = searcher.search(clip)
                 searches.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                pack = pack_of_search(searcher.archive, result, QueryFile(clip), query_facts=query_facts(clip),
-                                      descriptor_config=searcher.descriptor.config_id,
-                                      calibration=searcher.calibration, searched_at="bench", text_reader=reader)
-                data = pack.zip_bytes()
+                pack = pack_of_search(
+                    searcher.archive,
+                    result,
+                    QueryFile(clip),
+                    query_facts=query_facts(clip),
+                    descriptor_config=searcher.descriptor.config_id,
+                    calibration=searcher.calibration,
+                    searched_at="bench",
+                    text_reader=reader,
+                )
+                data = pack_zip(pack)
                 packs.append(time.perf_counter() - started)
                 sizes.append(len(data))
         segments = [s for m in result.matches for s in m.segments]
-        report["pack"] = {"segments": len(segments), "reversed_segments": sum(s.reversed for s in segments),
-                          "search_s": statistics.median(searches), "pack_s": statistics.median(packs),
-                          "ratio_to_search": statistics.median(packs) / statistics.median(searches),
-                          "zip_bytes": sizes[-1], "files": len(pack.files())}
+        report["pack"] = {
+            "segments": len(segments),
+            "reversed_segments": sum(s.reversed for s in segments),
+            "search_s": statistics.median(searches),
+            "pack_s": statistics.median(packs),
+            "ratio_to_search": statistics.median(packs) / statistics.median(searches),
+            "zip_bytes": sizes[-1],
+            "files": len(pack_files(pack)),
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(report, indent=2))

@@ -28,14 +28,14 @@ import av
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from firstseen.params import IngestPolicy  # noqa: E402
 from firstseen.descriptors import create_descriptor, descriptor_names, plugin_settings  # noqa: E402
 from firstseen.errors import DescriptorUnavailableError  # noqa: E402
-from firstseen.media.decode import VIDEO_EXTENSIONS, probe, sample_frames# noqa: E402
-from firstseen.settings import get_settings  # noqa: E402
-from firstseen.ops.stats import archive_stats  # noqa: E402
 from firstseen.ingest.progress import LogProgress  # noqa: E402
 from firstseen.ingest.run import run_ingest  # noqa: E402
+from firstseen.media.decode import VIDEO_EXTENSIONS, probe, sample_frames  # noqa: E402
+from firstseen.ops.stats import archive_stats  # noqa: E402
+from firstseen.params import IngestPolicy  # noqa: E402
+from firstseen.settings import get_settings  # noqa: E402
 
 
 def best_of(repeat: int, fn):
@@ -73,13 +73,16 @@ def main() -> None:
     footage_s = sum(probe(p).duration_s for p in files)
     settings = get_settings()
     sscd = plugin_settings("sscd", settings)
-    print(f"{len(files)} files, {footage_s:.1f} s of footage; descriptor {settings.descriptor} "
-          f"({sscd.sscd_variant} @{sscd.sscd_input_size}), {settings.archive_fps} frame/s sampled, "
-          f"{sscd.onnx_threads} inference threads; best of {args.repeat}")
+    print(
+        f"{len(files)} files, {footage_s:.1f} s of footage; descriptor {settings.descriptor} "
+        f"({sscd.sscd_variant} @{sscd.sscd_input_size}), {settings.archive_fps} frame/s sampled, "
+        f"{sscd.onnx_threads} inference threads; best of {args.repeat}"
+    )
 
     decode_s, _ = best_of(args.repeat, lambda: plain_decode(files))
     work = Path(tempfile.mkdtemp(prefix="fs-bench-"))
     try:
+
         def ingest():
             data = work / f"data-{time.monotonic_ns()}"
             s = get_settings(data_dir=data, catalog_url=None)
@@ -94,8 +97,9 @@ def main() -> None:
             s = get_settings(data_dir=data, catalog_url=None)
             from firstseen.archive import DescriptorSpec, open_archive
 
-            open_archive(data, s.resolved_catalog_url(), DescriptorSpec.of(create_descriptor(s.descriptor, s)),
-                         writable=True).close()
+            open_archive(
+                data, s.resolved_catalog_url(), DescriptorSpec.of(create_descriptor(s.descriptor, s)), writable=True
+            ).close()
             start = time.perf_counter()
             run_ingest(s, [], [manifest], progress=_Quiet())
             return time.perf_counter() - start
@@ -107,12 +111,23 @@ def main() -> None:
         from firstseen.ingest.pipeline import describe_videos
 
         descriptor = create_descriptor(settings.descriptor, settings)
-        steady_s, _ = best_of(args.repeat, lambda: list(describe_videos(files, descriptor, IngestPolicy.from_settings(settings), fps=settings.archive_fps)))
+        steady_s, _ = best_of(
+            args.repeat,
+            lambda: list(
+                describe_videos(files, descriptor, IngestPolicy.from_settings(settings), fps=settings.archive_fps)
+            ),
+        )
 
-        frames = [f.rgb for p in files for f in sample_frames(p, fps=settings.archive_fps, max_side=settings.decode_max_side)]
+        frames = [
+            f.rgb for p in files for f in sample_frames(p, fps=settings.archive_fps, max_side=settings.decode_max_side)
+        ]
         rates = {}
         for name in descriptor_names():
-            variants = [("distilled", {"sscd_variant": "distilled"}), ("full", {"sscd_variant": "full"})] if name == "sscd" else [("", {})]
+            variants = (
+                [("distilled", {"sscd_variant": "distilled"}), ("full", {"sscd_variant": "full"})]
+                if name == "sscd"
+                else [("", {})]
+            )
             for label, overrides in variants:
                 try:
                     d = create_descriptor(name, get_settings(**overrides))
@@ -120,16 +135,28 @@ def main() -> None:
                     rates[f"{name} {label}".strip()] = f"unavailable: {exc}"
                     continue
                 d.describe(frames[:8])
-                t, _ = best_of(args.repeat, lambda: d.describe(frames))
+                t, _ = best_of(args.repeat, lambda d=d: d.describe(frames))
                 rates[f"{name} {label}".strip()] = round(len(frames) / t, 1)
 
         # The child reports its own peak (VmHWM): ru_maxrss, of the child or of children, would
         # also count the forked copy of this (large) process, which Linux carries across exec.
         child = subprocess.run(
-            [sys.executable, "-c", "import re, sys; from cli.main import main; code = main(sys.argv[1:]); "
-             "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); sys.exit(code)",
-             "ingest", "--manifest", str(manifest), "--data-dir", str(work / "rss")],
-            check=True, capture_output=True, text=True, cwd=REPO)
+            [
+                sys.executable,
+                "-c",
+                "import re, sys; from cli.main import main; code = main(sys.argv[1:]); "
+                "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); sys.exit(code)",
+                "ingest",
+                "--manifest",
+                str(manifest),
+                "--data-dir",
+                str(work / "rss"),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
         peak_rss_mb = int(child.stdout.strip().splitlines()[-1]) / 1024
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -152,13 +179,21 @@ def main() -> None:
         "ingest_peak_rss_mb": round(peak_rss_mb, 1),
     }
     print(f"plain decode            {figures['plain_decode_x_realtime']:8.1f}x realtime")
-    print(f"ingest (default)        {figures['ingest_x_realtime']:8.1f}x realtime   = {figures['ingest_vs_plain_decode']:.2f} of plain decode")
-    print(f"ingest, existing archive{figures['ingest_nightly_x_realtime']:8.1f}x realtime   = {figures['ingest_nightly_vs_plain_decode']:.2f} of plain decode")
-    print(f"ingest, steady state    {figures['ingest_steady_x_realtime']:8.1f}x realtime   = {figures['ingest_steady_vs_plain_decode']:.2f} of plain decode")
+    print(
+        f"ingest (default)        {figures['ingest_x_realtime']:8.1f}x realtime   = {figures['ingest_vs_plain_decode']:.2f} of plain decode"
+    )
+    print(
+        f"ingest, existing archive{figures['ingest_nightly_x_realtime']:8.1f}x realtime   = {figures['ingest_nightly_vs_plain_decode']:.2f} of plain decode"
+    )
+    print(
+        f"ingest, steady state    {figures['ingest_steady_x_realtime']:8.1f}x realtime   = {figures['ingest_steady_vs_plain_decode']:.2f} of plain decode"
+    )
     for name, rate in rates.items():
         print(f"descriptor {name:13} {rate if isinstance(rate, str) else f'{rate:8.1f} frames/s'}")
-    print(f"index + catalog         {figures['index_plus_catalog_bytes_per_footage_hour'] / 1e6:8.2f} MB per footage hour "
-          f"({figures['frames_per_footage_hour']} frames/h)")
+    print(
+        f"index + catalog         {figures['index_plus_catalog_bytes_per_footage_hour'] / 1e6:8.2f} MB per footage hour "
+        f"({figures['frames_per_footage_hour']} frames/h)"
+    )
     print(f"raw vectors (rebuilds)  {figures['raw_vectors_bytes_per_footage_hour'] / 1e6:8.2f} MB per footage hour")
     print(f"ingest peak RSS         {figures['ingest_peak_rss_mb']:8.1f} MB")
     if args.json:

@@ -58,9 +58,11 @@ def main() -> None:
     flat = VectorIndex("bench", DIM, "inner_product")
     flat.add(np.arange(args.flat), unit_rows(rng, args.flat))
     scan, blas = both_ways(lambda: flat.search(queries, 10))
-    print(f"exact flat, {args.flat:,} vectors, {args.queries} queries: per-vector scan {scan:.1f} ms, "
-          f"BLAS {blas:.1f} ms ({scan / blas:.1f}x)")
-    del flat
+    print(
+        f"exact flat, {args.flat:,} vectors, {args.queries} queries: per-vector scan {scan:.1f} ms, "
+        f"BLAS {blas:.1f} ms ({scan / blas:.1f}x)"
+    )
+    flat = None  # frees the exact index before the IVF is built
     plan = IvfPlan.for_size(args.vectors)
     # Random unit centroids stand in for k-means ones (which on SSCD-like descriptors are
     # nearly as spread): FAISS skips k-means when the quantizer already holds nlist of them.
@@ -79,8 +81,10 @@ def main() -> None:
     for nprobe in (8, plan.nprobe, 32):
         ivf.set_nprobe(nprobe)
         scan, blas = both_ways(lambda: ivf.search(queries, 10))
-        print(f"  nprobe {nprobe:>2}: {args.queries}-query search, per-vector scan {scan:.1f} ms, "
-              f"BLAS {blas:.1f} ms ({scan / blas:.1f}x)")
+        print(
+            f"  nprobe {nprobe:>2}: {args.queries}-query search, per-vector scan {scan:.1f} ms, "
+            f"BLAS {blas:.1f} ms ({scan / blas:.1f}x)"
+        )
 
 
 if __name__ == "__main__":

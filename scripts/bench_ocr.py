@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from text_frames import TEXTS, available, character_accuracy, draw_text_frame  # noqa: E402
 
-from firstseen.media.decode import probe# noqa: E402
-from firstseen.media.frames import frame_at# noqa: E402
 from firstseen.evidence.onscreen_text import TesseractReader  # noqa: E402
+from firstseen.media.decode import probe  # noqa: E402
+from firstseen.media.frames import frame_at  # noqa: E402
 
 OWN_LANGUAGE = {"latin": ("eng",), "cyrillic": ("rus",), "hangul": ("kor",), "dates": ("eng",)}
 
@@ -42,8 +42,9 @@ def backgrounds(footage: Path, count: int, rng: np.random.Generator) -> list[np.
         t = float(rng.uniform(0.0, max(0.1, probe(video).duration_s - 0.5)))
         rgb = frame_at(video, t, max_side=960).rgb
         # a broadcast frame: small archive footage is shown enlarged, so its text is drawn at broadcast size
-        frames.append(np.asarray(Image.fromarray(rgb).resize((960, round(960 * rgb.shape[0] / rgb.shape[1])),
-                                                             Image.BILINEAR)))
+        frames.append(
+            np.asarray(Image.fromarray(rgb).resize((960, round(960 * rgb.shape[0] / rgb.shape[1])), Image.BILINEAR))
+        )
     return frames
 
 
@@ -73,8 +74,12 @@ def measure(reader, frames) -> dict:
         accuracy.append(best)
         exact += best == 1.0
     elapsed = time.perf_counter() - started
-    return {"char_accuracy": round(statistics.fmean(accuracy), 3), "exact_lines": round(exact / len(frames), 3),
-            "frames_per_s": round(len(frames) / elapsed, 2), "frames": len(frames)}
+    return {
+        "char_accuracy": round(statistics.fmean(accuracy), 3),
+        "exact_lines": round(exact / len(frames), 3),
+        "frames_per_s": round(len(frames) / elapsed, 2),
+        "frames": len(frames),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     scripts = [s for s in TEXTS if available(s)]
     pictures = backgrounds(args.footage, args.per_script, rng)
-    frames = {s: [draw_text_frame(pictures[k], s, TEXTS[s][k % len(TEXTS[s])], rng) for k in range(args.per_script)]
-              for s in scripts}
+    frames = {
+        s: [draw_text_frame(pictures[k], s, TEXTS[s][k % len(TEXTS[s])], rng) for k in range(args.per_script)]
+        for s in scripts
+    }
     report: dict = {"scripts_without_fonts": [s for s in TEXTS if s not in scripts]}
     with TesseractReader() as reader:
         report["tesseract eng+rus+kor"] = {s: measure(reader, frames[s]) for s in scripts}
@@ -105,8 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     print("| reader | " + " | ".join(scripts) + " |\n|---|" + "---|" * len(scripts))
     for name, rows in report.items():
         if isinstance(rows, dict) and rows and all(isinstance(v, dict) for v in rows.values()):
-            print(f"| {name} | " + " | ".join(f"{rows[s]['char_accuracy']:.3f} ({rows[s]['exact_lines']:.2f} exact, "
-                                              f"{rows[s]['frames_per_s']:.1f} fps)" for s in scripts) + " |")
+            print(
+                f"| {name} | "
+                + " | ".join(
+                    f"{rows[s]['char_accuracy']:.3f} ({rows[s]['exact_lines']:.2f} exact, "
+                    f"{rows[s]['frames_per_s']:.1f} fps)"
+                    for s in scripts
+                )
+                + " |"
+            )
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=2))
     return 0

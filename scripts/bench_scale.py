@@ -41,18 +41,29 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def synthetic_chunk(seed: int, n: int, dim: int = DIM, video_frames: float = 300, shot_frames: float = 8,
-                    shot_spread: float = 0.8, frame_jitter: float = 0.25) -> np.ndarray:
+def synthetic_chunk(
+    seed: int,
+    n: int,
+    dim: int = DIM,
+    video_frames: float = 300,
+    shot_frames: float = 8,
+    shot_spread: float = 0.8,
+    frame_jitter: float = 0.25,
+) -> np.ndarray:
     """n frame descriptors of about n/video_frames videos, fp16-rounded as the archive stores them."""
     rng = np.random.default_rng(seed)
-    video = np.repeat(np.arange(int(3 * n / video_frames) + 10), rng.geometric(1 / video_frames, size=int(3 * n / video_frames) + 10))[:n]
+    video = np.repeat(
+        np.arange(int(3 * n / video_frames) + 10), rng.geometric(1 / video_frames, size=int(3 * n / video_frames) + 10)
+    )[:n]
     shot_len = rng.geometric(1 / shot_frames, size=int(3 * n / shot_frames) + 10)
     shot = np.repeat(np.arange(len(shot_len)), shot_len)[:n]
     shot = np.cumsum(np.r_[0, (np.diff(shot) != 0) | (np.diff(video) != 0)])  # a cut at every video start
     shot_video = np.zeros(shot[-1] + 1, dtype=np.int64)
     shot_video[shot] = video
     centres = unit(rng.standard_normal((video[-1] + 1, dim), dtype=np.float32))
-    shots = unit(centres[shot_video] + shot_spread * unit(rng.standard_normal((len(shot_video), dim), dtype=np.float32)))
+    shots = unit(
+        centres[shot_video] + shot_spread * unit(rng.standard_normal((len(shot_video), dim), dtype=np.float32))
+    )
     frames = unit(shots[shot] + frame_jitter * unit(rng.standard_normal((n, dim), dtype=np.float32)))
     return frames.astype(np.float16).astype(np.float32)
 
@@ -63,9 +74,11 @@ def spread_stats(frames: np.ndarray, video_of: np.ndarray | None = None) -> dict
     cons = np.sum(frames[1:] * frames[:-1], axis=1)
     sample = frames[np.random.default_rng(0).choice(len(frames), min(len(frames), 2000), replace=False)]
     sims = sample @ frames.T
-    return {"consecutive_cos_p10_p50": np.percentile(cons, [10, 50]).round(3).tolist(),
-            "unrelated_cos_std": round(float(np.std(sims[sims < 0.5])), 4),
-            "dim_uniform_std": round(1 / np.sqrt(frames.shape[1]), 4)}
+    return {
+        "consecutive_cos_p10_p50": np.percentile(cons, [10, 50]).round(3).tolist(),
+        "unrelated_cos_std": round(float(np.std(sims[sims < 0.5])), 4),
+        "dim_uniform_std": round(1 / np.sqrt(frames.shape[1]), 4),
+    }
 
 
 def real_stats(data_dir: Path) -> dict:
@@ -76,10 +89,13 @@ def real_stats(data_dir: Path) -> dict:
     owner = np.concatenate([[i] * len(v) for i, v in enumerate(frames)])
     sims = allv @ allv.T
     other = owner[:, None] != owner[None, :]
-    return {"videos": len(files), "frames": len(allv),
-            "consecutive_cos_p10_p50": np.percentile(cons, [10, 50]).round(3).tolist(),
-            "unrelated_cos_std": round(float(np.std(sims[other])), 4),
-            "dim_uniform_std": round(1 / np.sqrt(allv.shape[1]), 4)}
+    return {
+        "videos": len(files),
+        "frames": len(allv),
+        "consecutive_cos_p10_p50": np.percentile(cons, [10, 50]).round(3).tolist(),
+        "unrelated_cos_std": round(float(np.std(sims[other])), 4),
+        "dim_uniform_std": round(1 / np.sqrt(allv.shape[1]), 4),
+    }
 
 
 class RunningTopK:
@@ -164,8 +180,12 @@ def bench_size(n: int, n_queries: int, nprobes: list[int], seed: int, repeats: i
         samples.append(frames[rng.choice(size, min(size, per_chunk), replace=False)])
         if flat is not None:
             flat.add(np.arange(start, start + size, dtype=np.int64), frames)
-        print(f"  pass 1 {start + size:>11,} vectors: generated {gen_s:.0f} s, exact scans {exact_copy.seconds:.0f} s, "
-              f"peak RSS {rss_mb():.0f} MB", file=sys.stderr, flush=True)
+        print(
+            f"  pass 1 {start + size:>11,} vectors: generated {gen_s:.0f} s, exact scans {exact_copy.seconds:.0f} s, "
+            f"peak RSS {rss_mb():.0f} MB",
+            file=sys.stderr,
+            flush=True,
+        )
     started = time.perf_counter()
     ivf = VectorIndex.train_ivf("bench", DIM, "inner_product", plan, np.concatenate(samples)[: plan.training_vectors])
     train_s = time.perf_counter() - started
@@ -176,15 +196,25 @@ def bench_size(n: int, n_queries: int, nprobes: list[int], seed: int, repeats: i
         started = time.perf_counter()
         ivf.add(np.arange(start, start + size, dtype=np.int64), frames)
         add_s += time.perf_counter() - started
-        print(f"  pass 2 {start + size:>11,} vectors: IVF train {train_s:.0f} s + add {add_s:.0f} s, "
-              f"peak RSS {rss_mb():.0f} MB", file=sys.stderr, flush=True)
-    result = {"vectors": n, "queries": n_queries, "nlist": plan.nlist, "training_vectors": plan.training_vectors,
-              "rebuild_s": round(train_s + add_s, 1),
-              "train_s": round(train_s, 1), "add_s": round(add_s, 1),
-              "exact_scan_ms": round(1000 * exact_copy.seconds, 1),
-              "exact_bytes_per_vector": DIM * 4,
-              "ivf_bytes_per_vector": round(len(ivf.serialize()) / n, 1),
-              "peak_rss_mb": round(rss_mb())}
+        print(
+            f"  pass 2 {start + size:>11,} vectors: IVF train {train_s:.0f} s + add {add_s:.0f} s, "
+            f"peak RSS {rss_mb():.0f} MB",
+            file=sys.stderr,
+            flush=True,
+        )
+    result = {
+        "vectors": n,
+        "queries": n_queries,
+        "nlist": plan.nlist,
+        "training_vectors": plan.training_vectors,
+        "rebuild_s": round(train_s + add_s, 1),
+        "train_s": round(train_s, 1),
+        "add_s": round(add_s, 1),
+        "exact_scan_ms": round(1000 * exact_copy.seconds, 1),
+        "exact_bytes_per_vector": DIM * 4,
+        "ivf_bytes_per_vector": round(len(ivf.serialize()) / n, 1),
+        "peak_rss_mb": round(rss_mb()),
+    }
     truth = exact_copy.ids[:, :K]
     if flat is not None:
         result["exact_ms"] = round(median_ms(lambda: flat.search(copies, K), max(1, repeats // 2)), 1)
@@ -196,12 +226,17 @@ def bench_size(n: int, n_queries: int, nprobes: list[int], seed: int, repeats: i
         ivf.set_nprobe(nprobe)
         ms = median_ms(lambda: ivf.search(copies, K), repeats)
         found = ivf.search(copies, K)[1]
-        sweeps.append({"nprobe": nprobe, "ms": round(ms, 1),
-                       "recall_at_10": round(recall_at_k(found, truth), 4),
-                       "recall_at_10_tie_aware": round(tie_aware_recall(found, exact_copy), 4),
-                       "recall_at_10_cos_ge_0.8": round(recall_at_k(found[close], truth[close]), 4),
-                       "recall_at_10_cos_lt_0.8": round(recall_at_k(found[~close], truth[~close]), 4),
-                       "recall_at_10_unrelated": round(recall_at_k(ivf.search(unrelated, K)[1], exact_unrelated.ids), 4)})
+        sweeps.append(
+            {
+                "nprobe": nprobe,
+                "ms": round(ms, 1),
+                "recall_at_10": round(recall_at_k(found, truth), 4),
+                "recall_at_10_tie_aware": round(tie_aware_recall(found, exact_copy), 4),
+                "recall_at_10_cos_ge_0.8": round(recall_at_k(found[close], truth[close]), 4),
+                "recall_at_10_cos_lt_0.8": round(recall_at_k(found[~close], truth[~close]), 4),
+                "recall_at_10_unrelated": round(recall_at_k(ivf.search(unrelated, K)[1], exact_unrelated.ids), 4),
+            }
+        )
     result["ivf"] = sweeps
     result["default_nprobe"] = plan.nprobe
     return result
@@ -233,19 +268,26 @@ def main() -> None:
 
 
 def format_table(sizes: list[dict]) -> str:
-    lines = ["| vectors | index | 120-query search | recall@10 (copies) | tie-aware | light edits (cos >= 0.8) | "
-             "heavy edits | unrelated | bytes/vector | build |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| vectors | index | 120-query search | recall@10 (copies) | tie-aware | light edits (cos >= 0.8) | "
+        "heavy edits | unrelated | bytes/vector | build |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in sizes:
         exact = r.get("exact_ms", r["exact_scan_ms"])
         how = "flat index" if "exact_ms" in r else "chunked scan"
-        lines.append(f"| {r['vectors']:,} | exact ({how}) | {exact:.0f} ms | 1 | 1 | 1 | 1 | 1 | {r['exact_bytes_per_vector']} | - |")
+        lines.append(
+            f"| {r['vectors']:,} | exact ({how}) | {exact:.0f} ms | 1 | 1 | 1 | 1 | 1 | {r['exact_bytes_per_vector']} | - |"
+        )
         for s in r["ivf"]:
             mark = " (default)" if s["nprobe"] == r["default_nprobe"] else ""
-            lines.append(f"| {r['vectors']:,} | IVF{r['nlist']} SQ8, nprobe {s['nprobe']}{mark} | {s['ms']:.1f} ms "
-                         f"({exact / s['ms']:.0f}x faster) | {s['recall_at_10']:.3f} | {s['recall_at_10_tie_aware']:.3f} "
-                         f"| {s['recall_at_10_cos_ge_0.8']:.3f} "
-                         f"| {s['recall_at_10_cos_lt_0.8']:.3f} | {s['recall_at_10_unrelated']:.3f} "
-                         f"| {r['ivf_bytes_per_vector']:.0f} | {r['rebuild_s']:.0f} s |")
+            lines.append(
+                f"| {r['vectors']:,} | IVF{r['nlist']} SQ8, nprobe {s['nprobe']}{mark} | {s['ms']:.1f} ms "
+                f"({exact / s['ms']:.0f}x faster) | {s['recall_at_10']:.3f} | {s['recall_at_10_tie_aware']:.3f} "
+                f"| {s['recall_at_10_cos_ge_0.8']:.3f} "
+                f"| {s['recall_at_10_cos_lt_0.8']:.3f} | {s['recall_at_10_unrelated']:.3f} "
+                f"| {r['ivf_bytes_per_vector']:.0f} | {r['rebuild_s']:.0f} s |"
+            )
     return "\n".join(lines)
 
 

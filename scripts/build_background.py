@@ -24,8 +24,8 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import image_pool  # noqa: E402
 
-from firstseen.search.background import background_dir, save_background  # noqa: E402
 from firstseen.descriptors import create_descriptor  # noqa: E402
+from firstseen.search.background import background_dir, save_background  # noqa: E402
 from firstseen.settings import get_settings  # noqa: E402
 
 VIEWS_PER_IMAGE = 5
@@ -63,8 +63,23 @@ def generated_frames(rng: np.random.Generator, count: int) -> list[np.ndarray]:
     cards and slates, lower thirds, flat walls."""
     w, h = 640, 360
     font = ImageFont.load_default
-    words = ("NEWS", "LIVE", "BREAKING", "WEATHER", "SPORT", "REPORT", "SUMMIT", "UPDATE", "CHANNEL", "WORLD",
-             "Coming up", "Stay with us", "Special edition", "Press conference", "End of programme")
+    words = (
+        "NEWS",
+        "LIVE",
+        "BREAKING",
+        "WEATHER",
+        "SPORT",
+        "REPORT",
+        "SUMMIT",
+        "UPDATE",
+        "CHANNEL",
+        "WORLD",
+        "Coming up",
+        "Stay with us",
+        "Special edition",
+        "Press conference",
+        "End of programme",
+    )
     frames: list[np.ndarray] = []
     for k in range(count):
         kind = k % 7
@@ -86,8 +101,12 @@ def generated_frames(rng: np.random.Generator, count: int) -> list[np.ndarray]:
         elif kind in (3, 4):  # text card / slate
             for line in range(int(rng.integers(1, 4))):
                 text = " ".join(rng.choice(words, size=int(rng.integers(1, 4))))
-                draw.text((int(rng.integers(10, 200)), 60 + 80 * line), text, fill=_colour(rng),
-                          font=font(size=int(rng.integers(20, 56))))
+                draw.text(
+                    (int(rng.integers(10, 200)), 60 + 80 * line),
+                    text,
+                    fill=_colour(rng),
+                    font=font(size=int(rng.integers(20, 56))),
+                )
         elif kind == 5:  # lower third over a flat or graded background
             y = int(rng.integers(h // 2, h - 60))
             draw.rectangle([0, y, w, y + int(rng.integers(30, 70))], fill=_colour(rng))
@@ -122,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.images:
-        images = images[:args.images]
+        images = images[: args.images]
     rng = np.random.default_rng(SEED)
     chunks: list[np.ndarray] = []
     batch: list[np.ndarray] = []
@@ -134,13 +153,21 @@ def main(argv: list[str] | None = None) -> int:
             batch = []
     batch += generated_frames(rng, args.generated)
     for start in range(0, len(batch), 256):
-        chunks.append(descriptor.describe(batch[start:start + 256]))
+        chunks.append(descriptor.describe(batch[start : start + 256]))
     vectors = np.concatenate(chunks)
-    info = {"pictures": len(images), "views_per_picture": VIEWS_PER_IMAGE, "generated": args.generated,
-            "packages": image_pool.POOLS["background"], "seed": SEED, "side": SIDE}
+    info = {
+        "pictures": len(images),
+        "views_per_picture": VIEWS_PER_IMAGE,
+        "generated": args.generated,
+        "packages": image_pool.POOLS["background"],
+        "seed": SEED,
+        "side": SIDE,
+    }
     path = save_background(settings.background_dir, descriptor.config_id, vectors, info)
-    print(f"background: {len(vectors)} descriptors ({len(images)} pictures x {VIEWS_PER_IMAGE} views + "
-          f"{args.generated} generated) for {descriptor.config_id} in {time.perf_counter() - started:.0f} s -> {path}")
+    print(
+        f"background: {len(vectors)} descriptors ({len(images)} pictures x {VIEWS_PER_IMAGE} views + "
+        f"{args.generated} generated) for {descriptor.config_id} in {time.perf_counter() - started:.0f} s -> {path}"
+    )
     return 0
 
 

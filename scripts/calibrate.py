@@ -30,22 +30,26 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+import evalkit
 import numpy as np
 from tqdm import tqdm
 
-import evalkit
-from firstseen.params import QueryParams  # noqa: E402
 from firstseen.archive import DescriptorSpec, open_archive
+from firstseen.descriptors import create_descriptor
+from firstseen.params import QueryParams  # noqa: E402
 from firstseen.search.background import Background, background_dir, load_background, vectors_sha256
 from firstseen.search.calibration import Calibration, evidence_features, fit_logistic, save_calibration
-from firstseen.descriptors import create_descriptor
 from firstseen.search.candidates import VerifyPolicy, align_candidates, confirm_candidate, scored_segment
 from firstseen.search.partial_frame import match_in_windows
-from firstseen.search.still_moment import match_still_moment, searchable_as_still
 from firstseen.search.query import describe_query
+from firstseen.search.still_moment import match_still_moment, searchable_as_still
 
-VARIANTS = {"full": (True, True), "no_normalisation": (False, True), "no_verification": (True, False),
-            "neither": (False, False)}
+VARIANTS = {
+    "full": (True, True),
+    "no_normalisation": (False, True),
+    "no_verification": (True, False),
+    "neither": (False, False),
+}
 
 
 def choose_ridge(features: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0) -> float:
@@ -73,8 +77,19 @@ def fit(rows: list[tuple[float, int]], labels: list[int], config_id: str, floor:
     return Calibration(config_id, floor, bias, float(w_sim), float(w_frames), 0.5, measured={"ridge_l2": l2})
 
 
-def calibrate_variant(name: str, archive, described, queries, names, copies, background: Background | None,
-                      verify: VerifyPolicy | None, config_id: str, settings, args) -> tuple[Calibration, dict]:
+def calibrate_variant(
+    name: str,
+    archive,
+    described,
+    queries,
+    names,
+    copies,
+    background: Background | None,
+    verify: VerifyPolicy | None,
+    config_id: str,
+    settings,
+    args,
+) -> tuple[Calibration, dict]:
     k = args.background_k
     negative_best = []
     for q, vectors in described:
@@ -83,16 +98,25 @@ def calibrate_variant(name: str, archive, described, queries, names, copies, bac
             if not usable.any():
                 continue
             offset = background.kth_similarity(vectors.vectors[usable], k) if background else 0.0
-            best = np.array([row[0].score if row else -1.0 for row in archive.search_frames(vectors.vectors[usable], 1)])
+            best = np.array(
+                [row[0].score if row else -1.0 for row in archive.search_frames(vectors.vectors[usable], 1)]
+            )
             negative_best += list(best - offset)
     floor = float(np.percentile(negative_best, args.floor_percentile))
     segments = []  # (query index, video id, aligned, segment, label)
-    for index, (q, vectors) in enumerate(tqdm(described, desc=f"aligning ({name})", file=sys.stderr,
-                                              disable=not sys.stderr.isatty())):
+    for index, (q, vectors) in enumerate(
+        tqdm(described, desc=f"aligning ({name})", file=sys.stderr, disable=not sys.stderr.isatty())
+    ):
         truth_sources = {t.source for t in q.truth}
-        for aligned in align_candidates(archive, vectors, similarity_floor=floor, neighbours=settings.search_neighbours,
-                                        candidates=settings.search_candidates, background=background,
-                                        background_k=k):
+        for aligned in align_candidates(
+            archive,
+            vectors,
+            similarity_floor=floor,
+            neighbours=settings.search_neighbours,
+            candidates=settings.search_candidates,
+            background=background,
+            background_k=k,
+        ):
             holds = evalkit.holds_footage(names[aligned.video_id], truth_sources, copies)
             if holds and aligned.segments:
                 best = max(aligned.segments, key=lambda s: s.frames * s.similarity)
@@ -110,11 +134,12 @@ def calibrate_variant(name: str, archive, described, queries, names, copies, bac
         for n, (index, aligned, segment, _) in enumerate(segments):
             scored = scored_segment(segment, described[index][1], model)
             verified[n] = scored.score >= 0.5 and bool(
-                confirm_candidate(archive, described[index][1], aligned, [scored], verify))
+                confirm_candidate(archive, described[index][1], aligned, [scored], verify)
+            )
     scores = np.array([model.score(s.similarity, s.frames) for _, _, s, _ in segments])
     negative_ids = [i for i, (q, _) in enumerate(described) if not q.truth]
     best_negative = {i: 0.0 for i in negative_ids}
-    for (index, _, _, label), score, ok in zip(segments, scores, verified):
+    for (index, _, _, _label), score, ok in zip(segments, scores, verified):
         if index in best_negative and ok:
             best_negative[index] = max(best_negative[index], score)
     window_matches = still_matches = 0
@@ -123,14 +148,16 @@ def calibrate_variant(name: str, archive, described, queries, names, copies, bac
         for index in (i for i, best in best_negative.items() if best == 0.0 and described[i][1].usable.any()):
             query = described[index][1]
             if searchable_as_still(query, verify):
-                found = match_still_moment(archive, query, searched, verify, neighbours=settings.search_neighbours,
-                                           background=background)
+                found = match_still_moment(
+                    archive, query, searched, verify, neighbours=settings.search_neighbours, background=background
+                )
                 if found:
                     still_matches += 1
                     best_negative[index] = max(m.score for m in found)
                     continue
-            found, _ = match_in_windows(archive, query, searched, verify,
-                                        neighbours=settings.search_neighbours, background=background)
+            found, _ = match_in_windows(
+                archive, query, searched, verify, neighbours=settings.search_neighbours, background=background
+            )
             if found:
                 window_matches += 1
                 best_negative[index] = max(m.score for m in found)
@@ -157,9 +184,16 @@ def calibrate_variant(name: str, archive, described, queries, names, copies, bac
         "negative_fmr_at_threshold": round(float(np.mean(negative_scores >= threshold)), 4),
     }  # fmt: skip
     calibration = Calibration(
-        config_id, round(floor, 4), round(model.bias, 4), round(model.weight_similarity, 4),
-        round(model.weight_log_frames, 4), threshold, measured=measured,
-        background_sha256=background.sha256 if background else None, background_k=k)
+        config_id,
+        round(floor, 4),
+        round(model.bias, 4),
+        round(model.weight_similarity, 4),
+        round(model.weight_log_frames, 4),
+        threshold,
+        measured=measured,
+        background_sha256=background.sha256 if background else None,
+        background_k=k,
+    )
     return calibration, measured
 
 
@@ -175,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--background-k", type=int, default=10)
     parser.add_argument("--output", type=Path, default=None, help="calibration file (default: the package's)")
     parser.add_argument("--ablation", type=Path, default=None, help="also write each variant's calibration here")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="which variants to fit (full is the shipped one)")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help="which variants to fit (full is the shipped one)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
@@ -191,30 +227,47 @@ def main(argv: list[str] | None = None) -> int:
     names = {vid: name for name, vid in evalkit.video_ids_by_name(settings).items()}
     negatives = evalkit.negative_sources(side, args.footage, args.negative_sources, args.work / "unrelated", args.seed)
     queries = evalkit.make_queries(sources, args.work / "queries", seed=args.seed, negatives=negatives)
-    print(f"{len(queries)} queries ({sum(1 for q in queries if not q.truth)} negative from {len(negatives)} sources), "
-          f"{len(distractors)} distractors", file=sys.stderr)
+    print(
+        f"{len(queries)} queries ({sum(1 for q in queries if not q.truth)} negative from {len(negatives)} sources), "
+        f"{len(distractors)} distractors",
+        file=sys.stderr,
+    )
 
     verify = VerifyPolicy.from_settings(settings, descriptor.describe)
     with open_archive(settings.data_dir, settings.resolved_catalog_url(), DescriptorSpec.of(descriptor)) as archive:
-        described = [(q, describe_query(q.path, descriptor, QueryParams.from_settings(settings)))
-                     for q in tqdm(queries, desc="describing", file=sys.stderr, disable=not sys.stderr.isatty())]
+        described = [
+            (q, describe_query(q.path, descriptor, QueryParams.from_settings(settings)))
+            for q in tqdm(queries, desc="describing", file=sys.stderr, disable=not sys.stderr.isatty())
+        ]
         wanted = set(args.variants.split(","))
         for name, (normalise, verified) in VARIANTS.items():
             if name not in wanted or name != "full" and args.ablation is None:
                 continue
-            calibration, measured = calibrate_variant(name, archive, described, queries, names, copies,
-                                                      background if normalise else None,
-                                                      verify if verified else None, descriptor.config_id,
-                                                      settings, args)
+            calibration, measured = calibrate_variant(
+                name,
+                archive,
+                described,
+                queries,
+                names,
+                copies,
+                background if normalise else None,
+                verify if verified else None,
+                descriptor.config_id,
+                settings,
+                args,
+            )
             if name == "full":
                 save_calibration(calibration, args.output)
             if args.ablation is not None:
                 args.ablation.mkdir(parents=True, exist_ok=True)
                 save_calibration(calibration, args.ablation / f"{name}.json")
-            print(f"{name}: floor {calibration.similarity_floor}, logistic {calibration.bias:+.2f} "
-                  f"{calibration.weight_similarity:+.2f}*sim {calibration.weight_log_frames:+.2f}*log(frames), "
-                  f"threshold {calibration.threshold}; true segments kept {measured['true_recall_at_threshold']:.3f}, "
-                  f"negative queries matched {measured['negative_fmr_at_threshold']:.4f}", file=sys.stderr)
+            print(
+                f"{name}: floor {calibration.similarity_floor}, logistic {calibration.bias:+.2f} "
+                f"{calibration.weight_similarity:+.2f}*sim {calibration.weight_log_frames:+.2f}*log(frames), "
+                f"threshold {calibration.threshold}; true segments kept {measured['true_recall_at_threshold']:.3f}, "
+                f"negative queries matched {measured['negative_fmr_at_threshold']:.4f}",
+                file=sys.stderr,
+            )
     print(f"calibrated in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0
 

@@ -25,10 +25,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 import evalkit
+import numpy as np
 from edits import make_query
+
 from firstseen.params import QueryParams  # noqa: E402
 from firstseen.storage.catalog import SqlCatalog
 
@@ -68,8 +68,13 @@ def negative_kind(query) -> str:
 def score_outcome(outcome, names, holds, published) -> dict:
     q, result = outcome.query, outcome.result
     truth_sources = {t.source for t in q.truth}
-    row = {"edit": q.edit, "file": q.path.name, "seconds": outcome.seconds, "verdict": result.verdict,
-           "reason": result.reason}
+    row = {
+        "edit": q.edit,
+        "file": q.path.name,
+        "seconds": outcome.seconds,
+        "verdict": result.verdict,
+        "reason": result.reason,
+    }
     if not q.truth:
         row["false_match"] = result.verdict == "match"
         row["negative_kind"] = negative_kind(q)
@@ -84,7 +89,9 @@ def score_outcome(outcome, names, holds, published) -> dict:
     found = next((m for m in matches if names[m.video_id] == truth.source), None)
     segment = None
     if found is not None:
-        overlapping = [s for s in found.segments if min(s.query_end, truth.query_end) >= max(s.query_start, truth.query_start)]
+        overlapping = [
+            s for s in found.segments if min(s.query_end, truth.query_end) >= max(s.query_start, truth.query_start)
+        ]
         segment = max(overlapping or found.segments, key=lambda s: s.score)
     row["segment_found"] = segment is not None
     row["truth_reversed"], row["truth_mirrored"] = truth.reversed, truth.mirrored
@@ -130,9 +137,11 @@ def table(rows: list[dict]) -> str:
     by_edit: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_edit[r["edit"]].append(r)
-    lines = ["| edit | n | top-1 | earliest | IoU (mean) | loc. ok | reversed ok | mirrored ok | speed err (median) "
-             "| region IoU (median) | query s (median) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| edit | n | top-1 | earliest | IoU (mean) | loc. ok | reversed ok | mirrored ok | speed err (median) "
+        "| region IoU (median) | query s (median) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for edit, group in by_edit.items():
         if edit.startswith("negative:"):
             continue
@@ -142,11 +151,13 @@ def table(rows: list[dict]) -> str:
         mir = [r.get("pred_mirrored", False) == r["truth_mirrored"] for r in group]
         speed = [r["speed_error"] for r in group if "speed_error" in r]
         regions = [r["region_iou"] for r in group if "region_iou" in r]
-        lines.append(f"| {edit} | {len(group)} | {_mean(r['top1'] for r in group)} | {_mean(r['earliest'] for r in group)} "
-                     f"| {_mean(ious)} | {_mean(locs) if locs else _mean(i >= 0.5 for i in ious)} | {_mean(rev)} | {_mean(mir)} "
-                     f"| {f'{statistics.median(speed):.3f}' if speed else '-'} "
-                     f"| {f'{statistics.median(regions):.2f}' if regions else '-'} "
-                     f"| {statistics.median(r['seconds'] for r in group):.2f} |")
+        lines.append(
+            f"| {edit} | {len(group)} | {_mean(r['top1'] for r in group)} | {_mean(r['earliest'] for r in group)} "
+            f"| {_mean(ious)} | {_mean(locs) if locs else _mean(i >= 0.5 for i in ious)} | {_mean(rev)} | {_mean(mir)} "
+            f"| {f'{statistics.median(speed):.3f}' if speed else '-'} "
+            f"| {f'{statistics.median(regions):.2f}' if regions else '-'} "
+            f"| {statistics.median(r['seconds'] for r in group):.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -166,10 +177,14 @@ def negatives_table(rows: list[dict]) -> str:
         for name in sorted(groups):
             group = groups[name]
             little = sum(r["reason"] == "too_little_picture" for r in group)
-            lines.append(f"| {label}: {name.removeprefix('negative:')} | {len(group)} | {rate(group, 'false_match')} "
-                         f"| {little} |")
-    lines.append(f"| **all** | {len(negatives)} | {rate(negatives, 'false_match')} "
-                 f"| {sum(r['reason'] == 'too_little_picture' for r in negatives)} |")
+            lines.append(
+                f"| {label}: {name.removeprefix('negative:')} | {len(group)} | {rate(group, 'false_match')} "
+                f"| {little} |"
+            )
+    lines.append(
+        f"| **all** | {len(negatives)} | {rate(negatives, 'false_match')} "
+        f"| {sum(r['reason'] == 'too_little_picture' for r in negatives)} |"
+    )
     return "\n".join(lines)
 
 
@@ -181,8 +196,10 @@ def summary(rows: list[dict]) -> dict:
     mir_p, mir_r, mir_n, mir_fp = precision_recall(positives, "pred_mirrored", "truth_mirrored")
     decided = [r for r in positives if r.get("mirror_decided") or not r.get("truth_mirrored")]
     _, mir_r_decided, _, _ = precision_recall(decided, "pred_mirrored", "truth_mirrored")
-    regions = {edit: [r["region_iou"] for r in positives if r["edit"] == edit and "region_iou" in r]
-               for edit in ("crop60", "pip", "still_png_crop")}
+    regions = {
+        edit: [r["region_iou"] for r in positives if r["edit"] == edit and "region_iou" in r]
+        for edit in ("crop60", "pip", "still_png_crop")
+    }
     false_matches = sum(r["false_match"] for r in negatives)
     lo, hi = wilson(false_matches, len(negatives))
     return {
@@ -224,17 +241,28 @@ def time_long_query(settings, sources, work: Path, repeats: int = 7) -> dict:
             searcher.descriptor.describe(pictures)
             alone.append(time.perf_counter() - started)
             result = searcher.search(query.path)
-            runs.append(result.timings_s | {"verdict": result.verdict, "frames": result.query.frames_sampled,
-                                            "duration_s": result.query.duration_s})
+            runs.append(
+                result.timings_s
+                | {
+                    "verdict": result.verdict,
+                    "frames": result.query.frames_sampled,
+                    "duration_s": result.query.duration_s,
+                }
+            )
     totals = sorted(r["total_s"] for r in runs)
     median_total, median_alone = statistics.median(totals), statistics.median(alone)
-    return {"query_duration_s": runs[0]["duration_s"], "frames_sampled": runs[0]["frames"],
-            "verdict": runs[0]["verdict"], "total_s_median": median_total,
-            "total_s_p95": float(np.percentile(totals, 95)), "descriptor_alone_s_median": median_alone,
-            "ratio_to_descriptor": median_total / median_alone,
-            "decode_and_describe_s": statistics.median(r["describe_s"] for r in runs),
-            "search_align_verify_s": statistics.median(r["match_s"] for r in runs),
-            "runs_total_s": [round(t, 3) for t in totals]}
+    return {
+        "query_duration_s": runs[0]["duration_s"],
+        "frames_sampled": runs[0]["frames"],
+        "verdict": runs[0]["verdict"],
+        "total_s_median": median_total,
+        "total_s_p95": float(np.percentile(totals, 95)),
+        "descriptor_alone_s_median": median_alone,
+        "ratio_to_descriptor": median_total / median_alone,
+        "decode_and_describe_s": statistics.median(r["describe_s"] for r in runs),
+        "search_align_verify_s": statistics.median(r["match_s"] for r in runs),
+        "runs_total_s": [round(t, 3) for t in totals],
+    }
 
 
 def copy_links_report(settings, names) -> list[str]:
@@ -243,8 +271,10 @@ def copy_links_report(settings, names) -> list[str]:
         for video in catalog.videos("committed"):
             for link in catalog.links.copy_links(video.video_id):
                 if video.video_id < link.other_video_id:
-                    lines.append(f"{names[video.video_id]} <-> {names[link.other_video_id]} (score {link.score:.2f}, "
-                                 f"{len(link.segments)} segment(s))")
+                    lines.append(
+                        f"{names[video.video_id]} <-> {names[link.other_video_id]} (score {link.score:.2f}, "
+                        f"{len(link.segments)} segment(s))"
+                    )
         return lines
 
 
@@ -257,10 +287,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negative-sources", type=int, default=40)
     parser.add_argument("--ablation", type=Path, help="calibrate.py --ablation's folder: also run the variants")
     parser.add_argument("--no-timing", action="store_true")
-    parser.add_argument("--timing-only", action="store_true", help="only the 30-second query end to end, on the "
-                                                                   "archive (built if it is not there yet)")
-    parser.add_argument("--full-rows", type=Path, help="with --ablation: take the full variant's rows from this "
-                                                      "--json-out of an earlier run with the same seed, not search again")
+    parser.add_argument(
+        "--timing-only",
+        action="store_true",
+        help="only the 30-second query end to end, on the archive (built if it is not there yet)",
+    )
+    parser.add_argument(
+        "--full-rows",
+        type=Path,
+        help="with --ablation: take the full variant's rows from this "
+        "--json-out of an earlier run with the same seed, not search again",
+    )
     parser.add_argument("--json-out", type=Path, help="write every per-query row and the summary here")
     args = parser.parse_args(argv)
 
@@ -270,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     sources = evalkit.load_sources(args.footage, evalkit.ARCHIVED)
     copies = evalkit.build_archive(args.footage, args.work, sources, settings, distractors=distractors)
     names = {vid: name for name, vid in evalkit.video_ids_by_name(settings).items()}
-    published = {json.loads(line)["path"]: json.loads(line)["published_at"]
-                 for line in (args.footage / "manifest.jsonl").read_text().splitlines()}
+    published = {
+        json.loads(line)["path"]: json.loads(line)["published_at"]
+        for line in (args.footage / "manifest.jsonl").read_text().splitlines()
+    }
 
     if args.timing_only:
         timing = time_long_query(settings, sources, args.work)
@@ -295,16 +334,24 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = evalkit.run_queries(settings, queries)
     rows = [score_outcome(o, names, holds, published) for o in outcomes]
     overall = summary(rows)
-    report = {"summary": overall, "archive_videos": len(names), "distractors": len(distractors),
-              "negative_sources": len(negatives)}
+    report = {
+        "summary": overall,
+        "archive_videos": len(names),
+        "distractors": len(distractors),
+        "negative_sources": len(negatives),
+    }
 
-    print(f"\n## Search quality ({overall['positives']} edited queries, {overall['negatives']} negatives from "
-          f"{len(negatives)} unrelated sources; archive of {len(names)} videos, {len(distractors)} of them "
-          f"distractors; searched in {time.perf_counter() - started:.0f} s)\n")
+    print(
+        f"\n## Search quality ({overall['positives']} edited queries, {overall['negatives']} negatives from "
+        f"{len(negatives)} unrelated sources; archive of {len(names)} videos, {len(distractors)} of them "
+        f"distractors; searched in {time.perf_counter() - started:.0f} s)\n"
+    )
     print(table(rows))
     print("\n" + negatives_table(rows))
     print("\n" + "\n".join(f"- {k}: {round(v, 3) if isinstance(v, float) else v}" for k, v in overall.items()))
-    print("\n## Copy links recorded at ingest\n" + "\n".join(f"- {line}" for line in copy_links_report(settings, names)))
+    print(
+        "\n## Copy links recorded at ingest\n" + "\n".join(f"- {line}" for line in copy_links_report(settings, names))
+    )
     if args.ablation:
         report["ablation"] = ablation(args.ablation, settings, queries, names, holds, published, rows)
     if not args.no_timing:
@@ -312,7 +359,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n## 30-second query end to end\n- {report['timing']}")
     failures = [r for r in rows if r.get("top1") is False or r.get("false_match")]
     if failures:
-        print("\n## Misses and false matches\n" + "\n".join(f"- {r['edit']} {r['file']}: {r['verdict']}" for r in failures))
+        print(
+            "\n## Misses and false matches\n"
+            + "\n".join(f"- {r['edit']} {r['file']}: {r['verdict']}" for r in failures)
+        )
     if args.json_out:
         args.json_out.write_text(json.dumps(report | {"rows": rows}, indent=2, default=str))
     return 0
@@ -320,11 +370,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def ablation(folder: Path, settings, queries, names, holds, published, full_rows: list[dict]) -> dict:
     """Each variant with the calibration calibrate.py fitted for it (the full one is the run above)."""
-    variants = {"full": (True, True), "no_normalisation": (False, True), "no_verification": (True, False),
-                "neither": (False, False)}
+    variants = {
+        "full": (True, True),
+        "no_normalisation": (False, True),
+        "no_verification": (True, False),
+        "neither": (False, False),
+    }
     out = {}
-    print("\n## Ablation\n\n| variant | top-1 | earliest | false matches (Wilson 95%) | false MIRRORED on negatives "
-          "| median query s |\n|---|---|---|---|---|---|")
+    print(
+        "\n## Ablation\n\n| variant | top-1 | earliest | false matches (Wilson 95%) | false MIRRORED on negatives "
+        "| median query s |\n|---|---|---|---|---|---|"
+    )
     for name, (normalise, verify) in variants.items():
         if name == "full":
             rows = full_rows
@@ -335,8 +391,10 @@ def ablation(folder: Path, settings, queries, names, holds, published, full_rows
         s = summary(rows)
         negatives = [r for r in rows if "false_match" in r]
         out[name] = s
-        print(f"| {name} | {s['top1']:.3f} | {s['earliest']:.3f} | {rate(negatives, 'false_match')} "
-              f"| {s['false_mirrored_on_negatives']} | {statistics.median(r['seconds'] for r in rows):.2f} |")
+        print(
+            f"| {name} | {s['top1']:.3f} | {s['earliest']:.3f} | {rate(negatives, 'false_match')} "
+            f"| {s['false_mirrored_on_negatives']} | {statistics.median(r['seconds'] for r in rows):.2f} |"
+        )
     return out
 
 

@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from edits import EDITS, NEEDS_OTHERS, EditedQuery, FrameSource, make_negative, make_query  # noqa: E402
-
 import image_pool  # noqa: E402
 import unrelated  # noqa: E402
+from edits import EDITS, NEEDS_OTHERS, EditedQuery, FrameSource, make_negative, make_query  # noqa: E402
+
 from firstseen.settings import Settings, get_settings  # noqa: E402
 
 ARCHIVED = ["vtest.avi", "cockatoo.mp4", "diver.mov", "calais_1906.ogv", "bikes.mp4", "bigbuckbunny.mp4"]
@@ -40,9 +40,25 @@ DISTRACTOR_SECONDS = 16.0
 FIRST_RUN = ["vtest.avi", "calais_1906.ogv", "bigbuckbunny.mp4"]  # then the copies, then the rest
 QUERY_FPS = 12.5  # frame rate the edited queries are rendered at (search samples them at 4 fps)
 SOURCE_SIDE = 480  # edits are rendered from frames this size (queries are decoded at 360 anyway)
-NEGATIVE_EDITS = ["reencode", "resize", "crop60", "letterbox_9x16", "mirror", "caption_ticker", "logo",
-                  "noise_blur", "brightness_contrast", "pip", "speed_0.5", "speed_2", "reversed", "splice",
-                  "embedded", "still", "still_png_crop"]
+NEGATIVE_EDITS = [
+    "reencode",
+    "resize",
+    "crop60",
+    "letterbox_9x16",
+    "mirror",
+    "caption_ticker",
+    "logo",
+    "noise_blur",
+    "brightness_contrast",
+    "pip",
+    "speed_0.5",
+    "speed_2",
+    "reversed",
+    "splice",
+    "embedded",
+    "still",
+    "still_png_crop",
+]
 
 
 @dataclass(frozen=True)
@@ -93,7 +109,7 @@ def distinct_pictures(pictures: list[Path]) -> list[Path]:
             img = img.convert("RGB")
             img.thumbnail((360, 360))
             frames.append(np.asarray(img))
-    vectors = np.concatenate([descriptor.describe(frames[k:k + 128]) for k in range(0, len(frames), 128)])
+    vectors = np.concatenate([descriptor.describe(frames[k : k + 128]) for k in range(0, len(frames), 128)])
     kept: list[int] = []
     for i in range(len(pictures)):
         if not kept or float(np.max(vectors[kept] @ vectors[i])) < DUPLICATE_SIMILARITY:
@@ -122,8 +138,15 @@ def make_distractors(side_: Side, count: int, out_dir: Path, seed: int) -> list[
             unrelated.make_unrelated(kind, pictures, vseed, path, DISTRACTOR_SECONDS)
         day = int(rng.integers(0, 35 * 365))
         published = np.datetime64("1990-01-01") + np.timedelta64(day, "D")
-        lines.append({"path": str(path), "external_id": f"distractor-{k:04d}", "title": f"Unrelated {kind} {k}",
-                      "source": f"Distractor Desk {k % 17}", "published_at": str(published)})
+        lines.append(
+            {
+                "path": str(path),
+                "external_id": f"distractor-{k:04d}",
+                "title": f"Unrelated {kind} {k}",
+                "source": f"Distractor Desk {k % 17}",
+                "published_at": str(published),
+            }
+        )
     return lines
 
 
@@ -139,8 +162,14 @@ def negative_sources(side_: Side, footage: Path, count: int, out_dir: Path, seed
     return made + [FrameSource(footage / side_.held_out, max_side=SOURCE_SIDE)]
 
 
-def build_archive(footage: Path, work: Path, sources: dict[str, FrameSource], settings: Settings,
-                  seed: int = 7, distractors: list[dict] | None = None) -> list[CopyTruth]:
+def build_archive(
+    footage: Path,
+    work: Path,
+    sources: dict[str, FrameSource],
+    settings: Settings,
+    seed: int = 7,
+    distractors: list[dict] | None = None,
+) -> list[CopyTruth]:
     """Ingest the evaluation archive into work/archive (once; reused when already there).
     Distractor manifest lines, if any, are ingested in the first run."""
     from firstseen.ingest.progress import LogProgress
@@ -149,20 +178,32 @@ def build_archive(footage: Path, work: Path, sources: dict[str, FrameSource], se
     marker = work / "archive" / "eval-archive.json"
     if marker.exists():
         return [CopyTruth(**(c | {"originals": tuple(c["originals"])})) for c in json.loads(marker.read_text())]
-    manifest = {json.loads(line)["path"]: json.loads(line) for line in (footage / "manifest.jsonl").read_text().splitlines()}
+    manifest = {
+        json.loads(line)["path"]: json.loads(line) for line in (footage / "manifest.jsonl").read_text().splitlines()
+    }
     rng = np.random.default_rng(seed)
     copies_dir = work / "copies"
     shutil.rmtree(copies_dir, ignore_errors=True)
     logo = make_query("logo", sources["cockatoo.mp4"], 0.0, 1e9, copies_dir, rng=rng)
-    compilation = make_query("embedded", sources["diver.mov"], 3.0, 8.0, copies_dir, rng=rng,
-                             others=[sources["bikes.mp4"]])
+    compilation = make_query(
+        "embedded", sources["diver.mov"], 3.0, 8.0, copies_dir, rng=rng, others=[sources["bikes.mp4"]]
+    )
     # the compilation is bikes footage, then the diver, then bikes again
-    copies = [CopyTruth(logo.path.name, ("cockatoo.mp4",), "2019-03-02T08:00:00Z", "Viral Clips Daily"),
-              CopyTruth(compilation.path.name, ("diver.mov", "bikes.mp4"), "2024-01-15T12:00:00Z",
-                        "Weekend Compilation TV")]
+    copies = [
+        CopyTruth(logo.path.name, ("cockatoo.mp4",), "2019-03-02T08:00:00Z", "Viral Clips Daily"),
+        CopyTruth(compilation.path.name, ("diver.mov", "bikes.mp4"), "2024-01-15T12:00:00Z", "Weekend Compilation TV"),
+    ]
     lines_first = [dict(manifest[n], path=str(footage / n)) for n in FIRST_RUN]
-    lines_copies = [{"path": str(copies_dir / c.name), "external_id": f"copy-{i}", "title": f"Re-upload of {' and '.join(c.originals)}",
-                     "source": c.source, "published_at": c.published_at} for i, c in enumerate(copies)]
+    lines_copies = [
+        {
+            "path": str(copies_dir / c.name),
+            "external_id": f"copy-{i}",
+            "title": f"Re-upload of {' and '.join(c.originals)}",
+            "source": c.source,
+            "published_at": c.published_at,
+        }
+        for i, c in enumerate(copies)
+    ]
     lines_late = [dict(manifest[n], path=str(footage / n)) for n in ARCHIVED if n not in FIRST_RUN]
     for i, lines in enumerate([(distractors or []) + lines_first + lines_copies, lines_late]):
         path = work / f"manifest-{i}.jsonl"
@@ -180,9 +221,16 @@ def holds_footage(video_name: str, truth_sources: set[str], copies: list[CopyTru
     return video_name in truth_sources or any(c.name == video_name and set(c.originals) & truth_sources for c in copies)
 
 
-def make_queries(sources: dict[str, FrameSource], out_dir: Path, *, seed: int, length_s: float = 8.0,
-                 edits: list[str] | None = None, negative_windows: int = 1,
-                 negatives: list[FrameSource] | None = None) -> list[EditedQuery]:
+def make_queries(
+    sources: dict[str, FrameSource],
+    out_dir: Path,
+    *,
+    seed: int,
+    length_s: float = 8.0,
+    edits: list[str] | None = None,
+    negative_windows: int = 1,
+    negatives: list[FrameSource] | None = None,
+) -> list[EditedQuery]:
     """One query per archived source and edit (random window), and negatives with the same
     edits from unrelated footage never archived (each source x each negative edit x windows)."""
     rng = np.random.default_rng(seed)
@@ -195,14 +243,34 @@ def make_queries(sources: dict[str, FrameSource], out_dir: Path, *, seed: int, l
             start = float(rng.uniform(0, max(0.0, src.duration_s - length_s)))
             # splices join archive videos; picture-in-picture and embedding use unrelated footage
             others = archived if edit == "splice" else held_out
-            queries.append(make_query(edit, src, start, length_s, out_dir, rng=rng, out_fps=QUERY_FPS,
-                                      others=others if edit in NEEDS_OTHERS else ()))
+            queries.append(
+                make_query(
+                    edit,
+                    src,
+                    start,
+                    length_s,
+                    out_dir,
+                    rng=rng,
+                    out_fps=QUERY_FPS,
+                    others=others if edit in NEEDS_OTHERS else (),
+                )
+            )
     for edit in NEGATIVE_EDITS:
         for src in held_out:
             for _ in range(negative_windows):
                 start = float(rng.uniform(0, max(0.0, src.duration_s - length_s)))
-                queries.append(make_negative(edit, src, start, length_s, out_dir, rng=rng, out_fps=QUERY_FPS,
-                                             others=held_out if edit in NEEDS_OTHERS else ()))
+                queries.append(
+                    make_negative(
+                        edit,
+                        src,
+                        start,
+                        length_s,
+                        out_dir,
+                        rng=rng,
+                        out_fps=QUERY_FPS,
+                        others=held_out if edit in NEEDS_OTHERS else (),
+                    )
+                )
     return queries
 
 
@@ -213,8 +281,14 @@ class Outcome:
     seconds: float
 
 
-def run_queries(settings: Settings, queries: list[EditedQuery], *, progress: bool = True,
-                verify: bool = True, normalise: bool = True) -> list[Outcome]:
+def run_queries(
+    settings: Settings,
+    queries: list[EditedQuery],
+    *,
+    progress: bool = True,
+    verify: bool = True,
+    normalise: bool = True,
+) -> list[Outcome]:
     """Search every query; verify and normalise off give the ablation's variants."""
     from tqdm import tqdm
 
@@ -224,9 +298,17 @@ def run_queries(settings: Settings, queries: list[EditedQuery], *, progress: boo
     with Searcher(settings) as searcher:
         for q in tqdm(queries, desc="searching", disable=not progress or not sys.stderr.isatty(), file=sys.stderr):
             started = time.perf_counter()
-            result = search_file(searcher.archive, q.path, searcher.descriptor, searcher.calibration,
-                                 searcher.query_params, searcher.search_params, top_k=20, verify=searcher.verify if verify else None,
-                                 background=searcher.background if normalise else None)
+            result = search_file(
+                searcher.archive,
+                q.path,
+                searcher.descriptor,
+                searcher.calibration,
+                searcher.query_params,
+                searcher.search_params,
+                top_k=20,
+                verify=searcher.verify if verify else None,
+                background=searcher.background if normalise else None,
+            )
             outcomes.append(Outcome(q, result, time.perf_counter() - started))
     return outcomes
 

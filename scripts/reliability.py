@@ -111,17 +111,26 @@ class Soak:
         self.log_path: Path | None = None
 
     def env(self, **extra: str) -> dict:
-        return {**os.environ, "FIRSTSEEN_DATA_DIR": str(self.data_dir), "FIRSTSEEN_CATALOG_URL": self.catalog_url,
-                "FIRSTSEEN_CHECKPOINT_EVERY_S": "0.05", "FIRSTSEEN_ONNX_THREADS": "1",
-                "FIRSTSEEN_INDEX_NLIST": "8", "FIRSTSEEN_LOCK_WAIT_S": "60", "PYTHONUNBUFFERED": "1", **extra}
+        return {
+            **os.environ,
+            "FIRSTSEEN_DATA_DIR": str(self.data_dir),
+            "FIRSTSEEN_CATALOG_URL": self.catalog_url,
+            "FIRSTSEEN_CHECKPOINT_EVERY_S": "0.05",
+            "FIRSTSEEN_ONNX_THREADS": "1",
+            "FIRSTSEEN_INDEX_NLIST": "8",
+            "FIRSTSEEN_LOCK_WAIT_S": "60",
+            "PYTHONUNBUFFERED": "1",
+            **extra,
+        }
 
     def command(self, *argv: str, **extra: str) -> subprocess.Popen:
         self.runs += 1
         self.log_path = self.work / "logs" / f"{self.runs:03d}-{argv[0]}.log"
         self.log_path.parent.mkdir(exist_ok=True)
         log = open(self.log_path, "w")  # noqa: SIM115 - handed to the child
-        return subprocess.Popen([sys.executable, "-m", "cli.main", *argv], env=self.env(**extra),
-                                stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli.main", *argv], env=self.env(**extra), stdout=log, stderr=subprocess.STDOUT
+        )
 
     def settings(self):
         return get_settings(data_dir=self.data_dir, catalog_url=self.catalog_url, onnx_threads=1)
@@ -216,9 +225,12 @@ class Soak:
 
     def phase2(self, cuts, drop: Path) -> dict:
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
-                                  env=self.env(FIRSTSEEN_API_RELOAD_INTERVAL_S="0.5"),
-                                  stdout=open(self.work / "server.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
+        server = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+            env=self.env(FIRSTSEEN_API_RELOAD_INTERVAL_S="0.5"),
+            stdout=open(self.work / "server.log", "w"),
+            stderr=subprocess.STDOUT,
+        )  # noqa: SIM115
         base = f"http://127.0.0.1:{port}"
         stop, lock = threading.Event(), threading.Lock()
         stats = Counter()
@@ -273,8 +285,12 @@ class Soak:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=60)
         self.check()
-        return {"requests_sent": stats["sent"], "errors": len(errors), "error_samples": errors[:5],
-                "new_videos_searchable": f"{found}/{len(new)}"}
+        return {
+            "requests_sent": stats["sent"],
+            "errors": len(errors),
+            "error_samples": errors[:5],
+            "new_videos_searchable": f"{found}/{len(new)}",
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,10 +315,17 @@ def main(argv: list[str] | None = None) -> int:
         soak = Soak(args, work, catalog_url)
         soak.phase1(cuts, drop)
         served = soak.phase2(cuts, drop)
-        report = {"kills_survived": sum(soak.kills.values()), "kills": dict(soak.kills),
-                  "kill_points": dict(soak.kill_points), **served, "videos_lost": soak.lost,
-                  "probe_searches_right": soak.probes, "videos": len(soak.committed), "catalog": "postgresql",
-                  "seconds": round(time.monotonic() - started, 1)}
+        report = {
+            "kills_survived": sum(soak.kills.values()),
+            "kills": dict(soak.kills),
+            "kill_points": dict(soak.kill_points),
+            **served,
+            "videos_lost": soak.lost,
+            "probe_searches_right": soak.probes,
+            "videos": len(soak.committed),
+            "catalog": "postgresql",
+            "seconds": round(time.monotonic() - started, 1),
+        }
     finally:
         drop_schema()
         if not args.keep:

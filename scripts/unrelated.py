@@ -15,14 +15,28 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
-
 from edits import _fit_into, _font, _write_video
+from PIL import Image, ImageDraw
 
 W, H = 480, 270
 FPS = 12.5
-_WORDS = ("SUMMIT", "LIVE", "BREAKING", "WORLD", "NEWS", "TONIGHT", "REPORT", "MARKETS", "WEATHER", "SPORT",
-          "Leaders meet", "Talks continue", "Officials say", "More to follow", "Exclusive")
+_WORDS = (
+    "SUMMIT",
+    "LIVE",
+    "BREAKING",
+    "WORLD",
+    "NEWS",
+    "TONIGHT",
+    "REPORT",
+    "MARKETS",
+    "WEATHER",
+    "SPORT",
+    "Leaders meet",
+    "Talks continue",
+    "Officials say",
+    "More to follow",
+    "Exclusive",
+)
 
 
 def _words(rng: np.random.Generator, count: int) -> str:
@@ -81,7 +95,7 @@ def tickered(frames: Iterator[np.ndarray], rng: np.random.Generator) -> Iterator
     for k, rgb in enumerate(frames):
         out = rgb.copy()
         x = (k * 6) % (W * 4)
-        out[H - 34:] = strip[:, x:x + W]
+        out[H - 34 :] = strip[:, x : x + W]
         out[10:40, 12:72] = logo
         yield out
 
@@ -91,8 +105,15 @@ def animation(rng: np.random.Generator, seconds: float, *, dark: bool = False) -
     background = _colour(rng, 0, 30) if dark else _colour(rng)
     shapes = []
     for _ in range(int(rng.integers(3, 9))):
-        shapes.append((_colour(rng, 20, 90) if dark else _colour(rng), rng.uniform(0, W, 2), rng.uniform(-40, 40, 2),
-                       float(rng.uniform(15, 70)), int(rng.integers(0, 3))))
+        shapes.append(
+            (
+                _colour(rng, 20, 90) if dark else _colour(rng),
+                rng.uniform(0, W, 2),
+                rng.uniform(-40, 40, 2),
+                float(rng.uniform(15, 70)),
+                int(rng.integers(0, 3)),
+            )
+        )
     for k in range(int(seconds * FPS)):
         img = Image.new("RGB", (W, H), background)
         draw = ImageDraw.Draw(img)
@@ -106,8 +127,9 @@ def animation(rng: np.random.Generator, seconds: float, *, dark: bool = False) -
                 draw.rectangle(box, fill=colour)
             else:
                 a = t * 1.5
-                draw.polygon([(cx + r * math.cos(a + i * 2.1), cy + r * math.sin(a + i * 2.1)) for i in range(3)],
-                             fill=colour)
+                draw.polygon(
+                    [(cx + r * math.cos(a + i * 2.1), cy + r * math.sin(a + i * 2.1)) for i in range(3)], fill=colour
+                )
         yield np.asarray(img)
 
 
@@ -115,8 +137,11 @@ def card(rng: np.random.Generator, seconds: float, *, ident: bool = False) -> It
     """A title card or slate (text on a flat or graded colour), or a studio ident (a logo zooming in)."""
     a, b = np.array(_colour(rng), float), np.array(_colour(rng), float)
     ramp = np.linspace(0, 1, H)[:, None, None]
-    base = Image.fromarray((a * (1 - ramp) + b * ramp).repeat(W, axis=1).astype(np.uint8)) if rng.random() < 0.5 \
+    base = (
+        Image.fromarray((a * (1 - ramp) + b * ramp).repeat(W, axis=1).astype(np.uint8))
+        if rng.random() < 0.5
         else Image.new("RGB", (W, H), tuple(int(c) for c in a))
+    )
     lines = [_words(rng, int(rng.integers(1, 3))) for _ in range(int(rng.integers(1, 4)))]
     ink = _colour(rng)
     n = int(seconds * FPS)
@@ -141,7 +166,7 @@ def flat_scene(rng: np.random.Generator, seconds: float) -> Iterator[np.ndarray]
     for k in range(int(seconds * FPS)):
         light = 10 * math.sin(k / FPS * 0.8)
         dx, gx, gy = (int(v) for v in rng.integers(0, 16, 3))
-        frame = colour[None, None] + falloff[:, dx:dx + W] + light + grain[gy:gy + H, gx:gx + W]
+        frame = colour[None, None] + falloff[:, dx : dx + W] + light + grain[gy : gy + H, gx : gx + W]
         yield np.clip(frame, 0, 255).astype(np.uint8)
 
 
@@ -151,17 +176,16 @@ def bars_and_fade(rng: np.random.Generator, seconds: float, picture: Path | None
     bars = np.zeros((H, W, 3), np.uint8)
     count = int(rng.integers(6, 9))
     for i in range(count):
-        bars[:, i * W // count:(i + 1) * W // count] = _colour(rng)
+        bars[:, i * W // count : (i + 1) * W // count] = _colour(rng)
     frames = list(slideshow([picture], rng, seconds / 2)) if picture else [bars] * (n // 2)
-    for k in range(n - len(frames)):
+    for _ in range(n - len(frames)):
         yield bars
     for k, rgb in enumerate(frames):
         level = math.sin(math.pi * k / max(len(frames) - 1, 1))
         yield (rgb * level).astype(np.uint8)
 
 
-KINDS = ("slideshow", "letterboxed", "tickered", "animation", "dark_animation", "card", "ident", "flat",
-         "bars_fade")
+KINDS = ("slideshow", "letterboxed", "tickered", "animation", "dark_animation", "card", "ident", "flat", "bars_fade")
 
 
 def make_unrelated(kind: str, pictures: Sequence[Path], seed: int, out: Path, seconds: float = 16.0) -> Path:
@@ -188,8 +212,9 @@ def make_unrelated(kind: str, pictures: Sequence[Path], seed: int, out: Path, se
 PHOTO_KINDS = frozenset({"slideshow", "letterboxed", "tickered", "bars_fade"})
 
 
-def plan_sources(kinds_count: int, pictures: Sequence[Path], seed: int, *,
-                 per_slideshow: int = 3) -> list[tuple[str, list[Path], int]]:
+def plan_sources(
+    kinds_count: int, pictures: Sequence[Path], seed: int, *, per_slideshow: int = 3
+) -> list[tuple[str, list[Path], int]]:
     """kinds_count (kind, pictures, seed) triples cycling through the kinds; photo kinds take the
     next pictures in order, so no two sources share a picture while pictures last."""
     plan, cursor = [], 0

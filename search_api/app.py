@@ -12,15 +12,15 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import firstseen
-from search_api.settings import ApiSettings, get_api_settings
 from search_api.auth import KeyRing
 from search_api.errors import install_error_handlers
+from search_api.evidence_routes import router as evidence_router
 from search_api.jobs import IngestJobs
 from search_api.logs import request_logger
 from search_api.metrics import Metrics, MetricsMiddleware
-from search_api.evidence_routes import router as evidence_router
 from search_api.routes import router
 from search_api.service import SearchService
+from search_api.settings import ApiSettings, get_api_settings
 from search_api.uploads import sweep_stale
 
 log = logging.getLogger("search_api")
@@ -34,10 +34,14 @@ def create_app(settings: ApiSettings | None = None, *, service: SearchService | 
     service = service or SearchService(settings)
     jobs = IngestJobs(settings, on_committed=service.refresh)
     metrics = Metrics()
-    metrics.bind(queue_depth=lambda: service.queued, running=lambda: service.running,
-                 index_vectors=lambda: service.searcher.archive.index_size if service.searcher else 0,
-                 checkpoint=lambda: service.searcher.archive.checkpoint if service.searcher else 0,
-                 reloads=lambda: service.reloads, jobs_queued=lambda: jobs.depth)
+    metrics.bind(
+        queue_depth=lambda: service.queued,
+        running=lambda: service.running,
+        index_vectors=lambda: service.searcher.archive.index_size if service.searcher else 0,
+        checkpoint=lambda: service.searcher.archive.checkpoint if service.searcher else 0,
+        reloads=lambda: service.reloads,
+        jobs_queued=lambda: jobs.depth,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -58,9 +62,13 @@ def create_app(settings: ApiSettings | None = None, *, service: SearchService | 
             await asyncio.to_thread(jobs.stop)
             await asyncio.to_thread(service.close)
 
-    app = FastAPI(title="FirstSeen", version=firstseen.__version__, lifespan=lifespan,
-                  description="Reverse video search: find the archive footage a clip or screenshot came "
-                              "from, its earliest known source, and what was done to it.")
+    app = FastAPI(
+        title="FirstSeen",
+        version=firstseen.__version__,
+        lifespan=lifespan,
+        description="Reverse video search: find the archive footage a clip or screenshot came "
+        "from, its earliest known source, and what was done to it.",
+    )
     app.state.settings, app.state.service, app.state.jobs, app.state.metrics = settings, service, jobs, metrics
     app.state.keys = KeyRing.from_settings(settings)
     install_error_handlers(app)
@@ -87,9 +95,13 @@ def create_app(settings: ApiSettings | None = None, *, service: SearchService | 
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with its reason
             catalog["error"] = str(exc) or type(exc).__name__
         ready = bool(index["loaded"] and catalog["reachable"])
-        body = {"ready": ready, "index": index, "catalog": catalog,
-                "searches": {"running": service.running, "queued": service.queued},
-                "ingest_jobs_queued": jobs.depth}
+        body = {
+            "ready": ready,
+            "index": index,
+            "catalog": catalog,
+            "searches": {"running": service.running, "queued": service.queued},
+            "ingest_jobs_queued": jobs.depth,
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")

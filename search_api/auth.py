@@ -8,8 +8,8 @@ from enum import Enum
 
 from fastapi import Request
 
-from search_api.settings import ApiSettings
 from search_api.errors import ApiError
+from search_api.settings import ApiSettings
 
 
 class Scope(str, Enum):
@@ -27,8 +27,10 @@ class KeyRing:
 
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> KeyRing:
-        return cls([k.get_secret_value() for k in settings.api_read_keys],
-                   [k.get_secret_value() for k in settings.api_admin_keys])
+        return cls(
+            [k.get_secret_value() for k in settings.api_read_keys],
+            [k.get_secret_value() for k in settings.api_admin_keys],
+        )
 
     @property
     def enabled(self) -> bool:
@@ -69,8 +71,12 @@ def require(scope: Scope) -> Callable[[Request], None]:
             return  # no keys configured: the server is bound to loopback (see server.py)
         key = presented_key(request)
         if key is None:
-            raise ApiError(401, "unauthorized", "an API key is required (Authorization: Bearer KEY)",
-                           {"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "unauthorized",
+                "an API key is required (Authorization: Bearer KEY)",
+                {"WWW-Authenticate": "Bearer"},
+            )
         granted = keys.scope_of(key)
         if granted is None:
             raise ApiError(401, "unauthorized", "the API key is not valid", {"WWW-Authenticate": "Bearer"})

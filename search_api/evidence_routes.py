@@ -1,4 +1,4 @@
-"""The /v1 endpoints of kept searches: a search's result and its evidence pack, served by any replica from the archive's shared storage."""
+"""The /v1 endpoints of kept searches: a search's result and evidence pack, from shared storage by any replica."""
 
 from __future__ import annotations
 
@@ -26,20 +26,26 @@ _pack_builds = threading.Semaphore(1)  # a pack decodes archive frames and rende
 _ERRORS = {status: {"model": schemas.Error} for status in (400, 401, 403, 404, 503)}
 _KEPT_FRAMES = 48  # query frames kept per stored search, at most (a pack asks for those of 6 matches)
 
+
 def _search_store(request: Request):
     from firstseen.storage.stored_searches import SearchStore
 
     settings = request.app.state.settings
-    return SearchStore(DataDir(settings.data_dir).searches, max_age_s=settings.api_search_retention_h * 3600,
-                       max_count=settings.api_search_max_count)
+    return SearchStore(
+        DataDir(settings.data_dir).searches,
+        max_age_s=settings.api_search_retention_h * 3600,
+        max_count=settings.api_search_max_count,
+    )
 
 
-def keep_search(request: Request, path: Path, filename: str, result: SearchResult,
-                 frames: dict[float, np.ndarray]) -> str | None:
+def keep_search(
+    request: Request, path: Path, filename: str, result: SearchResult, frames: dict[float, np.ndarray]
+) -> str | None:
     """Keep the search on the archive's shared storage (any replica can then give its pack)."""
     from datetime import UTC, datetime
 
-    from firstseen.evidence.pack import QueryFile, query_facts
+    from firstseen.evidence.pack import query_facts
+    from firstseen.evidence.pack_frames import QueryFile
     from firstseen.storage.stored_searches import owner_of
 
     if result.query.kind == "image":  # a still: its one frame is the upload's picture
@@ -53,8 +59,9 @@ def keep_search(request: Request, path: Path, filename: str, result: SearchResul
     keys = request.app.state.keys
     owner = owner_of(presented_key(request) if keys.enabled else None)
     try:
-        return _search_store(request).save(body, facts, frames, owner=owner,
-                                           searched_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        return _search_store(request).save(
+            body, facts, frames, owner=owner, searched_at=datetime.now(UTC).isoformat(timespec="seconds")
+        )
     except OSError as exc:  # a full or read-only disk: the search stands, its pack is not kept
         log.warning("search not kept: %s", exc)
         return None
@@ -72,15 +79,25 @@ def _stored(request: Request, search_id: str):
         raise ApiError(404, exc.code, str(exc)) from None
 
 
-@router.get("/searches/{search_id}", tags=["search"], responses=_ERRORS, dependencies=[Depends(require(Scope.READ))],
-            summary="A recent search's result, as it was returned (for the key that made it, or an admin key)")
+@router.get(
+    "/searches/{search_id}",
+    tags=["search"],
+    responses=_ERRORS,
+    dependencies=[Depends(require(Scope.READ))],
+    summary="A recent search's result, as it was returned (for the key that made it, or an admin key)",
+)
 def stored_search(request: Request, search_id: str) -> dict:
     stored = _stored(request, search_id)
     return {**stored.result, "search_id": stored.search_id, "searched_at": stored.searched_at}
 
 
-@router.get("/searches/{search_id}/text", tags=["search"], responses=_ERRORS, dependencies=[Depends(require(Scope.READ))],
-            summary="The text on screen in a kept search's clip, at each segment's middle, quoted as read")
+@router.get(
+    "/searches/{search_id}/text",
+    tags=["search"],
+    responses=_ERRORS,
+    dependencies=[Depends(require(Scope.READ))],
+    summary="The text on screen in a kept search's clip, at each segment's middle, quoted as read",
+)
 def stored_search_text(request: Request, search_id: str) -> dict:
     """Read from the kept frames (the upload is gone), so the page can put the clip's caption
     beside the archive's own chyron."""
@@ -98,18 +115,24 @@ def stored_search_text(request: Request, search_id: str) -> dict:
         result = result_from_dict(stored.result, service.searcher.archive.video)
         middles = sorted({round(key[len(key) // 2], 3) for *_, key, _ in pack_plan(result)})
         with _pack_builds:
-            frames = [{"t": t, "lines": [line.to_dict() for line in reader.read(stored.query_frame(t))]}
-                      for t in middles]
+            frames = [
+                {"t": t, "lines": [line.to_dict() for line in reader.read(stored.query_frame(t))]} for t in middles
+            ]
     finally:
         reader.close()
     return {"search_id": search_id, "read": True, "frames": frames}
 
 
-@router.get("/searches/{search_id}/evidence.zip", tags=["search"], responses={200: {"content": {"application/zip": {}}},
-            **_ERRORS}, dependencies=[Depends(require(Scope.READ))], response_class=Response,
-            summary="The evidence pack of a recent search: report.html, report.pdf, result.json, frames, strips")
+@router.get(
+    "/searches/{search_id}/evidence.zip",
+    tags=["search"],
+    responses={200: {"content": {"application/zip": {}}}, **_ERRORS},
+    dependencies=[Depends(require(Scope.READ))],
+    response_class=Response,
+    summary="The evidence pack of a recent search: report.html, report.pdf, result.json, frames, strips",
+)
 def evidence(request: Request, search_id: str) -> Response:
-    from firstseen.evidence.pack import pack_of_search
+    from firstseen.evidence.pack import pack_of_search, pack_zip
     from firstseen.search.results import result_from_dict
 
     stored = _stored(request, search_id)
@@ -121,16 +144,29 @@ def evidence(request: Request, search_id: str) -> Response:
     try:
         with _pack_builds:
             result = result_from_dict(stored.result, searcher.archive.video)
-            pack = pack_of_search(searcher.archive, result, stored.query_frame, query_facts=stored.query_facts,
-                                  descriptor_config=searcher.descriptor.config_id, calibration=searcher.calibration,
-                                  searched_at=stored.searched_at, text_reader=reader, text_note=note)
-            body = pack.zip_bytes()
+            pack = pack_of_search(
+                searcher.archive,
+                result,
+                stored.query_frame,
+                query_facts=stored.query_facts,
+                descriptor_config=searcher.descriptor.config_id,
+                calibration=searcher.calibration,
+                searched_at=stored.searched_at,
+                text_reader=reader,
+                text_note=note,
+            )
+            body = pack_zip(pack)
     finally:
         if reader is not None:
             reader.close()
-    return Response(body, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="firstseen-evidence-{search_id}.zip"',
-                             "Cache-Control": "private, no-store"})
+    return Response(
+        body,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="firstseen-evidence-{search_id}.zip"',
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 def _text_reader(settings):
@@ -145,7 +181,8 @@ def query_frames(path: Path, result: SearchResult) -> dict[float, np.ndarray]:
     (each segment's start, middle and end, a reversal's strip): decoded once, by seeking, for
     the page's previews (a browser cannot be relied on to decode every codec) and for the
     stored search's pack."""
-    from firstseen.evidence.pack import QueryFile, query_times
+    from firstseen.evidence.pack import query_times
+    from firstseen.evidence.pack_frames import QueryFile
 
     if result.query.kind != "video":
         return {}
@@ -168,8 +205,6 @@ def previews_of(frames: dict[float, np.ndarray]) -> list[dict]:
         small.thumbnail((480, 480))
         out.append({"t": t, "jpeg": "data:image/jpeg;base64," + base64.b64encode(_jpeg(np.asarray(small))).decode()})
     return out
-
-
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:

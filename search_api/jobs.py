@@ -15,10 +15,10 @@ from pathlib import Path
 
 from firstseen.datadir import DataDir
 from firstseen.errors import BadInputError, FirstSeenError
-from firstseen.storage.atomic import atomic_write_bytes
-from search_api.settings import ApiSettings
 from firstseen.ingest.manifest import parse_manifest_text
 from firstseen.ingest.run import run_ingest
+from firstseen.storage.atomic import atomic_write_bytes
+from search_api.settings import ApiSettings
 
 log = logging.getLogger("search_api")
 
@@ -112,9 +112,19 @@ class IngestJobs:
             raise BadInputError(f"at most {MAX_LINES} manifest lines per job, got {len(lines)}")
         job_id = uuid.uuid4().hex[:16]
         (self.folder / f"{job_id}.jsonl").write_text(manifest_text)
-        job = {"job_id": job_id, "status": "queued", "created_at": _now(), "started_at": None,
-               "finished_at": None, "lines": len(lines), "progress": {}, "videos": [], "errors": [],
-               "summary": None, "message": None}
+        job = {
+            "job_id": job_id,
+            "status": "queued",
+            "created_at": _now(),
+            "started_at": None,
+            "finished_at": None,
+            "lines": len(lines),
+            "progress": {},
+            "videos": [],
+            "errors": [],
+            "summary": None,
+            "message": None,
+        }
         with self.lock:
             self._jobs[job_id] = job
         self.save(job)
@@ -146,8 +156,12 @@ class IngestJobs:
             except Exception as exc:  # noqa: BLE001 - the worker must outlive any one job
                 log.exception("ingest job %s crashed", job_id)
                 with self.lock:
-                    job.update(status="failed", finished_at=_now(), error_code="internal_error",
-                               message=f"internal error ({type(exc).__name__}); the server log has the details")
+                    job.update(
+                        status="failed",
+                        finished_at=_now(),
+                        error_code="internal_error",
+                        message=f"internal error ({type(exc).__name__}); the server log has the details",
+                    )
                 self.save(job)
 
     def _run(self, job: dict) -> None:
@@ -162,8 +176,12 @@ class IngestJobs:
             summary = run_ingest(self.settings, [], [], JobProgress(self, job), parsed=parsed)
         except (FirstSeenError, OSError) as exc:
             with self.lock:
-                job.update(status="failed", finished_at=_now(), message=str(exc),
-                           error_code=getattr(exc, "code", "internal_error"))
+                job.update(
+                    status="failed",
+                    finished_at=_now(),
+                    message=str(exc),
+                    error_code=getattr(exc, "code", "internal_error"),
+                )
             self.save(job)
             log.warning("ingest job %s failed: %s", job["job_id"], exc)
             return
@@ -171,6 +189,11 @@ class IngestJobs:
         with self.lock:
             job.update(status="done", finished_at=_now(), summary=result, errors=result.pop("errors"))
         self.save(job)
-        log.info("ingest job %s: added %d, skipped %d, failed %d", job["job_id"], summary.added,
-                 summary.skipped, summary.failed)
+        log.info(
+            "ingest job %s: added %d, skipped %d, failed %d",
+            job["job_id"],
+            summary.added,
+            summary.skipped,
+            summary.failed,
+        )
         self._on_committed()

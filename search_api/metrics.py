@@ -18,13 +18,20 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("firstseen_http_requests", "HTTP requests by route and status",
-                                ["method", "route", "status"], registry=r)
-        self.latency = Histogram("firstseen_http_request_duration_seconds", "HTTP request latency by route",
-                                 ["method", "route"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.requests = Counter(
+            "firstseen_http_requests", "HTTP requests by route and status", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "firstseen_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.searches = Counter("firstseen_searches", "searches by verdict", ["verdict"], registry=r)
-        self.search_seconds = Histogram("firstseen_search_duration_seconds", "decode, describe and match time",
-                                        buckets=_LATENCY_BUCKETS, registry=r)
+        self.search_seconds = Histogram(
+            "firstseen_search_duration_seconds", "decode, describe and match time", buckets=_LATENCY_BUCKETS, registry=r
+        )
         self.rejected = Counter("firstseen_searches_rejected", "searches turned away with 429", registry=r)
         self.queue_depth = Gauge("firstseen_search_queue_depth", "searches waiting for a slot", registry=r)
         self.running = Gauge("firstseen_searches_running", "searches running now", registry=r)
@@ -33,9 +40,16 @@ class Metrics:
         self.index_reloads = Gauge("firstseen_index_loads", "times the index was opened or reloaded", registry=r)
         self.jobs_queued = Gauge("firstseen_ingest_jobs_queued", "ingest jobs waiting to run", registry=r)
 
-    def bind(self, *, queue_depth: Callable[[], float], running: Callable[[], float],
-             index_vectors: Callable[[], float], checkpoint: Callable[[], float], reloads: Callable[[], float],
-             jobs_queued: Callable[[], float]) -> None:
+    def bind(
+        self,
+        *,
+        queue_depth: Callable[[], float],
+        running: Callable[[], float],
+        index_vectors: Callable[[], float],
+        checkpoint: Callable[[], float],
+        reloads: Callable[[], float],
+        jobs_queued: Callable[[], float],
+    ) -> None:
         """Gauges read the live state when scraped, so they are never stale."""
         self.queue_depth.set_function(queue_depth)
         self.running.set_function(running)
@@ -72,9 +86,17 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "unmatched")
+            template = getattr(route, "path", None) or (
+                "/static" if scope["path"].startswith("/static/") else "unmatched"
+            )
             elapsed = time.perf_counter() - started
             self.metrics.requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.latency.labels(scope["method"], template).observe(elapsed)
-            self.log_request("request", method=scope["method"], route=template, path=scope["path"], status=status,
-                             duration_ms=round(elapsed * 1000, 1))
+            self.log_request(
+                "request",
+                method=scope["method"],
+                route=template,
+                path=scope["path"],
+                status=status,
+                duration_ms=round(elapsed * 1000, 1),
+            )

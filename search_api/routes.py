@@ -13,10 +13,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from PIL import Image
 
-from firstseen.ops.takedown import take_down
-from firstseen.records import VideoRecord
 from firstseen.errors import FirstSeenError
 from firstseen.media.frames import frame_at
+from firstseen.ops.takedown import take_down
+from firstseen.records import VideoRecord
 from firstseen.search.results import reference_dict
 from search_api import schemas
 from search_api.auth import Scope, require
@@ -31,12 +31,31 @@ _frame_decodes = threading.Semaphore(2)  # evidence frames are decoded on reques
 _MAX_INGEST_BODY = 5_000_000
 _ERRORS = {status: {"model": schemas.Error} for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)}
 
-_MULTIPART = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"],
-    "properties": {"file": {"type": "string", "format": "binary", "description": "video clip or still image"}}}}}}}
-_MANIFEST = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": schemas.IngestLines.model_json_schema()},
-    "application/x-ndjson": {"schema": {"type": "string", "description": "JSONL manifest, one object a line"}}}}}
+_MULTIPART = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "video clip or still image"}
+                    },
+                }
+            }
+        },
+    }
+}
+_MANIFEST = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": schemas.IngestLines.model_json_schema()},
+            "application/x-ndjson": {"schema": {"type": "string", "description": "JSONL manifest, one object a line"}},
+        },
+    }
+}
 
 
 def _service(request: Request) -> SearchService:
@@ -47,19 +66,35 @@ def _service(request: Request) -> SearchService:
 def info(request: Request) -> dict:
     settings, service = request.app.state.settings, _service(request)
     status = service.index_status()
-    return {"auth_required": request.app.state.keys.enabled,
-            "max_upload_bytes": int(settings.api_max_upload_mb * 1e6),
-            "max_clip_s": settings.query_max_duration_s,
-            "archive": {"ready": status["loaded"], "videos": status.get("videos", 0),
-                        "checkpoint": status.get("checkpoint", 0)}}
+    return {
+        "auth_required": request.app.state.keys.enabled,
+        "max_upload_bytes": int(settings.api_max_upload_mb * 1e6),
+        "max_clip_s": settings.query_max_duration_s,
+        "archive": {
+            "ready": status["loaded"],
+            "videos": status.get("videos", 0),
+            "checkpoint": status.get("checkpoint", 0),
+        },
+    }
 
 
-@router.post("/search", tags=["search"], response_model=schemas.SearchResult, responses=_ERRORS,
-             response_model_exclude_unset=True, dependencies=[Depends(require(Scope.READ))], openapi_extra=_MULTIPART,
-             summary="Find the archive footage a clip or screenshot came from")
-async def search(request: Request, top_k: int = Query(10, ge=1, le=100),
-                 previews: bool = Query(False, description="also return the query's frames at each segment's "
-                                                          "middle (query_frames), as JPEG data URLs")) -> dict:
+@router.post(
+    "/search",
+    tags=["search"],
+    response_model=schemas.SearchResult,
+    responses=_ERRORS,
+    response_model_exclude_unset=True,
+    dependencies=[Depends(require(Scope.READ))],
+    openapi_extra=_MULTIPART,
+    summary="Find the archive footage a clip or screenshot came from",
+)
+async def search(
+    request: Request,
+    top_k: int = Query(10, ge=1, le=100),
+    previews: bool = Query(
+        False, description="also return the query's frames at each segment's middle (query_frames), as JPEG data URLs"
+    ),
+) -> dict:
     service, settings, metrics = _service(request), request.app.state.settings, request.app.state.metrics
     if service.searcher is None:
         raise ApiError(503, "archive_unavailable", f"no archive to search yet: {service.unavailable_reason}")
@@ -69,8 +104,9 @@ async def search(request: Request, top_k: int = Query(10, ge=1, le=100),
         metrics.rejected.inc()
         raise ApiError(429, "busy", str(busy), {"Retry-After": str(busy.retry_after_s)}) from None
     try:
-        upload = await receive_upload(request, dest_dir=settings.api_upload_dir,
-                                      max_bytes=int(settings.api_max_upload_mb * 1e6))
+        upload = await receive_upload(
+            request, dest_dir=settings.api_upload_dir, max_bytes=int(settings.api_max_upload_mb * 1e6)
+        )
         try:
             result = await service.search(upload.path, top_k=top_k)
             shown = await asyncio.to_thread(query_frames, upload.path, result)
@@ -107,8 +143,14 @@ def _record(request: Request, video_id: str) -> VideoRecord:
     return record
 
 
-@router.get("/videos/{video_id}", tags=["videos"], response_model=schemas.Video, responses=_ERRORS,
-            dependencies=[Depends(require(Scope.READ))], summary="A video's catalog record and its known copies")
+@router.get(
+    "/videos/{video_id}",
+    tags=["videos"],
+    response_model=schemas.Video,
+    responses=_ERRORS,
+    dependencies=[Depends(require(Scope.READ))],
+    summary="A video's catalog record and its known copies",
+)
 def video(request: Request, video_id: str) -> dict:
     record = _record(request, video_id)
     archive = _service(request).searcher.archive
@@ -118,16 +160,33 @@ def video(request: Request, video_id: str) -> dict:
         if other is not None and other.status == "committed":
             copies.append({**reference_dict(other), "score": link.score, "segments": link.segments})
     copies.sort(key=lambda c: (c["published_at"] is None, c["published_at"] or ""))
-    return {**reference_dict(record), "duration_s": record.duration_s, "width": record.width,
-            "height": record.height, "codec": record.codec, "sha256": record.sha256, "frames": record.frame_count,
-            "ingested_at": record.ingested_at.isoformat(), "copies": copies}
+    return {
+        **reference_dict(record),
+        "duration_s": record.duration_s,
+        "width": record.width,
+        "height": record.height,
+        "codec": record.codec,
+        "sha256": record.sha256,
+        "frames": record.frame_count,
+        "ingested_at": record.ingested_at.isoformat(),
+        "copies": copies,
+    }
 
 
-@router.get("/videos/{video_id}/frame", tags=["videos"], responses={200: {"content": {"image/jpeg": {}}}, **_ERRORS},
-            dependencies=[Depends(require(Scope.READ))], response_class=Response,
-            summary="The archived frame on screen at t seconds, as JPEG evidence")
-def frame(request: Request, video_id: str, t: float = Query(..., ge=0, description="seconds from the start"),
-          max_side: int = Query(640, ge=32, le=1920)) -> Response:
+@router.get(
+    "/videos/{video_id}/frame",
+    tags=["videos"],
+    responses={200: {"content": {"image/jpeg": {}}}, **_ERRORS},
+    dependencies=[Depends(require(Scope.READ))],
+    response_class=Response,
+    summary="The archived frame on screen at t seconds, as JPEG evidence",
+)
+def frame(
+    request: Request,
+    video_id: str,
+    t: float = Query(..., ge=0, description="seconds from the start"),
+    max_side: int = Query(640, ge=32, le=1920),
+) -> Response:
     record = _record(request, video_id)
     if t > record.duration_s + 1.0:
         raise ApiError(422, "bad_time", f"t={t} is past the end of the video ({record.duration_s:.1f} s)")
@@ -136,22 +195,36 @@ def frame(request: Request, video_id: str, t: float = Query(..., ge=0, descripti
             shown = frame_at(record.path, t, max_side=max_side)
         except FileNotFoundError:
             raise ApiError(410, "source_file_missing", "the archived file is no longer on disk") from None
-    return Response(_jpeg(shown.rgb), media_type="image/jpeg",
-                    headers={"Cache-Control": "private, max-age=3600", "X-Frame-Time": f"{shown.pts_s:.3f}"})
+    return Response(
+        _jpeg(shown.rgb),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=3600", "X-Frame-Time": f"{shown.pts_s:.3f}"},
+    )
 
 
-@router.get("/videos/{video_id}/text", tags=["videos"], responses=_ERRORS, dependencies=[Depends(require(Scope.READ))],
-            summary="The on-screen text read in a stretch of an archived video (its chyrons, captions, dates)")
+@router.get(
+    "/videos/{video_id}/text",
+    tags=["videos"],
+    responses=_ERRORS,
+    dependencies=[Depends(require(Scope.READ))],
+    summary="The on-screen text read in a stretch of an archived video (its chyrons, captions, dates)",
+)
 def video_text(request: Request, video_id: str, t0: float = Query(0.0, ge=0), t1: float = Query(1e9, ge=0)) -> dict:
     record = _record(request, video_id)
     spans = _service(request).searcher.archive.onscreen_text.text_between(record.video_id, t0, max(t0, t1))
     return {"video_id": record.video_id, "spans": [s.to_dict() for s in spans]}
 
 
-@router.get("/text", tags=["videos"], responses=_ERRORS, dependencies=[Depends(require(Scope.READ))],
-            summary="Archived footage whose on-screen text holds every word of q, with the times it is shown")
-def text_search(request: Request, q: str = Query(..., min_length=1, max_length=200),
-                limit: int = Query(20, ge=1, le=200)) -> dict:
+@router.get(
+    "/text",
+    tags=["videos"],
+    responses=_ERRORS,
+    dependencies=[Depends(require(Scope.READ))],
+    summary="Archived footage whose on-screen text holds every word of q, with the times it is shown",
+)
+def text_search(
+    request: Request, q: str = Query(..., min_length=1, max_length=200), limit: int = Query(20, ge=1, le=200)
+) -> dict:
     service = _service(request)
     if service.searcher is None:
         raise ApiError(503, "archive_unavailable", f"no archive yet: {service.unavailable_reason}")
@@ -168,8 +241,13 @@ def text_search(request: Request, q: str = Query(..., min_length=1, max_length=2
     return {"query": q, "hits": hits}
 
 
-@router.delete("/videos/{video_id}", tags=["admin"], responses=_ERRORS, dependencies=[Depends(require(Scope.ADMIN))],
-               summary="Take a video out of the index and the catalog (takedown)")
+@router.delete(
+    "/videos/{video_id}",
+    tags=["admin"],
+    responses=_ERRORS,
+    dependencies=[Depends(require(Scope.ADMIN))],
+    summary="Take a video out of the index and the catalog (takedown)",
+)
 def remove(request: Request, video_id: str) -> dict:
     settings = request.app.state.settings
     # a sync handler runs on a worker thread, so waiting for an ingest's lock blocks no other request
@@ -178,8 +256,15 @@ def remove(request: Request, video_id: str) -> dict:
     return {"removed": record.video_id, "external_id": record.external_id, "frames": record.frame_count}
 
 
-@router.post("/ingest", tags=["admin"], status_code=202, responses=_ERRORS, openapi_extra=_MANIFEST,
-             dependencies=[Depends(require(Scope.ADMIN))], summary="Queue manifest lines for ingest; returns a job")
+@router.post(
+    "/ingest",
+    tags=["admin"],
+    status_code=202,
+    responses=_ERRORS,
+    openapi_extra=_MANIFEST,
+    dependencies=[Depends(require(Scope.ADMIN))],
+    summary="Queue manifest lines for ingest; returns a job",
+)
 async def ingest(request: Request) -> dict:
     body = bytearray()
     async for chunk in request.stream():
@@ -203,8 +288,13 @@ def _jsonl_from_json(text: str) -> str:
     return "\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
 
 
-@router.get("/jobs/{job_id}", tags=["admin"], responses=_ERRORS, dependencies=[Depends(require(Scope.ADMIN))],
-            summary="An ingest job's state, progress and per-video errors")
+@router.get(
+    "/jobs/{job_id}",
+    tags=["admin"],
+    responses=_ERRORS,
+    dependencies=[Depends(require(Scope.ADMIN))],
+    summary="An ingest job's state, progress and per-video errors",
+)
 def job(request: Request, job_id: str) -> dict:
     found = request.app.state.jobs.get(job_id)
     if found is None:

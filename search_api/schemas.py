@@ -78,15 +78,20 @@ class Unverifiable(BaseModel):
 class SearchResult(BaseModel):
     query: Query
     verdict: str = Field(description='"match" or "no_match"')
-    reason: str | None = Field(None, description='with no_match: "too_little_picture" when the query has '
-                                                  'too little in the picture to search')
+    reason: str | None = Field(
+        None, description='with no_match: "too_little_picture" when the query has too little in the picture to search'
+    )
     earliest: Match | None = Field(description="the earliest-published archive video holding this footage")
     matches: list[Match] = Field(description="best first")
-    unverifiable: list[Unverifiable] = Field(default_factory=list,
-                                             description="candidates whose archived frames could not be read")
+    unverifiable: list[Unverifiable] = Field(
+        default_factory=list, description="candidates whose archived frames could not be read"
+    )
     query_frames: list[QueryFrame] | None = Field(None, description="only with ?previews=true")
-    search_id: str | None = Field(None, description="this search as kept for a while: GET /v1/searches/{id} and "
-                                                    "/v1/searches/{id}/evidence.zip (same key, or an admin key)")
+    search_id: str | None = Field(
+        None,
+        description="this search as kept for a while: GET /v1/searches/{id} and "
+        "/v1/searches/{id}/evidence.zip (same key, or an admin key)",
+    )
 
 
 class Copy(VideoRef):
@@ -106,8 +111,10 @@ class Video(VideoRef):
 
 
 class IngestLines(BaseModel):
-    lines: list[dict] = Field(description="manifest objects: path (required), external_id, title, source, "
-                                          "published_at, uri, location", max_length=10_000)
+    lines: list[dict] = Field(
+        description="manifest objects: path (required), external_id, title, source, published_at, uri, location",
+        max_length=10_000,
+    )
 
 
 class ErrorBody(BaseModel):

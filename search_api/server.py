@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from search_api.settings import ApiSettings
 from search_api.logs import configure_logging
+from search_api.settings import ApiSettings
 
 log = logging.getLogger("search_api")
 
@@ -26,7 +26,8 @@ def listen_host(settings: ApiSettings, requested: str) -> tuple[str, str | None]
         return requested, None
     return "127.0.0.1", (
         f"no API keys are configured (FIRSTSEEN_API_READ_KEYS, FIRSTSEEN_API_ADMIN_KEYS), so the API is "
-        f"open to anyone who can reach it: listening on 127.0.0.1 only, not {requested}")
+        f"open to anyone who can reach it: listening on 127.0.0.1 only, not {requested}"
+    )
 
 
 def serve(settings: ApiSettings, *, host: str | None = None, port: int | None = None) -> None:
@@ -43,5 +44,6 @@ def serve(settings: ApiSettings, *, host: str | None = None, port: int | None = 
     port = port or settings.api_port
     log.info("FirstSeen API on http://%s:%d/ (docs at /docs), archive in %s", bind, port, settings.data_dir)
     # uvicorn's access log would repeat what the metrics middleware logs, without structure.
-    uvicorn.run(create_app(settings), host=bind, port=port, access_log=False, log_config=None,
-                timeout_graceful_shutdown=30)
+    uvicorn.run(
+        create_app(settings), host=bind, port=port, access_log=False, log_config=None, timeout_graceful_shutdown=30
+    )

@@ -108,10 +108,16 @@ class SearchService:
         if manifest is not None:
             age = (datetime.now(UTC) - datetime.fromisoformat(manifest.saved_at)).total_seconds()
         shape = searcher.archive.index_shape()
-        return {"loaded": True, "vectors": shape.vectors, "kind": shape.kind,
-                "delta_vectors": shape.delta_vectors, "checkpoint": searcher.archive.checkpoint,
-                "published_checkpoint": manifest.checkpoint if manifest else 0,
-                "checkpoint_age_s": round(age, 1) if age is not None else None, "videos": self.videos}
+        return {
+            "loaded": True,
+            "vectors": shape.vectors,
+            "kind": shape.kind,
+            "delta_vectors": shape.delta_vectors,
+            "checkpoint": searcher.archive.checkpoint,
+            "published_checkpoint": manifest.checkpoint if manifest else 0,
+            "checkpoint_age_s": round(age, 1) if age is not None else None,
+            "videos": self.videos,
+        }
 
     def check_catalog(self) -> None:
         """Raises unless the catalog answers a query (blocking: call from a thread)."""

@@ -1,4 +1,4 @@
-"""The HTTP API's settings (FIRSTSEEN_API_*): the core's settings plus keys, address, upload and admission limits, kept searches."""
+"""The HTTP API's settings (FIRSTSEEN_API_*): the core's plus keys, address, upload and admission limits, retention."""
 
 from __future__ import annotations
 

@@ -74,9 +74,15 @@ class _FilePart:
         self._done = False
 
     def callbacks(self) -> dict:
-        return {"on_part_begin": self._begin, "on_header_field": self._field, "on_header_value": self._value,
-                "on_header_end": self._header_end, "on_headers_finished": self._headers_done,
-                "on_part_data": self._data, "on_part_end": self._end}
+        return {
+            "on_part_begin": self._begin,
+            "on_header_field": self._field,
+            "on_header_value": self._value,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_done,
+            "on_part_data": self._data,
+            "on_part_end": self._end,
+        }
 
     def _begin(self) -> None:
         self._disposition = b""

@@ -47,7 +47,7 @@ def read_index(rgb: np.ndarray) -> int:
     for cell in range(_CELLS):
         a, b = edges[cell], edges[cell + 1]
         lo, hi = int(a + (b - a) * 0.3), int(np.ceil(a + (b - a) * 0.7))
-        means.append(float(rows[:, lo:max(hi, lo + 1)].mean()))
+        means.append(float(rows[:, lo : max(hi, lo + 1)].mean()))
     if means[0] < 170 or means[-1] > 85 or any(85 < m < 170 for m in means):
         raise ValueError(f"no index pattern found (cell means {[round(m) for m in means]})")
     return sum(1 << b for b, m in enumerate(means[1:-1]) if m >= 128)
@@ -152,8 +152,9 @@ def copy_clip(src: str | Path, dst: str | Path) -> Path:
     return Path(shutil.copyfile(src, dst))
 
 
-def make_distinct_clip(path: str | Path, seed: int, *, seconds: float = 4.0, fps: int = 10,
-                       size: tuple[int, int] = (128, 96)) -> Path:
+def make_distinct_clip(
+    path: str | Path, seed: int, *, seconds: float = 4.0, fps: int = 10, size: tuple[int, int] = (128, 96)
+) -> Path:
     """A clip whose frames look like no other seed's: a smooth random colour field that drifts
     over time, so a descriptor tells clips (and moments) apart."""
     rng = np.random.default_rng(seed)
@@ -167,7 +168,9 @@ def make_distinct_clip(path: str | Path, seed: int, *, seconds: float = 4.0, fps
         stream.codec_context.thread_count = 1
         for i in range(int(seconds * fps)):
             dx, dy = (i * 3) % width, (i * 2) % height
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(big[dy : dy + height, dx : dx + width]), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(big[dy : dy + height, dx : dx + width]), format="rgb24"
+            )
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))

@@ -8,12 +8,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+import toy_descriptor  # noqa: F401 - registers the tests' model-free descriptor
+from paths import REPO
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-import toy_descriptor  # noqa: F401 - registers the tests' model-free descriptor
-
-from paths import REPO
 PG_URL = os.environ.get("FIRSTSEEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -37,8 +36,11 @@ def footage() -> Path:
 def settings(tmp_path: Path):
     from firstseen.settings import get_settings
 
-    return get_settings(data_dir=tmp_path / "data", catalog_url=f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite'}",
-                        checkpoint_every_s=3600)
+    return get_settings(
+        data_dir=tmp_path / "data",
+        catalog_url=f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite'}",
+        checkpoint_every_s=3600,
+    )
 
 
 _pg_error: list[str] = []  # probed once per session
@@ -86,9 +88,9 @@ def small_archive(footage: Path, tmp_path_factory) -> dict:
     Tests that change the archive copy it first (copy_archive)."""
     import numpy as np
     from edits import FrameSource, make_query
+
     from firstseen.ingest.progress import LogProgress
     from firstseen.ingest.run import run_ingest
-
     from firstseen.settings import get_settings
 
     work = tmp_path_factory.mktemp("small-archive")
@@ -104,9 +106,14 @@ def small_archive(footage: Path, tmp_path_factory) -> dict:
     reversed_clip = make_query("reversed", FrameSource(footage / "vtest.avi", 360), 30.0, 6.0, queries, rng=rng)
     mirrored = make_query("mirror", FrameSource(footage / "cockatoo.mp4", 360), 2.0, 6.0, queries, rng=rng)
     unseen = make_query("reencode", FrameSource(footage / "tree.avi", 360), 2.0, 5.0, queries / "unseen", rng=rng)
-    return {"data_dir": data, "titles": {line["path"]: line["title"] for line in chosen},
-            "external_ids": {line["path"]: line["external_id"] for line in chosen},
-            "reversed": reversed_clip.path, "mirrored": mirrored.path, "unseen": unseen.path}
+    return {
+        "data_dir": data,
+        "titles": {line["path"]: line["title"] for line in chosen},
+        "external_ids": {line["path"]: line["external_id"] for line in chosen},
+        "reversed": reversed_clip.path,
+        "mirrored": mirrored.path,
+        "unseen": unseen.path,
+    }
 
 
 def copy_archive(small_archive: dict, dest: Path) -> Path:

@@ -15,8 +15,13 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from firstseen.media.decode import sample_frames
 
-_HEADLINES = ("BREAKING: crowds gather as officials respond", "Eyewitness footage shared thousands of times",
-              "Viral video: what we know so far", "Residents describe the scene", "Live coverage continues")
+_HEADLINES = (
+    "BREAKING: crowds gather as officials respond",
+    "Eyewitness footage shared thousands of times",
+    "Viral video: what we know so far",
+    "Residents describe the scene",
+    "Live coverage continues",
+)
 _BRANDS = ("N24", "TV5", "CNX", "W1", "K7")
 
 
@@ -102,8 +107,17 @@ class _Job:
         return [self.others[i] for i in order[:count]]
 
 
-def _plan(src: FrameSource, s0: float, s1: float, fps: float, *, k0: int = 0, speed: float = 1.0,
-          reverse: bool = False, mirrored: bool = False) -> tuple[TruthSegment, np.ndarray]:
+def _plan(
+    src: FrameSource,
+    s0: float,
+    s1: float,
+    fps: float,
+    *,
+    k0: int = 0,
+    speed: float = 1.0,
+    reverse: bool = False,
+    mirrored: bool = False,
+) -> tuple[TruthSegment, np.ndarray]:
     """Truth for playing src[s0, s1] at `speed` from output frame k0, and each output frame's source time."""
     n = max(1, math.floor((s1 - s0) / speed * fps + 1e-6))  # whole frames that fit in the window
     span = speed * n / fps
@@ -157,8 +171,16 @@ def _write_video(path: Path, frames: Iterable[np.ndarray], size: tuple[int, int]
         out.mux(stream.encode(None))
 
 
-def _per_frame(job: _Job, transform: Callable[[np.ndarray, int], np.ndarray], size: tuple[int, int], *,
-               crf: int = 23, speed: float = 1.0, reverse: bool = False, mirrored: bool = False):
+def _per_frame(
+    job: _Job,
+    transform: Callable[[np.ndarray, int], np.ndarray],
+    size: tuple[int, int],
+    *,
+    crf: int = 23,
+    speed: float = 1.0,
+    reverse: bool = False,
+    mirrored: bool = False,
+):
     """The source window played through `transform(rgb, k)` into a w x h video."""
     segment, times = _plan(job.source, job.start, job.end, job.fps, speed=speed, reverse=reverse, mirrored=mirrored)
     path = job.out(".mp4")
@@ -440,8 +462,18 @@ _BUILDERS: dict[str, Callable[[_Job], tuple[Path, str, tuple[TruthSegment, ...]]
 NEEDS_OTHERS: frozenset[str] = frozenset({"pip", "splice", "embedded"})
 
 
-def _build(edit: str, source: FrameSource, start_s: float, length_s: float, out_dir: Path, *,
-           rng: np.random.Generator, others: Sequence[FrameSource], out_fps: float, prefix: str):
+def _build(
+    edit: str,
+    source: FrameSource,
+    start_s: float,
+    length_s: float,
+    out_dir: Path,
+    *,
+    rng: np.random.Generator,
+    others: Sequence[FrameSource],
+    out_fps: float,
+    prefix: str,
+):
     if edit not in _BUILDERS:
         raise KeyError(f"unknown edit {edit!r}; known: {', '.join(_BUILDERS)}")
     if not (length_s > 0 and out_fps > 0):
@@ -451,24 +483,51 @@ def _build(edit: str, source: FrameSource, start_s: float, length_s: float, out_
     end = min(source.duration_s, start + length_s)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    job = _Job(source, start, end, rng, tuple(o for o in others if o.name != source.name), out_fps,
-               out_dir / f"{prefix}{edit}-{source.path.stem}-{start:.2f}")
+    job = _Job(
+        source,
+        start,
+        end,
+        rng,
+        tuple(o for o in others if o.name != source.name),
+        out_fps,
+        out_dir / f"{prefix}{edit}-{source.path.stem}-{start:.2f}",
+    )
     return _BUILDERS[edit](job)
 
 
-def make_query(edit: str, source: FrameSource, start_s: float, length_s: float, out_dir: Path, *,
-               rng: np.random.Generator, others: Sequence[FrameSource] = (), out_fps: float = 25.0) -> EditedQuery:
+def make_query(
+    edit: str,
+    source: FrameSource,
+    start_s: float,
+    length_s: float,
+    out_dir: Path,
+    *,
+    rng: np.random.Generator,
+    others: Sequence[FrameSource] = (),
+    out_fps: float = 25.0,
+) -> EditedQuery:
     """Apply `edit` to source[start_s, start_s + length_s] and write the query into out_dir."""
-    path, kind, truth = _build(edit, source, start_s, length_s, out_dir, rng=rng, others=others,
-                               out_fps=out_fps, prefix="")
+    path, kind, truth = _build(
+        edit, source, start_s, length_s, out_dir, rng=rng, others=others, out_fps=out_fps, prefix=""
+    )
     return EditedQuery(path, edit, kind, tuple(truth))
 
 
-def make_negative(edit: str, source: FrameSource, start_s: float, length_s: float, out_dir: Path, *,
-                  rng: np.random.Generator, others: Sequence[FrameSource] = (), out_fps: float = 25.0) -> EditedQuery:
+def make_negative(
+    edit: str,
+    source: FrameSource,
+    start_s: float,
+    length_s: float,
+    out_dir: Path,
+    *,
+    rng: np.random.Generator,
+    others: Sequence[FrameSource] = (),
+    out_fps: float = 25.0,
+) -> EditedQuery:
     """The same edit applied to held-out footage (source and others never indexed): nothing should match."""
-    path, kind, _ = _build(edit, source, start_s, length_s, out_dir, rng=rng, others=others,
-                           out_fps=out_fps, prefix="negative-")
+    path, kind, _ = _build(
+        edit, source, start_s, length_s, out_dir, rng=rng, others=others, out_fps=out_fps, prefix="negative-"
+    )
     return EditedQuery(path, f"negative:{edit}", kind, ())
 
 

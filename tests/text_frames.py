@@ -1,4 +1,4 @@
-"""Frames with known on-screen text in each script we serve (Latin, Cyrillic, Hangul, dates), for OCR tests and bench_ocr.py."""
+"""Frames with known on-screen text in each script served (Latin, Cyrillic, Hangul, dates), for OCR tests, bench_ocr."""
 
 from __future__ import annotations
 
@@ -9,23 +9,70 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 FONTS = {
-    "latin": ["/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"],
-    "cyrillic": ["/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"],
-    "hangul": ["/usr/share/fonts/truetype/nanum/NanumGothicBold.ttf", "/usr/share/fonts/truetype/nanum/NanumGothic.ttf"],
+    "latin": [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    ],
+    "cyrillic": [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    ],
+    "hangul": [
+        "/usr/share/fonts/truetype/nanum/NanumGothicBold.ttf",
+        "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
+    ],
 }
 FONTS["dates"] = FONTS["latin"]
 
 TEXTS = {
-    "latin": ["LIVE: Moscow, 30 September 2022", "Vladivostok summit", "BREAKING NEWS", "Eastern Economic Forum",
-              "Press conference, Seoul", "Kyiv, 24 February 2022", "Official visit to Pyongyang",
-              "Toast at the state dinner", "Helsinki, 16 July 2018", "Minister of Foreign Affairs"],
-    "cyrillic": ["ВЛАДИВОСТОК, 25 апреля 2019", "Прямой эфир", "Москва, Кремль", "Восточный экономический форум",
-                 "Пресс-конференция", "Срочные новости", "Официальный визит", "Санкт-Петербург",
-                 "Министр иностранных дел", "Переговоры в Сочи"],
-    "hangul": ["블라디보스토크 정상회담", "속보", "평양 공식 방문", "기자회견", "외교부 장관", "서울 청와대",
-               "생중계", "남북 정상회담", "국빈 만찬", "러시아 대통령"],
-    "dates": ["25.04.2019 14:32", "2022-09-30", "30/09/2022 18:05", "12:45:07", "2019.04.25", "16.07.2018",
-              "04/25/2019", "2023-04-08 10:20", "1906", "24.02.2022 05:00"],
+    "latin": [
+        "LIVE: Moscow, 30 September 2022",
+        "Vladivostok summit",
+        "BREAKING NEWS",
+        "Eastern Economic Forum",
+        "Press conference, Seoul",
+        "Kyiv, 24 February 2022",
+        "Official visit to Pyongyang",
+        "Toast at the state dinner",
+        "Helsinki, 16 July 2018",
+        "Minister of Foreign Affairs",
+    ],
+    "cyrillic": [
+        "ВЛАДИВОСТОК, 25 апреля 2019",
+        "Прямой эфир",
+        "Москва, Кремль",
+        "Восточный экономический форум",
+        "Пресс-конференция",
+        "Срочные новости",
+        "Официальный визит",
+        "Санкт-Петербург",
+        "Министр иностранных дел",
+        "Переговоры в Сочи",
+    ],
+    "hangul": [
+        "블라디보스토크 정상회담",
+        "속보",
+        "평양 공식 방문",
+        "기자회견",
+        "외교부 장관",
+        "서울 청와대",
+        "생중계",
+        "남북 정상회담",
+        "국빈 만찬",
+        "러시아 대통령",
+    ],
+    "dates": [
+        "25.04.2019 14:32",
+        "2022-09-30",
+        "30/09/2022 18:05",
+        "12:45:07",
+        "2019.04.25",
+        "16.07.2018",
+        "04/25/2019",
+        "2023-04-08 10:20",
+        "1906",
+        "24.02.2022 05:00",
+    ],
 }
 
 
@@ -41,8 +88,9 @@ def available(script: str) -> bool:
     return any(Path(f).is_file() for f in FONTS[script])
 
 
-def draw_text_frame(background: np.ndarray, script: str, text: str, rng: np.random.Generator, *,
-                    style: str | None = None) -> TextFrame:
+def draw_text_frame(
+    background: np.ndarray, script: str, text: str, rng: np.random.Generator, *, style: str | None = None
+) -> TextFrame:
     """Text over a picture as broadcasters burn it in: a chyron bar at the bottom, a caption
     with a shadow over the picture, or a top-corner label."""
     font_path = next(f for f in FONTS[script] if Path(f).is_file())
@@ -92,8 +140,15 @@ def character_accuracy(read: str, truth: str) -> float:
     return max(0.0, 1.0 - previous[-1] / len(b))
 
 
-def reversed_captioned_crop(source, out, *, start_s: float = 30.0, seconds: float = 6.0, fps: float = 12.5,
-                            caption: str = "MOSCOW, 30 September 2022") -> dict:
+def reversed_captioned_crop(
+    source,
+    out,
+    *,
+    start_s: float = 30.0,
+    seconds: float = 6.0,
+    fps: float = 12.5,
+    caption: str = "MOSCOW, 30 September 2022",
+) -> dict:
     """A manipulated clip as the cases we serve: footage played backwards, cropped to its left
     70%, with a new caption burned into a chyron. source: an edits.FrameSource. Returns the
     truth: the source window, the crop box (fractions of the source frame), the caption."""
@@ -108,5 +163,10 @@ def reversed_captioned_crop(source, out, *, start_s: float = 30.0, seconds: floa
         frames.append(draw_text_frame(crop, "latin", caption, rng, style="chyron").rgb)
     h, w = frames[0].shape[:2]
     _write_video(out, iter(frames), (w, h), fps)
-    return {"path": out, "source_start": start_s, "source_end": start_s + seconds, "crop": (0.0, 0.0, 0.7, 1.0),
-            "caption": caption}
+    return {
+        "path": out,
+        "source_start": start_s,
+        "source_end": start_s + seconds,
+        "crop": (0.0, 0.0, 0.7, 1.0),
+        "caption": caption,
+    }

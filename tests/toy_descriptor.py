@@ -1,4 +1,4 @@
-"""A toy frame descriptor, registered for tests only: deterministic, model-free and about a thousand times cheaper than SSCD.
+"""A toy frame descriptor for tests only: deterministic, model-free, about a thousand times cheaper than SSCD.
 
 Each frame becomes its 12x12 grey thumbnail with the mean taken out, L2-normalised: re-encodes
 and rescales keep it, crops and flips do not. Unit and contract tests that exercise ingest,

@@ -10,17 +10,17 @@ Callers get what they need by method; the stores themselves stay private to the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 
+from firstseen.archive.records import ArchiveStores, CopyLinkFound, DescriptorSpec, FrameHit
 from firstseen.errors import ArchiveMismatchError, BadInputError, FirstSeenError
 from firstseen.records import CatalogStats, CopyLinkRecord, FrameVectors, VideoInfo, VideoMetadata, VideoRecord
 from firstseen.storage.faiss_index import IndexShape, TieredIndex, VectorIndex
 from firstseen.storage.index_store import IndexManifest
 from firstseen.storage.lock import DataDirLock
-from firstseen.storage.protocols import CopyLinkStore, FailureLedger, IndexFiles, RunLog, VectorStore, VideoCatalog
+from firstseen.storage.protocols import FailureLedger
 from firstseen.storage.stored_searches import SearchStore
 from firstseen.storage.text_store import TextStore
 from firstseen.storage.vectorstore import to_storage
@@ -28,59 +28,16 @@ from firstseen.storage.vectorstore import to_storage
 DESCRIPTOR_META_KEY = "descriptor"
 
 
-@dataclass(frozen=True, slots=True)
-class DescriptorSpec:
-    """What must match for two vectors to be comparable: the plug-in, its size, its metric,
-    and its configuration (model file, input size)."""
-
-    name: str
-    dim: int
-    metric: str
-    config_id: str
-
-    @classmethod
-    def of(cls, descriptor) -> DescriptorSpec:
-        return cls(descriptor.name, descriptor.dim, descriptor.metric,
-                   getattr(descriptor, "config_id", descriptor.name))
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "dim": self.dim, "metric": self.metric, "config_id": self.config_id}
-
-
-@dataclass(frozen=True, slots=True)
-class FrameHit:
-    frame_id: int
-    video_id: str
-    pts_s: float
-    score: float
-
-
-@dataclass(frozen=True, slots=True)
-class CopyLinkFound:
-    """Footage a video shares with another, as copy-link search found and verified it."""
-
-    other_video_id: str
-    score: float
-    segments: list[dict]
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveStores:
-    """The stores an archive is made of: SQL and files (opening.py), or their in-memory twins."""
-
-    catalog: VideoCatalog
-    links: CopyLinkStore
-    runs: RunLog
-    failures: Callable[[int], FailureLedger]  # max_attempts -> the ledger
-    vectors: VectorStore
-    index_files: IndexFiles
-    text: TextStore | None = None  # on-screen text: SQL only
-    searches: SearchStore | None = None  # kept searches (the API's), purged of a video at its takedown
-
-
 class Archive:
-    def __init__(self, stores: ArchiveStores, spec: DescriptorSpec, *, writable: bool,
-                 lock: DataDirLock | None = None, nprobe: int = 0):
+    def __init__(
+        self,
+        stores: ArchiveStores,
+        spec: DescriptorSpec,
+        *,
+        writable: bool,
+        lock: DataDirLock | None = None,
+        nprobe: int = 0,
+    ):
         self._catalog, self._index_store, self._vectors = stores.catalog, stores.index_files, stores.vectors
         self._links, self._runs, self._failures, self._text = stores.links, stores.runs, stores.failures, stores.text
         self._searches = stores.searches
@@ -197,8 +154,7 @@ class Archive:
         manifest = self._index_store.read_manifest()
         if manifest is None or manifest.checkpoint == self.checkpoint:
             return False
-        index, checkpoint = self._index_store.load(self.spec.name, self.spec.dim, self.spec.metric,
-                                                   reuse=self._index)
+        index, checkpoint = self._index_store.load(self.spec.name, self.spec.dim, self.spec.metric, reuse=self._index)
         index.set_nprobe(self.nprobe)
         self._index, self.checkpoint = index, checkpoint
         return True
@@ -208,9 +164,17 @@ class Archive:
         if not self.writable:
             raise FirstSeenError("the archive was opened read-only")
 
-    def stage(self, meta: VideoMetadata, *, video_id: str, sha256: str, info: VideoInfo,
-              frames: FrameVectors, run_id: int | None = None,
-              file_stat: tuple[int, int] | None = None) -> VideoRecord:
+    def stage(
+        self,
+        meta: VideoMetadata,
+        *,
+        video_id: str,
+        sha256: str,
+        info: VideoInfo,
+        frames: FrameVectors,
+        run_id: int | None = None,
+        file_stat: tuple[int, int] | None = None,
+    ) -> VideoRecord:
         """Write a video's raw vectors and catalog rows and add it to the in-memory index.
         It stays invisible to search until commit()."""
         self._require_writable()
@@ -220,9 +184,18 @@ class Archive:
         self._vectors.put(video_id, stored)
         try:
             record = self._catalog.add_pending_video(
-                meta, video_id=video_id, sha256=sha256, duration_s=info.duration_s,
-                width=info.width, height=info.height, codec=info.codec,
-                descriptor=self.spec.name, frame_pts=frames.pts_s, run_id=run_id, file_stat=file_stat)
+                meta,
+                video_id=video_id,
+                sha256=sha256,
+                duration_s=info.duration_s,
+                width=info.width,
+                height=info.height,
+                codec=info.codec,
+                descriptor=self.spec.name,
+                frame_pts=frames.pts_s,
+                run_id=run_id,
+                file_stat=file_stat,
+            )
         except BaseException:
             self._vectors.delete(video_id)
             raise
@@ -337,11 +310,13 @@ class Archive:
                 continue
             stored = self._vectors.get(record.video_id)
             if stored is None or len(stored) != record.frame_count:
-                raise FirstSeenError(f"raw vectors of video {record.video_id} are missing or damaged; "
-                                     "restore them from a backup")
+                raise FirstSeenError(
+                    f"raw vectors of video {record.video_id} are missing or damaged; restore them from a backup"
+                )
             delta.add(frame_ids(record), index_vectors(stored, self._index.binary))
-        self._index = TieredIndex(self.spec.name, self.spec.dim, self.spec.metric, main=main, delta=delta,
-                                  main_built_for=built_for)
+        self._index = TieredIndex(
+            self.spec.name, self.spec.dim, self.spec.metric, main=main, delta=delta, main_built_for=built_for
+        )
         self._index.set_nprobe(self.nprobe)
         self._index_dirty = True
         return self.commit()

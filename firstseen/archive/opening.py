@@ -50,8 +50,15 @@ def open_catalog_only(data_dir: Path, catalog_url: str) -> tuple[SqlCatalog, Des
     return _open_catalog(data_dir, catalog_url, None)
 
 
-def open_archive(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None = None, *,
-                 writable: bool = False, nprobe: int = 0, lock_wait_s: float = 0.0) -> Archive:
+def open_archive(
+    data_dir: Path,
+    catalog_url: str,
+    spec: DescriptorSpec | None = None,
+    *,
+    writable: bool = False,
+    nprobe: int = 0,
+    lock_wait_s: float = 0.0,
+) -> Archive:
     """Open the archive in data_dir. Writers take the lock (waiting up to lock_wait_s for
     another writer) and run recovery; readers do neither. Without a spec the archive's own
     descriptor is used (stats, remove)."""
@@ -74,17 +81,29 @@ def open_archive(data_dir: Path, catalog_url: str, spec: DescriptorSpec | None =
 
 def sql_stores(catalog: SqlCatalog, where: DataDir) -> ArchiveStores:
     """The embedded default: one SQL database for the catalog and its companions, files for the rest."""
-    return ArchiveStores(catalog, SqlCopyLinks(catalog), SqlRunLog(catalog),
-                         lambda max_attempts: SqlFailureLedger(catalog, max_attempts), FileVectorStore(where.vectors),
-                         IndexStore(where.index), TextStore(catalog), SearchStore(where.searches))
+    return ArchiveStores(
+        catalog,
+        SqlCopyLinks(catalog),
+        SqlRunLog(catalog),
+        lambda max_attempts: SqlFailureLedger(catalog, max_attempts),
+        FileVectorStore(where.vectors),
+        IndexStore(where.index),
+        TextStore(catalog),
+        SearchStore(where.searches),
+    )
 
 
 def memory_stores() -> ArchiveStores:
     """Every store in memory: an archive for tests that needs no database, no files and no model."""
     failures: dict = {}
-    return ArchiveStores(MemoryCatalog(), MemoryCopyLinks(), MemoryRunLog(),
-                         lambda max_attempts: MemoryFailureLedger(max_attempts, failures), MemoryVectorStore(),
-                         MemoryIndexStore())
+    return ArchiveStores(
+        MemoryCatalog(),
+        MemoryCopyLinks(),
+        MemoryRunLog(),
+        lambda max_attempts: MemoryFailureLedger(max_attempts, failures),
+        MemoryVectorStore(),
+        MemoryIndexStore(),
+    )
 
 
 def memory_archive(spec: DescriptorSpec, stores: ArchiveStores | None = None) -> Archive:

@@ -58,6 +58,7 @@ _FACTORIES: dict[str, tuple[DescriptorFactory, type[BaseSettings] | None]] = {}
 
 def register(name: str, settings: type[BaseSettings] | None = None) -> Callable[[DescriptorFactory], DescriptorFactory]:
     """Register a plug-in's factory under name, with the settings class of its knobs if any."""
+
     def decorate(factory: DescriptorFactory) -> DescriptorFactory:
         if name in _FACTORIES:
             raise ValueError(f"descriptor {name!r} registered twice")

@@ -42,9 +42,7 @@ class ClipDescriptor:
                 f"torchvision that imports beside it): {exc}"
             ) from exc
         torch.set_num_threads(threads)
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            model_name, pretrained=str(checkpoint)
-        )
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=str(checkpoint))
         self._model = model.eval()
         self._preprocess = preprocess
         self._torch = torch

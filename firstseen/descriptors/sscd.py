@@ -59,8 +59,9 @@ class SscdDescriptor:
 
     metric = "inner_product"
 
-    def __init__(self, model_path: Path, *, name: str = "sscd", input_size: int = 224,
-                 threads: int = 2, batch_size: int = 32):
+    def __init__(
+        self, model_path: Path, *, name: str = "sscd", input_size: int = 224, threads: int = 2, batch_size: int = 32
+    ):
         import onnxruntime as ort
 
         if not Path(model_path).is_file():
@@ -71,9 +72,7 @@ class SscdDescriptor:
         # Idle workers would otherwise spin for the next op and starve the decoder thread
         # that runs beside inference on the same cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            str(model_path), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         model_input = self._session.get_inputs()[0]
         if model_input.type != "tensor(uint8)" or model_input.shape[-1] != 3:
             raise DescriptorUnavailableError(
@@ -107,5 +106,4 @@ class SscdDescriptor:
 @register("sscd", settings=SscdSettings)
 def _make_sscd(options: SscdSettings, batch_size: int) -> SscdDescriptor:
     path = options.sscd_model_path or default_model_path(options.sscd_variant)
-    return SscdDescriptor(path, input_size=options.sscd_input_size, threads=options.onnx_threads,
-                          batch_size=batch_size)
+    return SscdDescriptor(path, input_size=options.sscd_input_size, threads=options.onnx_threads, batch_size=batch_size)

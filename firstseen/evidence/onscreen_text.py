@@ -22,8 +22,12 @@ import numpy as np
 
 from firstseen.errors import FirstSeenError
 
-TESSDATA_DIRS = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
-                 "/usr/share/tessdata", "/usr/local/share/tessdata")
+TESSDATA_DIRS = (
+    "/usr/share/tesseract-ocr/5/tessdata",
+    "/usr/share/tesseract-ocr/4.00/tessdata",
+    "/usr/share/tessdata",
+    "/usr/local/share/tessdata",
+)
 DEFAULT_LANGUAGES = ("eng", "rus", "kor")
 DETECT_WIDTH = 640  # bands are found on a grey copy this wide
 READ_HEIGHT = 48  # a band is enlarged (or shrunk) to about this many pixels high before reading
@@ -58,8 +62,11 @@ class TextLine:
             raise ValueError(f"a line's box must lie inside the frame: {self}")
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "confidence": round(self.confidence, 1),
-                "box": {"x": round(self.x, 4), "y": round(self.y, 4), "w": round(self.w, 4), "h": round(self.h, 4)}}
+        return {
+            "text": self.text,
+            "confidence": round(self.confidence, 1),
+            "box": {"x": round(self.x, 4), "y": round(self.y, 4), "w": round(self.w, 4), "h": round(self.h, 4)},
+        }
 
 
 def find_tessdata(explicit: str | Path | None = None) -> Path:
@@ -67,9 +74,11 @@ def find_tessdata(explicit: str | Path | None = None) -> Path:
         if candidate and Path(candidate, "eng.traineddata").is_file():
             return Path(candidate)
     raise TextReaderUnavailableError(
-        "no Tesseract language data found (looked in TESSDATA_PREFIX and " + ", ".join(TESSDATA_DIRS) +
-        "): install Debian's tesseract-ocr, tesseract-ocr-rus and tesseract-ocr-kor, or turn on-screen "
-        "text off with FIRSTSEEN_OCR=off")
+        "no Tesseract language data found (looked in TESSDATA_PREFIX and "
+        + ", ".join(TESSDATA_DIRS)
+        + "): install Debian's tesseract-ocr, tesseract-ocr-rus and tesseract-ocr-kor, or turn on-screen "
+        "text off with FIRSTSEEN_OCR=off"
+    )
 
 
 def text_bands(gray: np.ndarray, *, max_bands: int = 6) -> list[tuple[int, int, int, int]]:
@@ -81,8 +90,11 @@ def text_bands(gray: np.ndarray, *, max_bands: int = 6) -> list[tuple[int, int, 
     (wide, low, well filled). Cheap (~2 ms a frame), so every read can afford it."""
     h, w = gray.shape[:2]
     scale = DETECT_WIDTH / w if w > DETECT_WIDTH else 1.0
-    small = cv2.resize(gray, (round(w * scale), max(1, round(h * scale))), interpolation=cv2.INTER_AREA) \
-        if scale != 1.0 else gray
+    small = (
+        cv2.resize(gray, (round(w * scale), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        if scale != 1.0
+        else gray
+    )
     gradient = cv2.morphologyEx(small, cv2.MORPH_GRADIENT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
     _, edges = cv2.threshold(gradient, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     if edges.mean() > 0.5 * 255:  # a frame of texture everywhere: Otsu split noise, not text
@@ -93,14 +105,14 @@ def text_bands(gray: np.ndarray, *, max_bands: int = 6) -> list[tuple[int, int, 
     bands = []
     pieces = [(x, y, bw, bh) for x, y, bw, bh, _ in stats[1:count] if 5 <= bh <= 0.25 * sh]
     for x, y, bw, bh in _same_lines(pieces):
-        filled = edges[y:y + bh, x:x + bw].mean() / 255
+        filled = edges[y : y + bh, x : x + bw].mean() / 255
         if not (7 <= bh <= 0.25 * sh and bw >= 1.5 * bh and bw >= 0.04 * sw and 0.15 <= filled <= 0.9):
             continue
         pad = max(2, bh // 4)
         x0, y0 = max(0, x - pad), max(0, y - pad)
         x1, y1 = min(sw, x + bw + pad), min(sh, y + bh + pad)
         box = (round(x0 / scale), round(y0 / scale), round(x1 / scale), round(y1 / scale))
-        if _looks_like_text(gray[box[1]:box[3], box[0]:box[2]]):  # at full size: thin strokes merge when small
+        if _looks_like_text(gray[box[1] : box[3], box[0] : box[2]]):  # at full size: thin strokes merge when small
             bands.append(box)
     bands.sort(key=lambda b: (b[3] - b[1]) * (b[2] - b[0]), reverse=True)
     return sorted(bands[:max_bands], key=lambda b: (b[1], b[0]))
@@ -130,7 +142,7 @@ def _looks_like_text(band: np.ndarray) -> bool:
     h, w = band.shape[:2]
     if h < 4 or w < 4 or np.percentile(band, 95) - np.percentile(band, 5) < TEXT_CONTRAST:
         return False
-    middle = np.ascontiguousarray(band[h // 4: max(h // 4 + 1, 3 * h // 4)])
+    middle = np.ascontiguousarray(band[h // 4 : max(h // 4 + 1, 3 * h // 4)])
     _, binary = cv2.threshold(middle, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     flips = (np.diff(binary.astype(np.int16), axis=1) != 0).sum(axis=1).mean()
     return flips / w * h >= TEXT_TRANSITIONS
@@ -168,19 +180,26 @@ class TesseractReader:
 
     name = "tesseract"
 
-    def __init__(self, languages: Sequence[str] = DEFAULT_LANGUAGES, *, tessdata: str | Path | None = None,
-                 min_confidence: float = 70.0):
+    def __init__(
+        self,
+        languages: Sequence[str] = DEFAULT_LANGUAGES,
+        *,
+        tessdata: str | Path | None = None,
+        min_confidence: float = 70.0,
+    ):
         try:
             from tesserocr import PSM, PyTessBaseAPI
         except ImportError as exc:
-            raise TextReaderUnavailableError("on-screen text needs the tesserocr package (pip install tesserocr), "
-                                             "or FIRSTSEEN_OCR=off") from exc
+            raise TextReaderUnavailableError(
+                "on-screen text needs the tesserocr package (pip install tesserocr), or FIRSTSEEN_OCR=off"
+            ) from exc
         folder = find_tessdata(tessdata)
         missing = [lang for lang in languages if not (folder / f"{lang}.traineddata").is_file()]
         if missing:
-            raise TextReaderUnavailableError(f"Tesseract language data missing in {folder}: {', '.join(missing)} "
-                                             f"(Debian: apt-get install " +
-                                             " ".join(f"tesseract-ocr-{lang}" for lang in missing) + ")")
+            raise TextReaderUnavailableError(
+                f"Tesseract language data missing in {folder}: {', '.join(missing)} "
+                f"(Debian: apt-get install " + " ".join(f"tesseract-ocr-{lang}" for lang in missing) + ")"
+            )
         self.languages = tuple(languages)
         self.min_confidence = min_confidence
         self.config_id = f"tesseract/{'+'.join(self.languages)}"
@@ -195,8 +214,9 @@ class TesseractReader:
             band = gray[y0:y1, x0:x1]
             factor = min(4.0, READ_HEIGHT / max(1, y1 - y0))
             if abs(factor - 1) > 0.1:
-                band = cv2.resize(band, None, fx=factor, fy=factor,
-                                  interpolation=cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA)
+                band = cv2.resize(
+                    band, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA
+                )
             text, confidence = self._read_band(band)
             if confidence >= self.min_confidence and _enough_text(text):
                 lines.append(TextLine(text, confidence, x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h))

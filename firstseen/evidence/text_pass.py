@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from firstseen.errors import FirstSeenError
+from firstseen.evidence.onscreen_text import TextLine
+from firstseen.media.decode import sample_frames
 from firstseen.records import VideoRecord
 from firstseen.storage.catalog import SqlCatalog
-from firstseen.errors import FirstSeenError
-from firstseen.media.decode import sample_frames
-from firstseen.evidence.onscreen_text import TextLine
 from firstseen.storage.text_store import TextSpan, TextStore, fold
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,14 @@ class TextPassSummary:
     footage_s: float
 
     def to_dict(self) -> dict:
-        return {"videos": self.videos, "frames_read": self.frames_read, "lines": self.lines, "failed": self.failed,
-                "wall_s": round(self.wall_s, 2), "footage_s": round(self.footage_s, 1)}
+        return {
+            "videos": self.videos,
+            "frames_read": self.frames_read,
+            "lines": self.lines,
+            "failed": self.failed,
+            "wall_s": round(self.wall_s, 2),
+            "footage_s": round(self.footage_s, 1),
+        }
 
 
 def _same_line(a: str, b: str) -> bool:
@@ -70,16 +76,34 @@ def spans_from_reads(video_id: str, reads: Iterable[tuple[float, list[TextLine]]
         for line in lines:
             match = next((s for s in open_spans if _same_line(s["text"], line.text)), None)
             if match is None:
-                open_spans.append({"start": t, "last": t, "text": line.text, "confidence": line.confidence,
-                                   "box": {"x": line.x, "y": line.y, "w": line.w, "h": line.h}})
+                open_spans.append(
+                    {
+                        "start": t,
+                        "last": t,
+                        "text": line.text,
+                        "confidence": line.confidence,
+                        "box": {"x": line.x, "y": line.y, "w": line.w, "h": line.h},
+                    }
+                )
                 continue
             match["last"] = t
             if line.confidence > match["confidence"]:
                 match.update(text=line.text, confidence=line.confidence)
     done += open_spans
-    return sorted((TextSpan(video_id, s["start"], s["last"] + every_s, s["text"], s["confidence"],
-                            {k: round(v, 4) for k, v in s["box"].items()}) for s in done),
-                  key=lambda s: (s.start_s, s.text))
+    return sorted(
+        (
+            TextSpan(
+                video_id,
+                s["start"],
+                s["last"] + every_s,
+                s["text"],
+                s["confidence"],
+                {k: round(v, 4) for k, v in s["box"].items()},
+            )
+            for s in done
+        ),
+        key=lambda s: (s.start_s, s.text),
+    )
 
 
 def read_video(record: VideoRecord, reader, params: TextPassParams) -> tuple[list[TextSpan], int]:
@@ -90,17 +114,24 @@ def read_video(record: VideoRecord, reader, params: TextPassParams) -> tuple[lis
     return spans_from_reads(record.video_id, reads, params.every_s), len(reads)
 
 
-def run_text_pass(catalog: SqlCatalog, reader, params: TextPassParams, *, again: bool = False,
-                  video_ids: Iterable[str] | None = None,
-                  progress: Callable[[VideoRecord], None] | None = None) -> TextPassSummary:
+def run_text_pass(
+    catalog: SqlCatalog,
+    reader,
+    params: TextPassParams,
+    *,
+    again: bool = False,
+    video_ids: Iterable[str] | None = None,
+    progress: Callable[[VideoRecord], None] | None = None,
+) -> TextPassSummary:
     """Read every committed video not read yet (all of them with again; or those named). A
     video that cannot be decoded is logged and counted, and the others are read."""
     store = TextStore(catalog)
     started = time.perf_counter()
     done = set() if again else store.videos_read()
     wanted = None if video_ids is None else set(video_ids)
-    todo = [v for v in catalog.videos("committed")
-            if v.video_id not in done and (wanted is None or v.video_id in wanted)]
+    todo = [
+        v for v in catalog.videos("committed") if v.video_id not in done and (wanted is None or v.video_id in wanted)
+    ]
     frames = lines = failed = 0
     footage = 0.0
     for record in todo:
@@ -110,8 +141,9 @@ def run_text_pass(catalog: SqlCatalog, reader, params: TextPassParams, *, again:
             log.warning("on-screen text of %s not read: %s", record.video_id, exc)
             failed += 1
             continue
-        store.replace_video_text(record.video_id, spans, reader=getattr(reader, "config_id", "reader"),
-                                 frames_read=read)
+        store.replace_video_text(
+            record.video_id, spans, reader=getattr(reader, "config_id", "reader"), frames_read=read
+        )
         frames, lines, footage = frames + read, lines + len(spans), footage + (record.duration_s or 0.0)
         if progress:
             progress(record)
@@ -130,5 +162,8 @@ def find_archive_text(catalog_url: str, query: str, *, limit: int) -> list[tuple
     with SqlCatalog.open(catalog_url) as catalog:
         spans = TextStore(catalog).search(query, limit=limit)
         videos = {s.video_id: catalog.get_video(s.video_id) for s in spans}
-    return [(s, videos[s.video_id]) for s in spans
-            if videos[s.video_id] is not None and videos[s.video_id].status == "committed"]
+    return [
+        (s, videos[s.video_id])
+        for s in spans
+        if videos[s.video_id] is not None and videos[s.video_id].status == "committed"
+    ]

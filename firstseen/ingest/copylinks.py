@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 
 from firstseen.archive import Archive, CopyLinkFound
+from firstseen.params import SearchParams
 from firstseen.search.background import Background
 from firstseen.search.calibration import Calibration
-from firstseen.search.confirm import ArchiveFrames
-from firstseen.search.results import MatchSegment
 from firstseen.search.candidates import VerifyPolicy, match_videos
+from firstseen.search.confirm import ArchiveFrames
 from firstseen.search.query import QueryVectors
-from firstseen.params import SearchParams
+from firstseen.search.results import MatchSegment
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +29,27 @@ def _solid(segment: MatchSegment) -> bool:
     return segment.timing_known or segment.query_end - segment.query_start >= MIN_UNTIMED_LINK_S
 
 
-def link_new_copies(archive: Archive, calibration: Calibration, search: SearchParams, verify: VerifyPolicy,
-                    background: Background | None = None) -> int:
+def link_new_copies(
+    archive: Archive,
+    calibration: Calibration,
+    search: SearchParams,
+    verify: VerifyPolicy,
+    background: Background | None = None,
+) -> int:
     """Search every committed video not yet linked against the rest of the archive, using
     its stored vectors (nothing is decoded again), and record each shared stretch of footage
     in both directions. Returns the number of links written."""
     return link_videos(archive, calibration, search, verify, archive.videos_awaiting_copy_links(), background)
 
 
-def link_videos(archive: Archive, calibration: Calibration, search: SearchParams, verify: VerifyPolicy,
-                video_ids: list[str], background: Background | None = None) -> int:
+def link_videos(
+    archive: Archive,
+    calibration: Calibration,
+    search: SearchParams,
+    verify: VerifyPolicy,
+    video_ids: list[str],
+    background: Background | None = None,
+) -> int:
     """Search each of these committed videos against the rest of the archive and record
     the footage it shares, verified by geometry on the stored thumbnails (or the archived
     files). Each link segment keeps its evidence."""
@@ -53,14 +64,23 @@ def link_videos(archive: Archive, calibration: Calibration, search: SearchParams
         frames = ArchiveFrames(stored, record.path, verify.frame_side)
         query = QueryVectors.of_stored(video_id, stored, frames.sample)
         # Videos linked earlier in this pass already searched against this one.
-        matches, unverifiable = match_videos(archive, query, calibration, neighbours=search.neighbours,
-                                             candidates=search.candidates,
-                                             exclude=frozenset(linked_this_pass | {video_id}), verify=verify,
-                                             background=background)
+        matches, unverifiable = match_videos(
+            archive,
+            query,
+            calibration,
+            neighbours=search.neighbours,
+            candidates=search.candidates,
+            exclude=frozenset(linked_this_pass | {video_id}),
+            verify=verify,
+            background=background,
+        )
         for missing in unverifiable:
             log.warning("copy links: %s against %s not verified: %s", video_id, missing.video_id, missing.reason)
-        found = [CopyLinkFound(match.video_id, match.score, segments) for match in matches
-                 if (segments := [s.to_dict() for s in match.segments if _solid(s)])]
+        found = [
+            CopyLinkFound(match.video_id, match.score, segments)
+            for match in matches
+            if (segments := [s.to_dict() for s in match.segments if _solid(s)])
+        ]
         archive.record_copy_links(video_id, found)
         written += len(found)
         linked_this_pass.add(video_id)

@@ -8,11 +8,11 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from firstseen.media.decode import VIDEO_EXTENSIONS# one list, so the walk and the decoder agree
+from firstseen.media.decode import VIDEO_EXTENSIONS  # one list, so the walk and the decoder agree
 from firstseen.records import VideoMetadata
 
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json-lines"})
@@ -21,7 +21,7 @@ MANIFEST_SUFFIXES = JSONL_SUFFIXES | CSV_SUFFIXES
 
 TEXT_FIELDS = ("external_id", "title", "source", "uri", "location")
 # Nothing can be footage before cinema existed (Roundhay Garden Scene, 1888): such a date is a typo.
-EARLIEST_FOOTAGE = datetime(1888, 1, 1, tzinfo=timezone.utc)
+EARLIEST_FOOTAGE = datetime(1888, 1, 1, tzinfo=UTC)
 # A date "today" in a time zone ahead of UTC is tomorrow in UTC; allow that much, not more.
 FUTURE_SLACK = timedelta(days=1)
 
@@ -48,8 +48,8 @@ class CollectedInputs:
 
 def _utc_now(now: datetime | None) -> datetime:
     if now is None:
-        return datetime.now(timezone.utc)
-    return now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
+        return datetime.now(UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
 
 def parse_published_at(text: str, now: datetime) -> datetime:
@@ -59,7 +59,7 @@ def parse_published_at(text: str, now: datetime) -> datetime:
     except ValueError:
         raise ValueError(f"published_at is not an ISO 8601 date or datetime: {text!r}") from None
     try:  # a date-only or naive value carries no zone; the contract reads it as UTC
-        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except OverflowError:
         raise ValueError(f"published_at is out of range: {text!r}") from None
     if value < EARLIEST_FOOTAGE:
@@ -69,8 +69,9 @@ def parse_published_at(text: str, now: datetime) -> datetime:
     return value
 
 
-def _parse_record(raw: dict[str, Any], base_dir: Path, line: int, now: datetime,
-                  first_line_of_id: dict[str, int]) -> VideoMetadata | list[str]:
+def _parse_record(
+    raw: dict[str, Any], base_dir: Path, line: int, now: datetime, first_line_of_id: dict[str, int]
+) -> VideoMetadata | list[str]:
     """One manifest record as VideoMetadata, or every reason it is invalid (so one pass fixes all)."""
     reasons: list[str] = []
     values: dict[str, str | None] = {}
@@ -113,8 +114,9 @@ def _parse_record(raw: dict[str, Any], base_dir: Path, line: int, now: datetime,
     if reasons:
         return reasons
     assert path is not None
-    return VideoMetadata(path=path, published_at=published_at, manifest_line=line,
-                         **{name: values[name] for name in TEXT_FIELDS})
+    return VideoMetadata(
+        path=path, published_at=published_at, manifest_line=line, **{name: values[name] for name in TEXT_FIELDS}
+    )
 
 
 def _jsonl_records(text: str) -> list[tuple[int, Any]]:
@@ -158,23 +160,39 @@ def read_manifest(path: Path, *, now: datetime | None = None) -> CollectedInputs
     source = str(path)
     suffix = path.suffix.lower()
     if suffix not in MANIFEST_SUFFIXES:
-        return CollectedInputs([], [InputProblem(
-            source, None, f"unknown manifest format {path.suffix or '(no suffix)'!r}: "
-            "use .jsonl/.ndjson/.json-lines or .csv")])
+        return CollectedInputs(
+            [],
+            [
+                InputProblem(
+                    source,
+                    None,
+                    f"unknown manifest format {path.suffix or '(no suffix)'!r}: use .jsonl/.ndjson/.json-lines or .csv",
+                )
+            ],
+        )
     try:
         text = path.read_bytes().decode("utf-8-sig")  # -sig: spreadsheet exports start with a BOM
     except OSError as exc:
         return CollectedInputs([], [InputProblem(source, None, f"cannot read manifest: {exc.strerror or exc}")])
     except UnicodeDecodeError as exc:
-        return CollectedInputs([], [InputProblem(
-            source, None, f"manifest is not UTF-8 text (bad byte at offset {exc.start})")])
+        return CollectedInputs(
+            [], [InputProblem(source, None, f"manifest is not UTF-8 text (bad byte at offset {exc.start})")]
+        )
 
-    return parse_manifest_text(text, csv_format=suffix in CSV_SUFFIXES, base_dir=Path(os.path.abspath(path)).parent,
-                               source=source, now=now)
+    return parse_manifest_text(
+        text, csv_format=suffix in CSV_SUFFIXES, base_dir=Path(os.path.abspath(path)).parent, source=source, now=now
+    )
 
 
-def parse_manifest_text(text: str, *, csv_format: bool = False, base_dir: Path, source: str,
-                        now: datetime | None = None, allowed_root: Path | None = None) -> CollectedInputs:
+def parse_manifest_text(
+    text: str,
+    *,
+    csv_format: bool = False,
+    base_dir: Path,
+    source: str,
+    now: datetime | None = None,
+    allowed_root: Path | None = None,
+) -> CollectedInputs:
     """Manifest lines already in memory (from a file or an HTTP request). Relative paths are
     taken from base_dir; with allowed_root, a path that resolves outside it is a bad line."""
     current = _utc_now(now)
@@ -190,8 +208,11 @@ def parse_manifest_text(text: str, *, csv_format: bool = False, base_dir: Path, 
             problems.append(InputProblem(source, line, f"expected a JSON object, got {_json_kind(record)}"))
             continue
         result = _parse_record(record, base_dir, line, current, first_line_of_id)
-        if isinstance(result, VideoMetadata) and allowed_root is not None \
-                and not result.path.resolve().is_relative_to(allowed_root.resolve()):
+        if (
+            isinstance(result, VideoMetadata)
+            and allowed_root is not None
+            and not result.path.resolve().is_relative_to(allowed_root.resolve())
+        ):
             result = [f"path {result.path} lies outside the ingest root {allowed_root}"]
         if isinstance(result, VideoMetadata):
             items.append(result)
@@ -227,8 +248,9 @@ def _dedup_key(path: Path) -> Path:
         return Path(os.path.abspath(path))
 
 
-def collect_inputs(paths: Sequence[Path], manifests: Sequence[Path] = (), *,
-                   now: datetime | None = None) -> CollectedInputs:
+def collect_inputs(
+    paths: Sequence[Path], manifests: Sequence[Path] = (), *, now: datetime | None = None
+) -> CollectedInputs:
     """Positional paths (videos, folders, manifests) then --manifest files, as one de-duplicated list."""
     current = _utc_now(now)
     candidates: list[tuple[str, VideoMetadata]] = []  # (manifest it came from or "", item)
@@ -245,8 +267,7 @@ def collect_inputs(paths: Sequence[Path], manifests: Sequence[Path] = (), *,
 
     for given in (Path(p) for p in paths):
         if given.is_dir():
-            candidates.extend(("", VideoMetadata(path=Path(os.path.abspath(p))))
-                              for p in _walk_videos(given, problems))
+            candidates.extend(("", VideoMetadata(path=Path(os.path.abspath(p)))) for p in _walk_videos(given, problems))
         elif given.suffix.lower() in MANIFEST_SUFFIXES and given.is_file():
             add_manifest(given)
         elif given.exists():
@@ -266,6 +287,11 @@ def collect_inputs(paths: Sequence[Path], manifests: Sequence[Path] = (), *,
         if first is None or (first[1].manifest_line is None and item.manifest_line is not None):
             kept[key] = (source, item)  # re-assigning a key keeps its first position
         elif item.manifest_line is not None:
-            problems.append(InputProblem(source, item.manifest_line,
-                                         f"same file as {first[0]}:{first[1].manifest_line}, skipped: {item.path}"))
+            problems.append(
+                InputProblem(
+                    source,
+                    item.manifest_line,
+                    f"same file as {first[0]}:{first[1].manifest_line}, skipped: {item.path}",
+                )
+            )
     return CollectedInputs([item for _, item in kept.values()], problems)

@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from firstseen.archive import Archive
-from firstseen.records import VideoRecord
 from firstseen.descriptors import FrameDescriptor
 from firstseen.errors import MediaError
 from firstseen.fileid import video_id_for
 from firstseen.media.decode import sample_frames
 from firstseen.media.informative import informative_flags
-from firstseen.records import FrameVectors, SampledFrame, Thumbnails, VideoInfo, VideoMetadata
 from firstseen.params import IngestPolicy
+from firstseen.records import FrameVectors, SampledFrame, Thumbnails, VideoInfo, VideoMetadata, VideoRecord
 from firstseen.search.verification import encode_thumbnail
 
 
@@ -35,8 +34,14 @@ ProgressFn = Callable[[Path, float], None]
 _STOP = object()
 
 
-def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, policy: IngestPolicy, *,
-                    fps: float | None, on_progress: ProgressFn | None = None) -> Iterator[Described]:
+def describe_videos(
+    paths: Iterable[Path],
+    descriptor: FrameDescriptor,
+    policy: IngestPolicy,
+    *,
+    fps: float | None,
+    on_progress: ProgressFn | None = None,
+) -> Iterator[Described]:
     """Decode and describe videos one after another, in two threads.
 
     A decoder thread walks through all the videos, feeding sampled frames into a bounded
@@ -59,9 +64,13 @@ def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, policy: 
         try:
             for path in paths:
                 try:
-                    for frame in sample_frames(path, fps=fps, max_side=policy.decode.max_side,
-                                               threads=policy.decode.threads,
-                                               max_truncation_s=policy.decode.max_truncation_s):
+                    for frame in sample_frames(
+                        path,
+                        fps=fps,
+                        max_side=policy.decode.max_side,
+                        threads=policy.decode.threads,
+                        max_truncation_s=policy.decode.max_truncation_s,
+                    ):
                         if not put((path, frame)):
                             return
                     outcome: object = None
@@ -109,8 +118,13 @@ def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, policy: 
             if payload is None:
                 flush()
                 if pts:
-                    vectors = FrameVectors(descriptor.name, np.asarray(pts, dtype=np.float64), np.concatenate(chunks),
-                                           np.concatenate(flags), Thumbnails.pack(thumbs) if thumb_side else None)
+                    vectors = FrameVectors(
+                        descriptor.name,
+                        np.asarray(pts, dtype=np.float64),
+                        np.concatenate(chunks),
+                        np.concatenate(flags),
+                        Thumbnails.pack(thumbs) if thumb_side else None,
+                    )
                     yield Described(path, vectors, None)
                 else:
                     yield Described(path, None, MediaError("no decodable video frames"))
@@ -122,8 +136,9 @@ def describe_videos(paths: Iterable[Path], descriptor: FrameDescriptor, policy: 
         producer.join(timeout=5)
 
 
-def describe_frames(path: Path, descriptor: FrameDescriptor, policy: IngestPolicy, *,
-                    fps: float | None) -> FrameVectors:
+def describe_frames(
+    path: Path, descriptor: FrameDescriptor, policy: IngestPolicy, *, fps: float | None
+) -> FrameVectors:
     """One video's vectors; raises MediaError when it cannot be used."""
     (result,) = list(describe_videos([Path(path)], descriptor, policy, fps=fps))
     if result.error is not None:
@@ -138,10 +153,24 @@ class Staged:
     footage_s: float
 
 
-def stage_described(archive: Archive, meta: VideoMetadata, sha256: str, info: VideoInfo,
-                    vectors: FrameVectors, *, run_id: int | None = None,
-                    file_stat: tuple[int, int] | None = None) -> Staged:
+def stage_described(
+    archive: Archive,
+    meta: VideoMetadata,
+    sha256: str,
+    info: VideoInfo,
+    vectors: FrameVectors,
+    *,
+    run_id: int | None = None,
+    file_stat: tuple[int, int] | None = None,
+) -> Staged:
     """Stage a described video in the archive (visible after the caller's commit)."""
-    record = archive.stage(meta, video_id=video_id_for(sha256), sha256=sha256, info=info,
-                           frames=vectors, run_id=run_id, file_stat=file_stat)
+    record = archive.stage(
+        meta,
+        video_id=video_id_for(sha256),
+        sha256=sha256,
+        info=info,
+        frames=vectors,
+        run_id=run_id,
+        file_stat=file_stat,
+    )
     return Staged(record, len(vectors), info.duration_s)

@@ -37,8 +37,20 @@ class LogProgress:
     def video_done(self, name: str, status: str, detail: str, footage_s: float) -> None:
         self._done += 1
         level = logging.WARNING if status == "failed" else logging.INFO
-        log.log(level, json.dumps({"event": "video", "n": self._done, "of": self._total, "path": name,
-                                   "status": status, "detail": detail, "footage_s": round(footage_s, 2)}))
+        log.log(
+            level,
+            json.dumps(
+                {
+                    "event": "video",
+                    "n": self._done,
+                    "of": self._total,
+                    "path": name,
+                    "status": status,
+                    "detail": detail,
+                    "footage_s": round(footage_s, 2),
+                }
+            ),
+        )
 
     def close(self) -> None:
         pass

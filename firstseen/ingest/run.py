@@ -9,23 +9,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from firstseen.archive import DescriptorSpec, open_archive
+from firstseen.descriptors import create_descriptor
+from firstseen.errors import BadInputError, DuplicateVideoError
+from firstseen.fileid import sha256_file, video_id_for
+from firstseen.ingest.copylinks import link_new_copies
+from firstseen.ingest.manifest import CollectedInputs, collect_inputs
+from firstseen.ingest.pipeline import describe_videos, stage_described
+from firstseen.ingest.progress import LogProgress, Progress
+from firstseen.media.decode import probe
+from firstseen.params import IngestPolicy, SearchParams
+from firstseen.records import VideoInfo, VideoMetadata
 from firstseen.search.background import BackgroundError
 from firstseen.search.calibration import CalibrationMissingError, load_scoring
-from firstseen.ingest.copylinks import link_new_copies
-from firstseen.errors import DuplicateVideoError
-from firstseen.descriptors import create_descriptor
-from firstseen.errors import BadInputError
-from firstseen.storage.failures import FailureRecord, is_still_quarantined
-from firstseen.storage.protocols import FailureLedger
-from firstseen.fileid import sha256_file, video_id_for
-from firstseen.ingest.pipeline import describe_videos, stage_described
-from firstseen.media.decode import probe
-from firstseen.records import VideoInfo, VideoMetadata
-from firstseen.params import IngestPolicy, SearchParams
 from firstseen.search.candidates import VerifyPolicy
 from firstseen.settings import Settings
-from firstseen.ingest.manifest import CollectedInputs, collect_inputs
-from firstseen.ingest.progress import LogProgress, Progress
+from firstseen.storage.failures import FailureRecord, is_still_quarantined
+from firstseen.storage.protocols import FailureLedger
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +54,12 @@ class IngestSummary:
         return self.footage_s / self.wall_s if self.wall_s > 0 else 0.0
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "footage_hours": round(self.footage_hours, 4),
-                "realtime_factor": round(self.realtime_factor, 2),
-                "frames_per_s": round(self.frames / self.wall_s, 2) if self.wall_s else 0.0}
+        return {
+            **asdict(self),
+            "footage_hours": round(self.footage_hours, 4),
+            "realtime_factor": round(self.realtime_factor, 2),
+            "frames_per_s": round(self.frames / self.wall_s, 2) if self.wall_s else 0.0,
+        }
 
     def fail(self, path: str, reason: str, line: int | None = None) -> None:
         self.failed += 1
@@ -67,14 +69,22 @@ class IngestSummary:
 def configured_inputs(settings: Settings) -> tuple[list[Path], list[Path]]:
     """The drop folders and manifests a scheduled run reads (FIRSTSEEN_INGEST_*)."""
     if not settings.ingest_drop_dirs and not settings.ingest_manifests:
-        raise BadInputError("nothing to ingest: name PATHs or --manifest files, or set "
-                             "FIRSTSEEN_INGEST_DROP_DIRS and/or FIRSTSEEN_INGEST_MANIFESTS")
+        raise BadInputError(
+            "nothing to ingest: name PATHs or --manifest files, or set "
+            "FIRSTSEEN_INGEST_DROP_DIRS and/or FIRSTSEEN_INGEST_MANIFESTS"
+        )
     return list(settings.ingest_drop_dirs), list(settings.ingest_manifests)
 
 
-def run_ingest(settings: Settings, paths: list[Path], manifests: list[Path] = (),
-               progress: Progress | None = None, *, parsed: CollectedInputs | None = None,
-               retry_quarantined: bool = False) -> IngestSummary:
+def run_ingest(
+    settings: Settings,
+    paths: list[Path],
+    manifests: list[Path] = (),
+    progress: Progress | None = None,
+    *,
+    parsed: CollectedInputs | None = None,
+    retry_quarantined: bool = False,
+) -> IngestSummary:
     """Ingest everything named (and parsed: manifest lines a caller has read already); a bad
     input is recorded in the summary and the rest go on. A file that fails is retried by
     later runs up to FIRSTSEEN_INGEST_MAX_ATTEMPTS times, then quarantined. Raises only for
@@ -90,12 +100,22 @@ def run_ingest(settings: Settings, paths: list[Path], manifests: list[Path] = ()
 
     policy = IngestPolicy.from_settings(settings)
     descriptor = create_descriptor(settings.descriptor, settings)
-    archive = open_archive(settings.data_dir, settings.resolved_catalog_url(),
-                           DescriptorSpec.of(descriptor), writable=True, nprobe=settings.index_nprobe)
+    archive = open_archive(
+        settings.data_dir,
+        settings.resolved_catalog_url(),
+        DescriptorSpec.of(descriptor),
+        writable=True,
+        nprobe=settings.index_nprobe,
+    )
     try:
         summary.run_id = archive.start_run(
-            {"inputs": [str(p) for p in paths], "manifests": [str(m) for m in manifests],
-             "descriptor": descriptor.config_id, "archive_fps": policy.archive_fps})
+            {
+                "inputs": [str(p) for p in paths],
+                "manifests": [str(m) for m in manifests],
+                "descriptor": descriptor.config_id,
+                "archive_fps": policy.archive_fps,
+            }
+        )
         failure_ledger = archive.failure_ledger(policy.max_attempts)
         if retry_quarantined:
             failure_ledger.release()
@@ -107,10 +127,17 @@ def run_ingest(settings: Settings, paths: list[Path], manifests: list[Path] = ()
         ledger.ledger.clear(ledger.succeeded)
         summary.copy_links = _link_copies(archive, descriptor, settings)
         summary.wall_s = time.perf_counter() - started
-        archive.finish_run(summary.run_id, status="failed" if summary.failed else "ok",
-                                   added=summary.added, skipped=summary.skipped, failed=summary.failed,
-                                   footage_s=summary.footage_s, frames=summary.frames, errors=summary.errors,
-                                   quarantined=summary.quarantined)
+        archive.finish_run(
+            summary.run_id,
+            status="failed" if summary.failed else "ok",
+            added=summary.added,
+            skipped=summary.skipped,
+            failed=summary.failed,
+            footage_s=summary.footage_s,
+            frames=summary.frames,
+            errors=summary.errors,
+            quarantined=summary.quarantined,
+        )
     finally:
         progress.close()
         archive.close()
@@ -122,13 +149,13 @@ def _link_copies(archive, descriptor, settings: Settings) -> int:
     a crashed run left). Without a calibration for this descriptor no link can be judged, so
     the videos wait, unlinked, for a run that has one."""
     try:
-        calibration, background = load_scoring(descriptor.config_id, settings.calibration_path,
-                                               settings.background_dir)
+        calibration, background = load_scoring(descriptor.config_id, settings.calibration_path, settings.background_dir)
     except (CalibrationMissingError, BackgroundError) as exc:
         log.warning("copy links not recorded: %s", exc)
         return 0
-    return link_new_copies(archive, calibration, SearchParams.from_settings(settings),
-                           VerifyPolicy.from_settings(settings), background)
+    return link_new_copies(
+        archive, calibration, SearchParams.from_settings(settings), VerifyPolicy.from_settings(settings), background
+    )
 
 
 @dataclass(frozen=True)
@@ -177,16 +204,23 @@ class _Ledger:
             self.succeeded.append(_key(path))
 
 
-def _failed(summary: IngestSummary, progress: Progress, item: VideoMetadata, reason: str,
-            ledger: _Ledger, file_stat: tuple[int, int] | None) -> None:
+def _failed(
+    summary: IngestSummary,
+    progress: Progress,
+    item: VideoMetadata,
+    reason: str,
+    ledger: _Ledger,
+    file_stat: tuple[int, int] | None,
+) -> None:
     reason = ledger.failed(item, reason, file_stat)
     where = f" (manifest line {item.manifest_line})" if item.manifest_line else ""
     summary.fail(str(item.path), f"{reason}{where}", item.manifest_line)
     progress.video_done(str(item.path), "failed", reason, 0.0)
 
 
-def _triage(archive, items: list[VideoMetadata], summary: IngestSummary, progress: Progress,
-            ledger: _Ledger) -> list[_Todo]:
+def _triage(
+    archive, items: list[VideoMetadata], summary: IngestSummary, progress: Progress, ledger: _Ledger
+) -> list[_Todo]:
     """Hash and probe every input first (cheap next to decoding): known files are skipped
     before any decoding, and the progress bar knows the footage still to describe. Files
     archived before with the same size and mtime are skipped without being read at all, so a
@@ -200,7 +234,9 @@ def _triage(archive, items: list[VideoMetadata], summary: IngestSummary, progres
         if _key(item.path) in unchanged:
             summary.skipped += 1
             ledger.done(item.path)
-            progress.video_done(str(item.path), "skipped", f"unchanged since archived as {unchanged[_key(item.path)]}", 0.0)
+            progress.video_done(
+                str(item.path), "skipped", f"unchanged since archived as {unchanged[_key(item.path)]}", 0.0
+            )
             continue
         if is_still_quarantined(ledger.known.get(_key(item.path)), file_stat):
             summary.skipped_quarantined += 1
@@ -216,8 +252,12 @@ def _triage(archive, items: list[VideoMetadata], summary: IngestSummary, progres
                     # size and mtime so the next run skips it with a stat again.
                     archive.update_file_stat(existing.video_id, file_stat)
                 summary.skipped += 1
-                progress.video_done(str(item.path), "skipped",
-                                    f"already archived as {existing.video_id if existing else video_id_for(sha256)}", 0.0)
+                progress.video_done(
+                    str(item.path),
+                    "skipped",
+                    f"already archived as {existing.video_id if existing else video_id_for(sha256)}",
+                    0.0,
+                )
                 continue
             info = probe(item.path)
         except OSError as exc:
@@ -232,8 +272,15 @@ def _triage(archive, items: list[VideoMetadata], summary: IngestSummary, progres
     return todo
 
 
-def _describe_and_stage(archive, descriptor, policy: IngestPolicy, todo: list[_Todo],
-                        summary: IngestSummary, progress: Progress, ledger: _Ledger) -> None:
+def _describe_and_stage(
+    archive,
+    descriptor,
+    policy: IngestPolicy,
+    todo: list[_Todo],
+    summary: IngestSummary,
+    progress: Progress,
+    ledger: _Ledger,
+) -> None:
     by_path = {t.meta.path: t for t in todo}
     done_s: dict[Path, float] = {}
 
@@ -242,16 +289,24 @@ def _describe_and_stage(archive, descriptor, policy: IngestPolicy, todo: list[_T
         done_s[path] = pts_s
 
     last_commit = time.monotonic()
-    for described in describe_videos([t.meta.path for t in todo], descriptor, policy,
-                                     fps=policy.archive_fps, on_progress=advance):
+    for described in describe_videos(
+        [t.meta.path for t in todo], descriptor, policy, fps=policy.archive_fps, on_progress=advance
+    ):
         item = by_path[described.path]
         progress.advance_footage(item.info.duration_s - done_s.get(described.path, 0.0))
         if described.error is not None:
             _failed(summary, progress, item.meta, str(described.error), ledger, item.file_stat)
             continue
         try:
-            staged = stage_described(archive, item.meta, item.sha256, item.info, described.vectors,
-                                     run_id=summary.run_id, file_stat=item.file_stat)
+            staged = stage_described(
+                archive,
+                item.meta,
+                item.sha256,
+                item.info,
+                described.vectors,
+                run_id=summary.run_id,
+                file_stat=item.file_stat,
+            )
         except DuplicateVideoError as exc:
             _failed(summary, progress, item.meta, str(exc), ledger, item.file_stat)
             continue

@@ -70,8 +70,9 @@ def _open(path: str | Path) -> av.container.InputContainer:
             head = fh.read(512)
         if _looks_like_container(head):
             raise MediaError(f"corrupt or unreadable video container: {reason}") from exc
-        raise MediaError(f"not a video file: FFmpeg does not recognise {p.name!r} ({reason})",
-                         code="not_media") from exc
+        raise MediaError(
+            f"not a video file: FFmpeg does not recognise {p.name!r} ({reason})", code="not_media"
+        ) from exc
     try:
         _video_stream(container)
     except MediaError:
@@ -304,7 +305,9 @@ def sample_frames(
                 next_target = (math.floor((t + eps) * fps) + 1) / fps
                 skipper.next_target_s = next_target
             w, h = _target_size(frame.width, frame.height, sar, max_side)
-            small = reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation="BILINEAR")  # antialiased, 3x faster than AREA
+            small = reformatter.reformat(
+                frame, width=w, height=h, format="rgb24", interpolation="BILINEAR"
+            )  # antialiased, 3x faster than AREA
             rgb = small.to_ndarray()
             turns = _rotation_cw(frame) // 90
             if turns:
@@ -324,10 +327,13 @@ def sample_frames(
         # seconds, so the allowance shrinks with the duration (never below half a second).
         allowance = None if shortfall is None else min(max_truncation_s, max(0.5, 0.1 * (decoded_end + shortfall)))
         if shortfall is not None and shortfall > allowance:
-            raise MediaError(f"truncated: decoded {decoded_end:.1f} s of {decoded_end + shortfall:.1f} s declared",
-                             code="truncated")
+            raise MediaError(
+                f"truncated: decoded {decoded_end:.1f} s of {decoded_end + shortfall:.1f} s declared", code="truncated"
+            )
         if skipper.too_damaged():
-            raise MediaError(f"corrupt video: {skipper.bad_packets} of {skipper.packets} packets "
-                             f"could not be decoded, from ~{skipper.first_bad_s:.1f}s")
+            raise MediaError(
+                f"corrupt video: {skipper.bad_packets} of {skipper.packets} packets "
+                f"could not be decoded, from ~{skipper.first_bad_s:.1f}s"
+            )
     finally:
         container.close()

@@ -1,4 +1,4 @@
-"""Random access into a video: the frame on screen at a time, and every frame of a short stretch, upright (evidence and verification)."""
+"""Random access into a video: the frame on screen at a time, and every frame of a short stretch, upright."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ import av.error
 import numpy as np
 
 from firstseen.errors import BadInputError, MediaError
-from firstseen.media.decode import _PTS_EPSILON_S, _in_display_time, _open, _reorder_depth, _rotation_cw, _target_size, _video_stream
+from firstseen.media.decode import (
+    _PTS_EPSILON_S,
+    _in_display_time,
+    _open,
+    _reorder_depth,
+    _rotation_cw,
+    _target_size,
+    _video_stream,
+)
 from firstseen.records import SampledFrame
 
 
@@ -66,8 +74,9 @@ def frames_between(path: str | Path, t0: float, t1: float, *, max_side: int, lim
     return out
 
 
-def _decoded_between(container, stream, t0: float, t1: float, max_side: int, limit: int, *,
-                     seek: bool) -> tuple[list[SampledFrame], bool]:
+def _decoded_between(
+    container, stream, t0: float, t1: float, max_side: int, limit: int, *, seek: bool
+) -> tuple[list[SampledFrame], bool]:
     """The frames presented from t0 to t1, and whether every frame decoded on the way was whole."""
     tb_s = float(stream.time_base)
     origin = stream.start_time or 0
@@ -96,8 +105,9 @@ def _decoded_between(container, stream, t0: float, t1: float, max_side: int, lim
     return out, clean
 
 
-def _shown_at(container, stream, origin: int, tb_s: float, t: float, *,
-              seek: bool) -> tuple[av.VideoFrame | None, int, bool]:
+def _shown_at(
+    container, stream, origin: int, tb_s: float, t: float, *, seek: bool
+) -> tuple[av.VideoFrame | None, int, bool]:
     """The last frame presented at or before t, its presentation time (in display order, as
     sample_frames times it), and whether every frame decoded on the way was whole. None when
     a seek went past t."""
@@ -108,8 +118,11 @@ def _shown_at(container, stream, origin: int, tb_s: float, t: float, *,
         for frame, ts in _in_display_time(container.decode(stream), depth=_reorder_depth(stream.codec_context)):
             if (ts - origin) * tb_s > t + _PTS_EPSILON_S:
                 # A first frame past t is the one on screen only when t precedes the video.
-                return (frame, ts, clean and not frame.is_corrupt) if shown is None and (not seek or t <= 0) \
+                return (
+                    (frame, ts, clean and not frame.is_corrupt)
+                    if shown is None and (not seek or t <= 0)
                     else (shown, shown_ts, clean)
+                )
             shown, shown_ts = frame, ts
             clean = clean and not frame.is_corrupt
     except MediaError as exc:

@@ -1,4 +1,4 @@
-"""A few frames of a file at chosen times, read in one pass: the evidence pack's frames without a seek and a decode from the keyframe for each.
+"""A few frames of a file at chosen times, read in one pass: no seek and keyframe decode for each (evidence packs).
 
 frame_at opens the file and decodes from the keyframe before t for every frame; a pack asks
 for a dozen moments of one video (a segment's start, middle and end, a six-frame strip),
@@ -16,7 +16,9 @@ from firstseen.media.decode import _PTS_EPSILON_S, _in_display_time, _open, _reo
 from firstseen.media.frames import frame_at, upright_frame
 from firstseen.records import SampledFrame
 
-GROUP_S = 30.0  # times closer than this are read after one seek (decoding on is cheaper than seeking back to a keyframe)
+GROUP_S = (
+    30.0  # times closer than this are read after one seek (decoding on is cheaper than seeking back to a keyframe)
+)
 
 
 def frames_at(path: str | Path, times: list[float], *, max_side: int) -> dict[float, SampledFrame]:
@@ -58,8 +60,9 @@ def _read_group(path, group: list[float], max_side: int, *, seek: bool) -> dict[
                 if shown is None and seek and t > pending[0] + _PTS_EPSILON_S and pending[0] > 0:
                     return None
                 while pending and t > pending[0] + _PTS_EPSILON_S:
-                    out[pending.pop(0)] = upright_frame(shown if shown is not None else frame, shown_t if shown is not None
-                                                   else t, sar, max_side)
+                    out[pending.pop(0)] = upright_frame(
+                        shown if shown is not None else frame, shown_t if shown is not None else t, sar, max_side
+                    )
                 if not pending:
                     break
                 shown, shown_t = frame, t

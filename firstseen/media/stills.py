@@ -24,8 +24,9 @@ def load_image(path: str | Path, *, max_side: int, max_pixels: int = 50_000_000)
         with Image.open(p) as img:  # lazy: only the header has been read here
             width, height = img.size
             if width * height > max_pixels:
-                raise MediaError(f"image too large: {width}x{height} exceeds {max_pixels} pixels",
-                                 code="image_too_large")
+                raise MediaError(
+                    f"image too large: {width}x{height} exceeds {max_pixels} pixels", code="image_too_large"
+                )
             # JPEG can decode at 1/2..1/8 scale directly; draft keeps it >= the size we need
             img.draft("RGB", (max_side, max_side))
             upright = ImageOps.exif_transpose(img).convert("RGB")

@@ -9,25 +9,25 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
-from itertools import islice
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 
 from sqlalchemy import DateTime, MetaData, func, select, text
 from sqlalchemy.engine import Connection, make_url
 
 from firstseen.archive import DataDirLock, open_archive
-from firstseen.storage.catalog import SqlCatalog
 from firstseen.datadir import DataDir
 from firstseen.errors import BadInputError, FirstSeenError
 from firstseen.fileid import sha256_file
-from firstseen.storage.atomic import fsync_dir
-from firstseen.storage.vectorstore import FileVectorStore
-from firstseen.storage.index_store import MANIFEST_NAME, IndexManifest, IndexStore
 from firstseen.settings import Settings
+from firstseen.storage.atomic import fsync_dir
+from firstseen.storage.catalog import SqlCatalog
+from firstseen.storage.index_store import MANIFEST_NAME, IndexManifest, IndexStore
 from firstseen.storage.stored_searches import ID_PATTERN
 from firstseen.storage.text_store import DERIVED_TABLE_PREFIX
+from firstseen.storage.vectorstore import FileVectorStore
 
 FORMAT = 1
 META_NAME = "backup.json"
@@ -35,8 +35,10 @@ _ALEMBIC = "alembic_version"
 _DUMP_BATCH = 10_000  # rows fetched at a time: the frames table never sits in memory whole
 _INSERT_BATCH = 5_000  # rows per executemany on restore
 # Where a listed file may go: a tampered backup.json must not write outside the data dir.
-_SAFE_PATH = re.compile(r"(index|vectors|catalog)/[A-Za-z0-9_-][A-Za-z0-9._-]*"
-                        r"|searches/[A-Za-z0-9_-]{22}/(search\.json|frames/[0-9]+\.[0-9]{3}\.jpg)")
+_SAFE_PATH = re.compile(
+    r"(index|vectors|catalog)/[A-Za-z0-9_-][A-Za-z0-9._-]*"
+    r"|searches/[A-Za-z0-9_-]{22}/(search\.json|frames/[0-9]+\.[0-9]{3}\.jpg)"
+)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -115,9 +117,16 @@ def backup_archive(settings: Settings, dest: Path) -> BackupReport:
         raise
     finally:
         lock.release()
-    return BackupReport(dest=dest, checkpoint=manifest.checkpoint, videos=meta["videos"], frames=meta["frames"],
-                        files=len(meta["files"]), bytes=sum((dest / rel).stat().st_size for rel in meta["files"]),
-                        seconds=time.perf_counter() - started, linked=linked)
+    return BackupReport(
+        dest=dest,
+        checkpoint=manifest.checkpoint,
+        videos=meta["videos"],
+        frames=meta["frames"],
+        files=len(meta["files"]),
+        bytes=sum((dest / rel).stat().st_size for rel in meta["files"]),
+        seconds=time.perf_counter() - started,
+        linked=linked,
+    )
 
 
 def _snapshot(settings: Settings, manifest: IndexManifest, out: Path) -> tuple[dict, int]:
@@ -125,8 +134,10 @@ def _snapshot(settings: Settings, manifest: IndexManifest, out: Path) -> tuple[d
     data_dir = Path(settings.data_dir)
     for folder in (DataDir(out).index, DataDir(out).vectors, DataDir(out).catalog_dump):
         folder.mkdir()
-    linked = sum(_place_file(DataDir(data_dir).index / name, DataDir(out).index / name)
-                 for name in [*manifest.files, MANIFEST_NAME])
+    linked = sum(
+        _place_file(DataDir(data_dir).index / name, DataDir(out).index / name)
+        for name in [*manifest.files, MANIFEST_NAME]
+    )
     with SqlCatalog(settings.resolved_catalog_url()) as catalog:  # not open(): migrating writes to the source
         dialect, revision, tables, videos = _dump_catalog(catalog, DataDir(out).catalog_dump)
     for video_id, status in videos:
@@ -136,8 +147,10 @@ def _snapshot(settings: Settings, manifest: IndexManifest, out: Path) -> tuple[d
         if src.exists():
             linked += _place_file(src, DataDir(out).vectors / src.name)
         elif status == "committed":
-            raise FirstSeenError(f"raw vectors of committed video {video_id} are missing ({src}): the archive "
-                                 "is damaged, and so would its backup be")
+            raise FirstSeenError(
+                f"raw vectors of committed video {video_id} are missing ({src}): the archive "
+                "is damaged, and so would its backup be"
+            )
         # A crash may leave a pending or removing video without its file; the writable open at
         # the end of a restore (recovery) finishes those, as it would here.
     searches = DataDir(data_dir).searches  # stored searches (stored_searches.py): whole folders only, never .part
@@ -146,11 +159,19 @@ def _snapshot(settings: Settings, manifest: IndexManifest, out: Path) -> tuple[d
             for src in sorted(p for p in folder.rglob("*") if p.is_file()):
                 (out / src.relative_to(data_dir)).parent.mkdir(parents=True, exist_ok=True)
                 linked += _place_file(src, out / src.relative_to(data_dir))
-    meta = {"format": FORMAT, "created_at": datetime.now(UTC).isoformat(), "source_data_dir": str(data_dir.resolve()),
-            "catalog_dialect": dialect, "alembic_revision": revision, "checkpoint": manifest.checkpoint,
-            "index_count": manifest.count, "videos": tables.get("videos", 0), "frames": tables.get("frames", 0),
-            "tables": tables,
-            "files": {p.relative_to(out).as_posix(): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()}}
+    meta = {
+        "format": FORMAT,
+        "created_at": datetime.now(UTC).isoformat(),
+        "source_data_dir": str(data_dir.resolve()),
+        "catalog_dialect": dialect,
+        "alembic_revision": revision,
+        "checkpoint": manifest.checkpoint,
+        "index_count": manifest.count,
+        "videos": tables.get("videos", 0),
+        "frames": tables.get("frames", 0),
+        "tables": tables,
+        "files": {p.relative_to(out).as_posix(): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()},
+    }
     return meta, linked
 
 
@@ -165,8 +186,11 @@ def _dump_catalog(catalog: SqlCatalog, folder: Path) -> tuple[str, str | None, d
             if not {"videos", _ALEMBIC} <= metadata.tables.keys():
                 raise FirstSeenError("the catalog has no videos table; is it a FirstSeen catalog?")
             revision = conn.execute(text(f"SELECT version_num FROM {_ALEMBIC}")).scalar()
-            tables = {t.name: _dump_table(conn, t, folder / f"{t.name}.jsonl.gz")
-                      for t in metadata.sorted_tables if t.name != _ALEMBIC}
+            tables = {
+                t.name: _dump_table(conn, t, folder / f"{t.name}.jsonl.gz")
+                for t in metadata.sorted_tables
+                if t.name != _ALEMBIC
+            }
             videos = conn.execute(select(metadata.tables["videos"].c["video_id", "status"]))
             listed = [tuple(row) for row in videos]
             return conn.dialect.name, revision, tables, listed
@@ -220,8 +244,9 @@ def restore_archive(settings: Settings, src: Path) -> RestoreReport:
                 for rel in sorted(files):
                     if rel.startswith("searches/"):
                         (data_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-                linked = sum(_place_file(src / rel, data_dir / rel)
-                             for rel in sorted(files) if not rel.startswith("catalog/"))
+                linked = sum(
+                    _place_file(src / rel, data_dir / rel) for rel in sorted(files) if not rel.startswith("catalog/")
+                )
                 for folder in (*written, data_dir):
                     fsync_dir(folder)
                 _insert_rows(conn, src, tables)
@@ -237,10 +262,18 @@ def restore_archive(settings: Settings, src: Path) -> RestoreReport:
         problems = archive.verify()
     if problems:
         raise FirstSeenError(f"the restored archive in {data_dir} is inconsistent: {'; '.join(problems[:10])}")
-    return RestoreReport(data_dir=data_dir, catalog_dialect=dialect, checkpoint=int(meta["checkpoint"]),
-                         videos=int(meta["videos"]), frames=int(meta["frames"]), files=len(files),
-                         bytes=sum((src / rel).stat().st_size for rel in files),
-                         seconds=time.perf_counter() - started, linked=linked, problems=problems)
+    return RestoreReport(
+        data_dir=data_dir,
+        catalog_dialect=dialect,
+        checkpoint=int(meta["checkpoint"]),
+        videos=int(meta["videos"]),
+        frames=int(meta["frames"]),
+        files=len(files),
+        bytes=sum((src / rel).stat().st_size for rel in files),
+        seconds=time.perf_counter() - started,
+        linked=linked,
+        problems=problems,
+    )
 
 
 def _read_meta(src: Path) -> dict:
@@ -275,16 +308,19 @@ def _target_tables(conn: Connection, meta: dict) -> list:
     metadata.reflect(bind=conn, only=_stored_table)
     head = conn.execute(text(f"SELECT version_num FROM {_ALEMBIC}")).scalar()
     if head != meta.get("alembic_revision"):
-        raise BadInputError(f"the backup's catalog is at schema revision {meta.get('alembic_revision')!r}, this "
-                            f"FirstSeen's at {head!r}: restore with the version of FirstSeen that made the backup")
+        raise BadInputError(
+            f"the backup's catalog is at schema revision {meta.get('alembic_revision')!r}, this "
+            f"FirstSeen's at {head!r}: restore with the version of FirstSeen that made the backup"
+        )
     tables = [t for t in metadata.sorted_tables if t.name != _ALEMBIC]
     names = {t.name for t in tables}
     if names != set(meta.get("tables", {})) or any(f"catalog/{n}.jsonl.gz" not in meta["files"] for n in names):
         raise BadInputError(f"the backup's tables {sorted(meta.get('tables', {}))} are not the catalog's")
     for table in tables:
         if rows := conn.execute(select(func.count()).select_from(table)).scalar():
-            raise BadInputError(f"the target catalog is not empty (table {table.name} has {rows} rows); "
-                                "restore into a new catalog")
+            raise BadInputError(
+                f"the target catalog is not empty (table {table.name} has {rows} rows); restore into a new catalog"
+            )
     return tables
 
 
@@ -300,8 +336,10 @@ def _rows(path: Path, datetimes: set[str]) -> Iterator[dict]:
 
 def _insert_rows(conn: Connection, src: Path, tables: list) -> None:
     for table in tables:
-        rows = _rows(DataDir(src).catalog_dump / f"{table.name}.jsonl.gz",
-                     {c.name for c in table.columns if isinstance(c.type, DateTime)})
+        rows = _rows(
+            DataDir(src).catalog_dump / f"{table.name}.jsonl.gz",
+            {c.name for c in table.columns if isinstance(c.type, DateTime)},
+        )
         while batch := list(islice(rows, _INSERT_BATCH)):
             conn.execute(table.insert(), batch)
         if conn.dialect.name != "postgresql":
@@ -309,8 +347,11 @@ def _insert_rows(conn: Connection, src: Path, tables: list) -> None:
         # The rows brought their own serial ids, which the sequence never handed out: without
         # this the next ingest run or copy link would be given an id already in use.
         for column in table.primary_key.columns:
-            seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"),
-                               {"t": table.name, "c": column.name}).scalar()
+            seq = conn.execute(
+                text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table.name, "c": column.name}
+            ).scalar()
             if seq is not None:
-                conn.execute(text(f'SELECT setval(:seq, COALESCE(MAX("{column.name}"), 0) + 1, false) '
-                                  f'FROM "{table.name}"'), {"seq": seq})
+                conn.execute(
+                    text(f'SELECT setval(:seq, COALESCE(MAX("{column.name}"), 0) + 1, false) FROM "{table.name}"'),
+                    {"seq": seq},
+                )

@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from firstseen.archive import Archive
+from firstseen.errors import MediaError
+from firstseen.ingest.copylinks import link_new_copies
+from firstseen.media.decode import sample_frames
+from firstseen.media.informative import informative_flags
+from firstseen.params import IngestPolicy, SearchParams
+from firstseen.records import FrameVectors, Thumbnails
 from firstseen.search.background import Background
 from firstseen.search.calibration import Calibration
-from firstseen.ingest.copylinks import link_new_copies
-from firstseen.errors import MediaError
-from firstseen.media.informative import informative_flags
-from firstseen.media.decode import sample_frames
-from firstseen.records import FrameVectors, Thumbnails
-from firstseen.params import IngestPolicy, SearchParams
 from firstseen.search.candidates import VerifyPolicy
-from firstseen.settings import Settings
 from firstseen.search.verification import encode_thumbnail
+from firstseen.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +50,36 @@ def refresh_frames(archive: Archive, policy: IngestPolicy, video_id: str, path: 
     stored = archive.raw_vectors(video_id, thumbnails=True)
     if stored is None or stored.informative is not None and (stored.thumbnails or not policy.thumbnail_max_side):
         return None
-    frames = list(sample_frames(path, fps=policy.archive_fps, max_side=policy.decode.max_side,
-                                threads=policy.decode.threads, max_truncation_s=policy.decode.max_truncation_s))
+    frames = list(
+        sample_frames(
+            path,
+            fps=policy.archive_fps,
+            max_side=policy.decode.max_side,
+            threads=policy.decode.threads,
+            max_truncation_s=policy.decode.max_truncation_s,
+        )
+    )
     if not frames:
         raise MediaError("no decodable video frames")
     times = np.array([f.pts_s for f in frames])
     nearest = [int(np.argmin(np.abs(times - t))) for t in stored.pts_s]
     pictures = [frames[i].rgb for i in nearest]
-    thumbs = Thumbnails.pack([encode_thumbnail(p, policy.thumbnail_max_side) for p in pictures]) \
-        if policy.thumbnail_max_side else None
+    thumbs = (
+        Thumbnails.pack([encode_thumbnail(p, policy.thumbnail_max_side) for p in pictures])
+        if policy.thumbnail_max_side
+        else None
+    )
     return FrameVectors(stored.descriptor, stored.pts_s, stored.vectors, informative_flags(pictures), thumbs)
 
 
-def recheck_archive(archive: Archive, calibration: Calibration, settings: Settings,
-                    background: Background | None = None, *, progress=None) -> RecheckReport:
+def recheck_archive(
+    archive: Archive,
+    calibration: Calibration,
+    settings: Settings,
+    background: Background | None = None,
+    *,
+    progress=None,
+) -> RecheckReport:
     policy = IngestPolicy.from_settings(settings)
     report = RecheckReport()
     videos = archive.videos("committed")
@@ -83,7 +99,8 @@ def recheck_archive(archive: Archive, calibration: Calibration, settings: Settin
             progress(1)
     report.links_before = archive.stats().copy_links
     archive.forget_copy_links()
-    link_new_copies(archive, calibration, SearchParams.from_settings(settings), VerifyPolicy.from_settings(settings),
-                    background)
+    link_new_copies(
+        archive, calibration, SearchParams.from_settings(settings), VerifyPolicy.from_settings(settings), background
+    )
     report.links_after = archive.stats().copy_links
     return report

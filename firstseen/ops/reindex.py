@@ -13,9 +13,9 @@ import numpy as np
 
 from firstseen.archive import Archive, DescriptorSpec, frame_ids, open_archive
 from firstseen.errors import BadInputError, FirstSeenError
-from firstseen.storage.faiss_index import IndexShape, IvfPlan, VectorIndex
 from firstseen.params import IndexPolicy
 from firstseen.settings import Settings
+from firstseen.storage.faiss_index import IndexShape, IvfPlan, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,12 @@ def _training_sample(archive: Archive, records, n_wanted: int, rng: np.random.Ge
     return sample[keep] if archive.binary else sample[keep].astype(np.float32)
 
 
-def build_main(archive: Archive, kind: str, policy: IndexPolicy, progress: ProgressFn | None = None,
-               ) -> tuple[VectorIndex, dict[str, tuple[int, int]], IvfPlan | None, float, float]:
+def build_main(
+    archive: Archive,
+    kind: str,
+    policy: IndexPolicy,
+    progress: ProgressFn | None = None,
+) -> tuple[VectorIndex, dict[str, tuple[int, int]], IvfPlan | None, float, float]:
     """Build a main index over every committed video, read from raw storage through a reader.
 
     Returns (index, covered videos, plan, train seconds, add seconds)."""
@@ -95,8 +99,10 @@ def build_main(archive: Archive, kind: str, policy: IndexPolicy, progress: Progr
         started = time.perf_counter()
         sample = _training_sample(archive, records, plan.training_vectors, np.random.default_rng(0))
         if len(sample) < plan.nlist:
-            raise BadInputError(f"{len(sample)} vectors are too few for an IVF of {plan.nlist} lists; "
-                                "use the exact index until the archive grows")
+            raise BadInputError(
+                f"{len(sample)} vectors are too few for an IVF of {plan.nlist} lists; "
+                "use the exact index until the archive grows"
+            )
         main = VectorIndex.train_ivf(spec.name, spec.dim, spec.metric, plan, sample)
         train_s = time.perf_counter() - started
     else:
@@ -109,8 +115,10 @@ def build_main(archive: Archive, kind: str, policy: IndexPolicy, progress: Progr
         if stored is None:  # removed while we read; publishing reconciles
             continue
         if len(stored) != record.frame_count:
-            raise FirstSeenError(f"raw vectors of video {record.video_id} hold {len(stored)} frames, "
-                                 f"the catalog says {record.frame_count}")
+            raise FirstSeenError(
+                f"raw vectors of video {record.video_id} hold {len(stored)} frames, "
+                f"the catalog says {record.frame_count}"
+            )
         main.add(frame_ids(record), stored.vectors if main.binary else stored.vectors.astype(np.float32))
         covered[record.video_id] = (record.first_frame_id, record.frame_count)
         done += record.frame_count
@@ -119,8 +127,9 @@ def build_main(archive: Archive, kind: str, policy: IndexPolicy, progress: Progr
     return main, covered, plan, train_s, time.perf_counter() - started
 
 
-def maintain_index(settings: Settings, kind: str = "auto", *, spec: DescriptorSpec | None = None,
-                   progress: ProgressFn | None = None) -> MaintenanceReport:
+def maintain_index(
+    settings: Settings, kind: str = "auto", *, spec: DescriptorSpec | None = None, progress: ProgressFn | None = None
+) -> MaintenanceReport:
     """Bring the index to the shape the archive's size calls for (or to kind, when forced).
 
     A rebuild reads a snapshot as a reader, so ingest and search go on meanwhile; only the
@@ -138,18 +147,35 @@ def maintain_index(settings: Settings, kind: str = "auto", *, spec: DescriptorSp
             main, covered, plan, train_s, add_s = build_main(reader, target, policy, progress)
         spec = reader.spec
     started = time.perf_counter()
-    with open_archive(data_dir, url, spec, writable=True, nprobe=policy.nprobe,
-                      lock_wait_s=settings.lock_wait_s) as archive:
+    with open_archive(
+        data_dir, url, spec, writable=True, nprobe=policy.nprobe, lock_wait_s=settings.lock_wait_s
+    ) as archive:
         if action == "merge":
             moved = archive.merge_delta()
             log.info("merged %d delta vectors into the IVF", moved)
             shape = archive.index_shape()
-            return MaintenanceReport("merged", reason, shape.kind, shape.vectors, archive.checkpoint,
-                                     nlist=shape.nlist, nprobe=shape.nprobe,
-                                     publish_s=round(time.perf_counter() - started, 3))
+            return MaintenanceReport(
+                "merged",
+                reason,
+                shape.kind,
+                shape.vectors,
+                archive.checkpoint,
+                nlist=shape.nlist,
+                nprobe=shape.nprobe,
+                publish_s=round(time.perf_counter() - started, 3),
+            )
         built_for = sum(count for _, count in covered.values())
         checkpoint = archive.adopt_main(main, covered, built_for if plan else 0)
         shape = archive.index_shape()
-        return MaintenanceReport("rebuilt", reason, shape.kind, shape.vectors, checkpoint,
-                                 nlist=main.nlist, nprobe=main.nprobe, train_s=round(train_s, 3),
-                                 add_s=round(add_s, 3), publish_s=round(time.perf_counter() - started, 3))
+        return MaintenanceReport(
+            "rebuilt",
+            reason,
+            shape.kind,
+            shape.vectors,
+            checkpoint,
+            nlist=main.nlist,
+            nprobe=main.nprobe,
+            train_s=round(train_s, 3),
+            add_s=round(add_s, 3),
+            publish_s=round(time.perf_counter() - started, 3),
+        )

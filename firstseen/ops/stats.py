@@ -6,15 +6,15 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from firstseen.datadir import DataDir
 from firstseen.archive import open_catalog_only
-from firstseen.storage.catalog import SqlCatalog
+from firstseen.datadir import DataDir
 from firstseen.records import CatalogStats
+from firstseen.settings import Settings
+from firstseen.storage.catalog import SqlCatalog
 from firstseen.storage.copy_links import SqlCopyLinks
 from firstseen.storage.failures import SqlFailureLedger
-from firstseen.storage.run_log import SqlRunLog
 from firstseen.storage.index_store import IndexManifest, IndexStore
-from firstseen.settings import Settings
+from firstseen.storage.run_log import SqlRunLog
 
 
 def _folder_bytes(folder: Path, pattern: str = "*") -> int:
@@ -27,9 +27,14 @@ def catalog_bytes(catalog: SqlCatalog) -> int:
         db = Path(engine.url.database or "")
         return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
     with engine.connect() as conn:
-        return int(conn.execute(text(
-            "SELECT COALESCE(SUM(pg_total_relation_size(format('%I.%I', schemaname, tablename))), 0) "
-            "FROM pg_tables WHERE schemaname = current_schema()")).scalar())
+        return int(
+            conn.execute(
+                text(
+                    "SELECT COALESCE(SUM(pg_total_relation_size(format('%I.%I', schemaname, tablename))), 0) "
+                    "FROM pg_tables WHERE schemaname = current_schema()"
+                )
+            ).scalar()
+        )
 
 
 def archive_stats(settings: Settings) -> dict:
@@ -40,8 +45,11 @@ def archive_stats(settings: Settings) -> dict:
         catalog_stats = CatalogStats(by_status, footage_s, frames, SqlCopyLinks(catalog).count(), runs.last())
         index_store = IndexStore(DataDir(settings.data_dir).index)
         manifest = index_store.read_manifest()
-        index_bytes = sum(p.stat().st_size for p in (index_store.folder / n for n in manifest.files)
-                          if p.exists()) if manifest else 0
+        index_bytes = (
+            sum(p.stat().st_size for p in (index_store.folder / n for n in manifest.files) if p.exists())
+            if manifest
+            else 0
+        )
         failures = SqlFailureLedger(catalog, settings.ingest_max_attempts).all().values()
         raw_bytes = _folder_bytes(DataDir(settings.data_dir).vectors, "*.npz")
         db_bytes = catalog_bytes(catalog)
@@ -73,18 +81,38 @@ def archive_stats(settings: Settings) -> dict:
 def _index_dict(manifest: IndexManifest | None) -> dict:
     """The published index as its manifest describes it; the index itself is not loaded."""
     if manifest is None:
-        return {"kind": "flat", "main_vectors": 0, "delta_vectors": 0, "nlist": 0, "nprobe": 0,
-                "built_for": 0, "saved_at": None}
+        return {
+            "kind": "flat",
+            "main_vectors": 0,
+            "delta_vectors": 0,
+            "nlist": 0,
+            "nprobe": 0,
+            "built_for": 0,
+            "saved_at": None,
+        }
     main = manifest.main_count if manifest.main_file else 0
-    return {"kind": manifest.kind, "main_vectors": main, "delta_vectors": manifest.count - main,
-            "nlist": manifest.main_nlist, "nprobe": manifest.main_nprobe,
-            "built_for": manifest.main_built_for, "saved_at": manifest.saved_at}
+    return {
+        "kind": manifest.kind,
+        "main_vectors": main,
+        "delta_vectors": manifest.count - main,
+        "nlist": manifest.main_nlist,
+        "nprobe": manifest.main_nprobe,
+        "built_for": manifest.main_built_for,
+        "saved_at": manifest.saved_at,
+    }
 
 
 def _run_dict(run, errors: bool = True) -> dict:
-    out = {"run_id": run.run_id, "status": run.status, "started_at": run.started_at.isoformat(),
-           "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-           "added": run.added, "skipped": run.skipped, "failed": run.failed, "quarantined": run.quarantined}
+    out = {
+        "run_id": run.run_id,
+        "status": run.status,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "added": run.added,
+        "skipped": run.skipped,
+        "failed": run.failed,
+        "quarantined": run.quarantined,
+    }
     if errors:
         out["errors"] = run.errors
     return out
@@ -105,28 +133,41 @@ def format_stats(stats: dict) -> str:
         f"raw vectors {b['raw_vectors'] / 1e6:.2f} MB",
     ]
     if stats["index_and_catalog_bytes_per_footage_hour"]:
-        lines.append(f"per hour     {stats['index_and_catalog_bytes_per_footage_hour'] / 1e6:.2f} MB of index + catalog per footage hour")
+        lines.append(
+            f"per hour     {stats['index_and_catalog_bytes_per_footage_hour'] / 1e6:.2f} MB of index + catalog "
+            "per footage hour"
+        )
     run = stats["last_run"]
     if run:
-        lines.append(f"last run     #{run['run_id']} {run['status']} at {run['started_at']}: "
-                     f"{run['added']} added, {run['skipped']} skipped, {run['failed']} failed")
+        lines.append(
+            f"last run     #{run['run_id']} {run['status']} at {run['started_at']}: "
+            f"{run['added']} added, {run['skipped']} skipped, {run['failed']} failed"
+        )
         lines.extend(f"  failed     {e['path']}: {e['reason']}" for e in run["errors"][:10])
     for earlier in stats["recent_runs"][1:]:
-        lines.append(f"earlier run  #{earlier['run_id']} {earlier['status']} at {earlier['started_at']}: "
-                     f"{earlier['added']} added, {earlier['skipped']} skipped, {earlier['failed']} failed")
+        lines.append(
+            f"earlier run  #{earlier['run_id']} {earlier['status']} at {earlier['started_at']}: "
+            f"{earlier['added']} added, {earlier['skipped']} skipped, {earlier['failed']} failed"
+        )
     if stats["retrying"]:
         lines.append(f"retrying     {len(stats['retrying'])} file(s) failed and will be tried again next run")
         lines.extend(f"  {f['attempts']}x      {f['path']}: {f['reason']}" for f in stats["retrying"][:10])
     if stats["quarantined"]:
-        lines.append(f"QUARANTINED  {len(stats['quarantined'])} file(s) failed every attempt and are no longer tried "
-                     "(change the file, or run `firstseen ingest --retry-quarantined`):")
-        lines.extend(f"  {f['path']}: {f['reason']} ({f['attempts']} attempts, since {f['quarantined_at']})"
-                     for f in stats["quarantined"])
+        lines.append(
+            f"QUARANTINED  {len(stats['quarantined'])} file(s) failed every attempt and are no longer tried "
+            "(change the file, or run `firstseen ingest --retry-quarantined`):"
+        )
+        lines.extend(
+            f"  {f['path']}: {f['reason']} ({f['attempts']} attempts, since {f['quarantined_at']})"
+            for f in stats["quarantined"]
+        )
     return "\n".join(lines)
 
 
 def _index_line(index: dict) -> str:
     if index["kind"] == "ivf":
-        return (f"index        IVF (SQ8) with {index['nlist']} lists, nprobe {index['nprobe']}: "
-                f"{index['main_vectors']} vectors + {index['delta_vectors']} exact since its build")
+        return (
+            f"index        IVF (SQ8) with {index['nlist']} lists, nprobe {index['nprobe']}: "
+            f"{index['main_vectors']} vectors + {index['delta_vectors']} exact since its build"
+        )
     return f"index        exact: {index['main_vectors'] + index['delta_vectors']} vectors"

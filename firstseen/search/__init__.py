@@ -1,1 +1,1 @@
-"""Search: a clip or still described, candidates aligned, verified by geometry, scored and traced to its earliest source."""
+"""Search: a clip or still described, candidates aligned, verified by geometry, scored, traced to its first source."""

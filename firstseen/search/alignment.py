@@ -49,8 +49,17 @@ class AlignParams:
             raise ValueError(f"need 0 < min_speed <= max_speed, got {self.min_speed}, {self.max_speed}")
         if self.speed_steps < 1 or self.min_frames < 1 or self.max_segments < 1:
             raise ValueError("speed_steps, min_frames and max_segments must be at least 1")
-        if not (_finite(self.similarity_floor, self.max_gap_s, self.direction_ratio, self.mirror_margin,
-                        self.min_similarity_margin) and self.max_gap_s >= 0 and self.direction_ratio >= 1):
+        if not (
+            _finite(
+                self.similarity_floor,
+                self.max_gap_s,
+                self.direction_ratio,
+                self.mirror_margin,
+                self.min_similarity_margin,
+            )
+            and self.max_gap_s >= 0
+            and self.direction_ratio >= 1
+        ):
             raise ValueError("max_gap_s must be >= 0, direction_ratio >= 1, and all values finite")
 
 
@@ -68,9 +77,13 @@ class AlignedSegment:
     similarity: float  # mean over those frames of each one's best inlier similarity
 
     def __post_init__(self) -> None:
-        if not (_finite(self.query_start, self.query_end, self.source_start, self.source_end, self.speed,
-                        self.similarity) and 0 <= self.query_start <= self.query_end
-                and 0 <= self.source_start <= self.source_end and self.speed > 0 and self.frames >= 1):
+        if not (
+            _finite(self.query_start, self.query_end, self.source_start, self.source_end, self.speed, self.similarity)
+            and 0 <= self.query_start <= self.query_end
+            and 0 <= self.source_start <= self.source_end
+            and self.speed > 0
+            and self.frames >= 1
+        ):
             raise ValueError(f"segment needs finite ordered bounds >= 0, speed > 0 and frames >= 1: {self!r}")
         if not self.timing_known and (self.reversed or self.speed != 1.0):
             raise ValueError(f"a segment of unknown timing has speed 1.0 and is not reversed: {self!r}")
@@ -188,8 +201,9 @@ def _fit(h: _Hits, idx: np.ndarray, direction: int) -> tuple[float, float] | Non
     return slope, float(s_mean - slope * q_mean)
 
 
-def _refine(h: _Hits, available: np.ndarray, cell: _Cell,
-            direction: int) -> tuple[np.ndarray, float, float, np.ndarray]:
+def _refine(
+    h: _Hits, available: np.ndarray, cell: _Cell, direction: int
+) -> tuple[np.ndarray, float, float, np.ndarray]:
     slope, offset = cell.slope, cell.offset
     # Start as wide as the cell itself so every hit that voted for it is retired with the segment.
     support = _best_inliers(h, available, slope, offset, max(h.tolerance(slope), h.window / 2 + 1e-9))
@@ -226,8 +240,15 @@ def _looks_mirrored(h: _Hits, in_run: np.ndarray, slope: float, offset: float) -
 RESOLVED_SAMPLES = 1.5  # a speed is claimed once it shifts the footage this many archive samples over the segment
 
 
-def _segment(h: _Hits, run: np.ndarray, slope: float, offset: float, direction: int, voters: np.ndarray,
-             extent: tuple[float, float]) -> AlignedSegment | None:
+def _segment(
+    h: _Hits,
+    run: np.ndarray,
+    slope: float,
+    offset: float,
+    direction: int,
+    voters: np.ndarray,
+    extent: tuple[float, float],
+) -> AlignedSegment | None:
     p = h.params
     similarity = float(h.sim[run].mean())
     if run.size < p.min_frames or similarity < h.min_similarity:
@@ -258,8 +279,9 @@ def _segment(h: _Hits, run: np.ndarray, slope: float, offset: float, direction: 
         offset = float(np.average(h.s[run] - slope * (h.q[run] - h.q_ref), weights=h.weight[run]))
         source = sorted(max(0.0, slope * (t - h.q_ref) + offset) for t in (q0, q1))
     speed = float(abs(slope)) if known else 1.0
-    return AlignedSegment(q0, q1, source[0], source[1], speed, known and direction < 0, mirrored, known,
-                          int(run.size), similarity)
+    return AlignedSegment(
+        q0, q1, source[0], source[1], speed, known and direction < 0, mirrored, known, int(run.size), similarity
+    )
 
 
 def _single_frame(h: _Hits, t: float) -> list[AlignedSegment]:
@@ -279,11 +301,12 @@ def _single_frame(h: _Hits, t: float) -> list[AlignedSegment]:
         mirrored = flavours[1] - flavours[0] >= p.mirror_margin
         s = float(h.s[best])
         found.append(AlignedSegment(t, t, s, s, 1.0, False, mirrored, False, 1, similarity))
-    return sorted(found, key=lambda seg: -seg.similarity)[:p.max_segments]
+    return sorted(found, key=lambda seg: -seg.similarity)[: p.max_segments]
 
 
-def align(hits: Sequence[QueryHit], *, query_times: Sequence[float], source_step_s: float,
-          params: AlignParams = AlignParams()) -> list[AlignedSegment]:
+def align(
+    hits: Sequence[QueryHit], *, query_times: Sequence[float], source_step_s: float, params: AlignParams = AlignParams()
+) -> list[AlignedSegment]:
     """Segments best first (by frames * (similarity - floor)).
 
     Votes every hit into (direction, speed, offset) cells, takes the strongest line, refits it on its best
@@ -301,13 +324,22 @@ def align(hits: Sequence[QueryHit], *, query_times: Sequence[float], source_step
     extent = (min(float(times[0]), float(frame_times[0])), max(float(times[-1]), float(frame_times[-1])))
     floor = params.similarity_floor
     min_similarity = floor + params.min_similarity_margin * max(1.0 - floor, 0.0)
-    h = _Hits(q=q, s=np.array([hit.source_t for hit in hits], dtype=np.float64), sim=sim,
-              weight=np.maximum(sim - floor, 0.0), mirrored=np.array([bool(hit.mirrored) for hit in hits]),
-              frame=frame.ravel(), n_frames=frame_times.size, q_ref=(extent[0] + extent[1]) / 2,
-              q_step=float(np.median(np.diff(times))) if times.size > 1 else 0.0, source_step=source_step_s,
-              window=1.5 * source_step_s, speeds=np.geomspace(params.min_speed, params.max_speed,
-                                                              params.speed_steps),
-              min_similarity=min_similarity, params=params)
+    h = _Hits(
+        q=q,
+        s=np.array([hit.source_t for hit in hits], dtype=np.float64),
+        sim=sim,
+        weight=np.maximum(sim - floor, 0.0),
+        mirrored=np.array([bool(hit.mirrored) for hit in hits]),
+        frame=frame.ravel(),
+        n_frames=frame_times.size,
+        q_ref=(extent[0] + extent[1]) / 2,
+        q_step=float(np.median(np.diff(times))) if times.size > 1 else 0.0,
+        source_step=source_step_s,
+        window=1.5 * source_step_s,
+        speeds=np.geomspace(params.min_speed, params.max_speed, params.speed_steps),
+        min_similarity=min_similarity,
+        params=params,
+    )
     if times.size == 1:
         return _single_frame(h, float(times[0]))
 
@@ -335,8 +367,12 @@ def align(hits: Sequence[QueryHit], *, query_times: Sequence[float], source_step
     segments.sort(key=lambda seg: -seg.frames * (seg.similarity - floor))
     kept: list[AlignedSegment] = []
     for seg in segments:  # frames a stronger line narrowly missed would otherwise come back as a sliver of it
-        if not any(o.query_start - h.q_step <= seg.query_start and seg.query_end <= o.query_end + h.q_step
-                   and o.source_start - source_step_s <= seg.source_start
-                   and seg.source_end <= o.source_end + source_step_s for o in kept):
+        if not any(
+            o.query_start - h.q_step <= seg.query_start
+            and seg.query_end <= o.query_end + h.q_step
+            and o.source_start - source_step_s <= seg.source_start
+            and seg.source_end <= o.source_end + source_step_s
+            for o in kept
+        ):
             kept.append(seg)
-    return kept[:params.max_segments]
+    return kept[: params.max_segments]

@@ -86,5 +86,6 @@ def load_background(root: Path, config_id: str, expected_sha256: str) -> Backgro
             f"the background at {path} (descriptor {stored_config!r}, sha256 {sha[:12]}) is not the one the "
             f"calibration was fitted on (descriptor {config_id!r}, sha256 {expected_sha256[:12]}); scores would "
             f"change meaning. Rebuild it with `make background` at the pinned package versions, or recalibrate "
-            f"with scripts/calibrate.py")
+            f"with scripts/calibrate.py"
+        )
     return Background(config_id, vectors.astype(np.float32), sha)

@@ -41,8 +41,9 @@ class Calibration:
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must lie in (0, 1), got {self.threshold}")
-        if not all(math.isfinite(v) for v in (self.similarity_floor, self.bias, self.weight_similarity,
-                                               self.weight_log_frames)):
+        if not all(
+            math.isfinite(v) for v in (self.similarity_floor, self.bias, self.weight_similarity, self.weight_log_frames)
+        ):
             raise ValueError("calibration parameters must be finite")
         if self.background_k < 1:
             raise ValueError(f"background_k must be at least 1, got {self.background_k}")
@@ -57,8 +58,9 @@ def evidence_features(similarity: np.ndarray, frames: np.ndarray) -> np.ndarray:
     return np.column_stack([np.asarray(similarity, float), np.log(np.maximum(np.asarray(frames, float), 1.0))])
 
 
-def fit_logistic(features: np.ndarray, labels: np.ndarray, *, l2: float = 1.0,
-                 iterations: int = 100) -> tuple[float, np.ndarray]:
+def fit_logistic(
+    features: np.ndarray, labels: np.ndarray, *, l2: float = 1.0, iterations: int = 100
+) -> tuple[float, np.ndarray]:
     """Ridge-regularised logistic regression by Newton's method. The ridge matters: true
     matches and negatives are often perfectly separable, where the unregularised fit has no
     finite answer and the scores would collapse to 0 or 1."""
@@ -90,7 +92,8 @@ def load_calibration(config_id: str, path: Path | None = None) -> Calibration:
         known = ", ".join(sorted(table)) or "none"
         raise CalibrationMissingError(
             f"no calibration for descriptor {config_id!r} in {path} (calibrated: {known}); "
-            f"run `python scripts/calibrate.py` with this descriptor to measure one")
+            f"run `python scripts/calibrate.py` with this descriptor to measure one"
+        )
     return Calibration(**entry)
 
 

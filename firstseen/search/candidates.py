@@ -8,18 +8,18 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from firstseen.search.alignment import AlignedSegment, AlignParams, QueryHit, align
 from firstseen.archive import Archive
+from firstseen.descriptors import pairwise_similarity
+from firstseen.errors import MediaError
+from firstseen.records import FrameVectors, sample_step
+from firstseen.search.alignment import AlignedSegment, AlignParams, QueryHit, align
 from firstseen.search.background import Background
 from firstseen.search.calibration import Calibration
 from firstseen.search.confirm import ArchiveFrames, Unverifiable, confirm_segments
-from firstseen.descriptors import pairwise_similarity
-from firstseen.errors import MediaError
 from firstseen.search.query import QueryVectors
-from firstseen.records import FrameVectors, sample_step
 from firstseen.search.results import MatchSegment
-from firstseen.settings import Settings
 from firstseen.search.verification import Verifier, VerifyParams
+from firstseen.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,18 @@ class Aligned:
     similarity: np.ndarray  # (query frames, archive frames)
 
 
-def align_candidates(archive: Archive, query: QueryVectors, *, similarity_floor: float, neighbours: int,
-                     candidates: int, exclude: frozenset[str] = frozenset(), params: AlignParams | None = None,
-                     background: Background | None = None, background_k: int = 10) -> list[Aligned]:
+def align_candidates(
+    archive: Archive,
+    query: QueryVectors,
+    *,
+    similarity_floor: float,
+    neighbours: int,
+    candidates: int,
+    exclude: frozenset[str] = frozenset(),
+    params: AlignParams | None = None,
+    background: Background | None = None,
+    background_k: int = 10,
+) -> list[Aligned]:
     """k-NN per query frame to pick candidate videos (by the evidence of their best frame
     per query frame), then each candidate's raw vectors against every query frame, and an
     alignment of those hits. Unscored: calibration turns the segments into scores, and it is
@@ -63,8 +72,11 @@ def align_candidates(archive: Archive, query: QueryVectors, *, similarity_floor:
     if not usable.any():
         return []
     # (views, n): what each query frame's similarities are measured from
-    offsets = np.zeros((len(views), n)) if background is None else \
-        np.stack([background.kth_similarity(view, background_k) for view in views])
+    offsets = (
+        np.zeros((len(views), n))
+        if background is None
+        else np.stack([background.kth_similarity(view, background_k) for view in views])
+    )
     rows = np.flatnonzero(np.tile(usable, len(views)))
     per_frame = archive.search_frames(np.concatenate(views)[rows], neighbours)
     evidence: dict[str, np.ndarray] = {}
@@ -86,8 +98,15 @@ def align_candidates(archive: Archive, query: QueryVectors, *, similarity_floor:
     return aligned
 
 
-def align_one(query: QueryVectors, views: list[np.ndarray], offsets: np.ndarray, video_id: str,
-              stored: FrameVectors, metric: str, params: AlignParams) -> Aligned:
+def align_one(
+    query: QueryVectors,
+    views: list[np.ndarray],
+    offsets: np.ndarray,
+    video_id: str,
+    stored: FrameVectors,
+    metric: str,
+    params: AlignParams,
+) -> Aligned:
     """One candidate video: every query frame against its stored vectors, aligned."""
     sims = np.stack([pairwise_similarity(metric, view, stored.vectors) for view in views])
     sims -= offsets[:, :, None]
@@ -111,21 +130,41 @@ class VerifyPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings, describe=None) -> VerifyPolicy:
-        return cls(VerifyParams(min_inliers=settings.verify_min_inliers), settings.verify_videos,
-                   settings.verify_pairs, settings.decode_max_side, describe)
+        return cls(
+            VerifyParams(min_inliers=settings.verify_min_inliers),
+            settings.verify_videos,
+            settings.verify_pairs,
+            settings.decode_max_side,
+            describe,
+        )
 
 
-def match_videos(archive: Archive, query: QueryVectors, calibration: Calibration, *, neighbours: int,
-                 candidates: int, exclude: frozenset[str] = frozenset(), verify: VerifyPolicy | None = None,
-                 background: Background | None = None) -> tuple[list[CandidateMatch], list[Unverifiable]]:
+def match_videos(
+    archive: Archive,
+    query: QueryVectors,
+    calibration: Calibration,
+    *,
+    neighbours: int,
+    candidates: int,
+    exclude: frozenset[str] = frozenset(),
+    verify: VerifyPolicy | None = None,
+    background: Background | None = None,
+) -> tuple[list[CandidateMatch], list[Unverifiable]]:
     """Aligned, calibrated and verified matches, best video first: only segments scoring at or
     above the calibrated threshold are kept, and then (with verify) only those the geometry
     confirms, for the `verify.videos` best candidates; the rest are not matches. Candidates
     whose frames cannot be read are returned apart, so the caller can say so."""
     scored_candidates = []
-    for aligned in align_candidates(archive, query, similarity_floor=calibration.similarity_floor,
-                                    neighbours=neighbours, candidates=candidates, exclude=exclude,
-                                    background=background, background_k=calibration.background_k):
+    for aligned in align_candidates(
+        archive,
+        query,
+        similarity_floor=calibration.similarity_floor,
+        neighbours=neighbours,
+        candidates=candidates,
+        exclude=exclude,
+        background=background,
+        background_k=calibration.background_k,
+    ):
         scored = (scored_segment(seg, query, calibration) for seg in aligned.segments)
         kept = sorted((s for s in scored if s.score >= calibration.threshold), key=lambda s: -s.score)
         if kept:
@@ -136,15 +175,16 @@ def match_videos(archive: Archive, query: QueryVectors, calibration: Calibration
         return found, []
     found, unverifiable = [], []
     verifier = Verifier(verify.params)  # one per search: OpenCV's detectors are not shared across threads
-    for _, aligned, kept in scored_candidates[:verify.videos]:
+    for _, aligned, kept in scored_candidates[: verify.videos]:
         try:
             confirmed = confirm_aligned(archive, query, aligned, kept, verifier, verify)
         except (MediaError, OSError) as exc:
             log.warning("cannot verify %s: %s", aligned.video_id, exc)
             unverifiable.append(Unverifiable(aligned.video_id, f"archived frames unreadable: {exc}"))
             continue
-        confirmed = distinct_segments([_realigned_inset(archive, query, aligned, seg, calibration, background)
-                               for seg in confirmed])
+        confirmed = distinct_segments(
+            [_realigned_inset(archive, query, aligned, seg, calibration, background) for seg in confirmed]
+        )
         if confirmed:
             found.append(CandidateMatch(aligned.video_id, confirmed[0].score, tuple(confirmed)))
     return sorted(found, key=lambda m: -m.score), unverifiable
@@ -154,8 +194,11 @@ def distinct_segments(segments: list[MatchSegment]) -> list[MatchSegment]:
     """Best first, without segments that repeat a better one (realigned insets can coincide)."""
     kept: list[MatchSegment] = []
     for seg in sorted(segments, key=lambda s: -s.score):
-        if not any(_overlap(seg.query_start, seg.query_end, k.query_start, k.query_end) > 0.5
-                   and _overlap(seg.source_start, seg.source_end, k.source_start, k.source_end) > 0.5 for k in kept):
+        if not any(
+            _overlap(seg.query_start, seg.query_end, k.query_start, k.query_end) > 0.5
+            and _overlap(seg.source_start, seg.source_end, k.source_start, k.source_end) > 0.5
+            for k in kept
+        ):
             kept.append(seg)
     return kept
 
@@ -170,16 +213,23 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
 INSET_MAX_AREA = 0.6  # a source picture filling less of the clip's frame than this is described on its own
 
 
-def _realigned_inset(archive: Archive, query: QueryVectors, aligned: Aligned, segment: MatchSegment,
-                     calibration: Calibration, background: Background | None) -> MatchSegment:
+def _realigned_inset(
+    archive: Archive,
+    query: QueryVectors,
+    aligned: Aligned,
+    segment: MatchSegment,
+    calibration: Calibration,
+    background: Background | None,
+) -> MatchSegment:
     """Where the source sits inside a larger frame (picture-in-picture, a phone screenshot, a
     meme), the frame's descriptor is mostly about the surroundings, and the alignment drifts.
     That region is described on its own and aligned again; the verified evidence stays."""
     inset = segment.evidence.source_in_query if segment.evidence else None
     if inset is None or inset.area > INSET_MAX_AREA or query.describe_region is None:
         return segment
-    _, kept = align_within(query.within(inset), aligned.video_id, aligned.stored, archive.spec.metric,
-                           calibration, background)
+    _, kept = align_within(
+        query.within(inset), aligned.video_id, aligned.stored, archive.spec.metric, calibration, background
+    )
     overlapping = [c for c in kept if c.query_start <= segment.query_end and c.query_end >= segment.query_start]
     if not overlapping:
         return segment
@@ -187,15 +237,26 @@ def _realigned_inset(archive: Archive, query: QueryVectors, aligned: Aligned, se
     return replace(best, mirrored=segment.mirrored, evidence=segment.evidence)
 
 
-def align_within(inner: QueryVectors, video_id: str, stored: FrameVectors, metric: str, calibration: Calibration,
-                 background: Background | None) -> tuple[Aligned, list[MatchSegment]]:
+def align_within(
+    inner: QueryVectors,
+    video_id: str,
+    stored: FrameVectors,
+    metric: str,
+    calibration: Calibration,
+    background: Background | None,
+) -> tuple[Aligned, list[MatchSegment]]:
     """A query described in one region of its frames, aligned with one video: the alignment
     and its segments at or above the calibrated threshold, best first."""
-    offsets = np.zeros((1, len(inner.pts_s))) if background is None else \
-        background.kth_similarity(inner.vectors, calibration.background_k)[None]
+    offsets = (
+        np.zeros((1, len(inner.pts_s)))
+        if background is None
+        else background.kth_similarity(inner.vectors, calibration.background_k)[None]
+    )
     params = AlignParams(similarity_floor=calibration.similarity_floor, min_similarity_margin=0.0)
     aligned = align_one(inner, [inner.vectors], offsets, video_id, stored, metric, params)
-    kept = [c for c in (scored_segment(s, inner, calibration) for s in aligned.segments) if c.score >= calibration.threshold]
+    kept = [
+        c for c in (scored_segment(s, inner, calibration) for s in aligned.segments) if c.score >= calibration.threshold
+    ]
     return aligned, sorted(kept, key=lambda c: -c.score)
 
 
@@ -203,26 +264,45 @@ def scored_segment(segment: AlignedSegment, query: QueryVectors, calibration: Ca
     return _scored(_to_clip_end(segment, query), calibration)
 
 
-def confirm_candidate(archive: Archive, query: QueryVectors, aligned: Aligned, segments: list[MatchSegment],
-                      verify: VerifyPolicy) -> list[MatchSegment]:
+def confirm_candidate(
+    archive: Archive, query: QueryVectors, aligned: Aligned, segments: list[MatchSegment], verify: VerifyPolicy
+) -> list[MatchSegment]:
     """The segments of one candidate that the geometry confirms (for calibration and tests)."""
     return confirm_aligned(archive, query, aligned, segments, Verifier(verify.params), verify)
 
 
-def confirm_aligned(archive: Archive, query: QueryVectors, aligned: Aligned, kept: list[MatchSegment],
-                    verifier: Verifier, verify: VerifyPolicy) -> list[MatchSegment]:
+def confirm_aligned(
+    archive: Archive,
+    query: QueryVectors,
+    aligned: Aligned,
+    kept: list[MatchSegment],
+    verifier: Verifier,
+    verify: VerifyPolicy,
+) -> list[MatchSegment]:
     """The kept segments of one aligned candidate that the geometry confirms (in the query's window, if any)."""
     if query.image is None:
         raise MediaError("the query's frames were not kept, so nothing can be verified")
-    stored = aligned.stored if aligned.stored.thumbnails is not None else \
-        archive.raw_vectors(aligned.video_id, thumbnails=True) or aligned.stored
+    stored = (
+        aligned.stored
+        if aligned.stored.thumbnails is not None
+        else archive.raw_vectors(aligned.video_id, thumbnails=True) or aligned.stored
+    )
     record = archive.video(aligned.video_id)
     frames = ArchiveFrames(stored, record.path if record else "", verify.frame_side, verify.describe)
-    return confirm_segments(verifier, kept, pairs_per_segment=verify.pairs, query_pts=query.pts_s,
-                            query_ok=query.usable, query_image=query.image, source=stored,
-                            frames=frames, similarity=aligned.similarity, source_name=aligned.video_id,
-                            query_vector=query.vectors[0] if len(query.pts_s) == 1 else None,
-                            window=query.window)
+    return confirm_segments(
+        verifier,
+        kept,
+        pairs_per_segment=verify.pairs,
+        query_pts=query.pts_s,
+        query_ok=query.usable,
+        query_image=query.image,
+        source=stored,
+        frames=frames,
+        similarity=aligned.similarity,
+        source_name=aligned.video_id,
+        query_vector=query.vectors[0] if len(query.pts_s) == 1 else None,
+        window=query.window,
+    )
 
 
 def _hits(query: QueryVectors, sims: np.ndarray, source_pts: np.ndarray, floor: float) -> list[QueryHit]:
@@ -237,8 +317,11 @@ def _hits(query: QueryVectors, sims: np.ndarray, source_pts: np.ndarray, floor: 
         for j in row:
             for mirrored in range(len(sims)):
                 if sims[mirrored, i, j] > floor:
-                    hits.append(QueryHit(float(query.pts_s[i]), float(source_pts[j]), float(sims[mirrored, i, j]),
-                                         bool(mirrored)))
+                    hits.append(
+                        QueryHit(
+                            float(query.pts_s[i]), float(source_pts[j]), float(sims[mirrored, i, j]), bool(mirrored)
+                        )
+                    )
     return hits
 
 

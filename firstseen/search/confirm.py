@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from firstseen.search.geometry import Region, SegmentEvidence, summarise
 from firstseen.media.frames import frame_at, frames_between
 from firstseen.records import FrameVectors, sample_step
+from firstseen.search.geometry import Region, SegmentEvidence, summarise
 from firstseen.search.results import MatchSegment
 from firstseen.search.verification import Verifier, decode_thumbnail
 
@@ -37,13 +37,21 @@ class Unverifiable:
         return {"video_id": self.video_id, "reason": self.reason}
 
 
-def pick_pairs(segment: MatchSegment, query_pts: np.ndarray, query_ok: np.ndarray, source_pts: np.ndarray,
-               source_ok: np.ndarray, similarity: np.ndarray, count: int) -> list[tuple[int, int]]:
+def pick_pairs(
+    segment: MatchSegment,
+    query_pts: np.ndarray,
+    query_ok: np.ndarray,
+    source_pts: np.ndarray,
+    source_ok: np.ndarray,
+    similarity: np.ndarray,
+    count: int,
+) -> list[tuple[int, int]]:
     """Up to `count` (query frame, archive frame) pairs along the segment, spread over it:
     in each of `count` stretches the pair the descriptor finds most alike near the aligned time.
     A still (one query frame) is paired with its best distinct archive frames near that time."""
-    inside = np.flatnonzero((query_pts >= segment.query_start - 1e-6) & (query_pts <= segment.query_end + 1e-6)
-                            & query_ok)
+    inside = np.flatnonzero(
+        (query_pts >= segment.query_start - 1e-6) & (query_pts <= segment.query_end + 1e-6) & query_ok
+    )
     if inside.size == 0 or not source_ok.any():
         return []
     step = sample_step(source_pts)
@@ -64,8 +72,7 @@ def pick_pairs(segment: MatchSegment, query_pts: np.ndarray, query_ok: np.ndarra
         ranked = near[np.argsort(-similarity[i, near])][:count]
         return [(i, int(j)) for j in ranked]
     chunks = np.array_split(np.arange(len(best)), min(count, len(best)))
-    return [(best[c[k]][1], best[c[k]][2]) for c in chunks if c.size
-            for k in [int(np.argmax([best[x][0] for x in c]))]]
+    return [(best[c[k]][1], best[c[k]][2]) for c in chunks if c.size for k in [int(np.argmax([best[x][0] for x in c]))]]
 
 
 class ArchiveFrames:
@@ -74,8 +81,13 @@ class ArchiveFrames:
     archive samples a frame a second, and in fast or particle-filled footage the nearest
     sample may show a different moment from the query's frame)."""
 
-    def __init__(self, stored: FrameVectors, path: str, max_side: int,
-                 describe: Callable[[list[np.ndarray]], np.ndarray] | None = None):
+    def __init__(
+        self,
+        stored: FrameVectors,
+        path: str,
+        max_side: int,
+        describe: Callable[[list[np.ndarray]], np.ndarray] | None = None,
+    ):
         self._stored, self._path, self._max_side, self._describe = stored, path, max_side, describe
         self._decoded: dict[float, np.ndarray] = {}
 
@@ -110,23 +122,34 @@ class ArchiveFrames:
         return [round(frames[k].pts_s, 3) for k in best]
 
 
-def verify_pairs(verifier: Verifier, pairs: Sequence[tuple[int, object]], query_image: ImageOf,
-                 source_image: Callable[[object], np.ndarray], source_name: str = "", *,
-                 give_up_after: int = 2, window: Region | None = None) -> SegmentEvidence:
+def verify_pairs(
+    verifier: Verifier,
+    pairs: Sequence[tuple[int, object]],
+    query_image: ImageOf,
+    source_image: Callable[[object], np.ndarray],
+    source_name: str = "",
+    *,
+    give_up_after: int = 2,
+    window: Region | None = None,
+) -> SegmentEvidence:
     """Check pairs in order (in a window of the query frames, where given); stop early once two
     verify or `give_up_after` fail with none verified (an unrelated candidate costs two pairs)."""
     evidence = []
     for i, ref in pairs:
-        evidence.append(verifier.verify(query_image(i), source_image(ref), query_key=i,
-                                        source_key=(source_name, ref), window=window))
+        evidence.append(
+            verifier.verify(
+                query_image(i), source_image(ref), query_key=i, source_key=(source_name, ref), window=window
+            )
+        )
         verified = sum(e.verified for e in evidence)
         if verified >= 2 or verified == 0 and len(evidence) >= give_up_after:
             break
     return summarise(evidence)
 
 
-def exact_times(segment: MatchSegment, pairs: Sequence[tuple[int, int]], query_pts: np.ndarray,
-                source_pts: np.ndarray) -> list[tuple[int, float]]:
+def exact_times(
+    segment: MatchSegment, pairs: Sequence[tuple[int, int]], query_pts: np.ndarray, source_pts: np.ndarray
+) -> list[tuple[int, float]]:
     """The archive time each pair's query frame aligns to. Where the timing is not known (a
     still, a clip too short or too still to time), the aligned time is known only to about an
     archive sample: the best pair's frame is tried at its sample and at moments around it."""
@@ -135,14 +158,27 @@ def exact_times(segment: MatchSegment, pairs: Sequence[tuple[int, int]], query_p
         return aligned
     i, j = pairs[0]
     step = sample_step(source_pts)
-    around = [(i, round(max(0.0, float(source_pts[j]) + f * step), 3)) for f in (0, -.25, .25, -.5, .5, -.75, .75)]
+    around = [
+        (i, round(max(0.0, float(source_pts[j]) + f * step), 3)) for f in (0, -0.25, 0.25, -0.5, 0.5, -0.75, 0.75)
+    ]
     return (aligned if len({k for k, _ in pairs}) > 1 else []) + around
 
 
-def confirm_segments(verifier: Verifier, segments: Sequence[MatchSegment], *, pairs_per_segment: int,
-                     query_pts: np.ndarray, query_ok: np.ndarray, query_image: ImageOf, source: FrameVectors,
-                     frames: ArchiveFrames, similarity: np.ndarray, source_name: str = "",
-                     query_vector: np.ndarray | None = None, window: Region | None = None) -> list[MatchSegment]:
+def confirm_segments(
+    verifier: Verifier,
+    segments: Sequence[MatchSegment],
+    *,
+    pairs_per_segment: int,
+    query_pts: np.ndarray,
+    query_ok: np.ndarray,
+    query_image: ImageOf,
+    source: FrameVectors,
+    frames: ArchiveFrames,
+    similarity: np.ndarray,
+    source_name: str = "",
+    query_vector: np.ndarray | None = None,
+    window: Region | None = None,
+) -> list[MatchSegment]:
     """The segments the geometry confirms, each with its evidence; MIRRORED as the geometry says.
     Pairs are checked on the stored thumbnails first, then on the archived file's exact frames;
     with a window, on that part of the query frames (where the segment's vectors came from).
@@ -153,16 +189,26 @@ def confirm_segments(verifier: Verifier, segments: Sequence[MatchSegment], *, pa
         pairs = pick_pairs(segment, query_pts, query_ok, source.pts_s, source_ok, similarity, pairs_per_segment)
         if not pairs:
             continue
-        evidence = verify_pairs(verifier, pairs, query_image, frames.sample, source_name, window=window) \
-            if frames.has_thumbnails else None
+        evidence = (
+            verify_pairs(verifier, pairs, query_image, frames.sample, source_name, window=window)
+            if frames.has_thumbnails
+            else None
+        )
         if evidence is None or not evidence.verified:
             exact = exact_times(segment, pairs, query_pts, source.pts_s)
             if len(query_pts) == 1 and query_vector is not None:  # a still: find its moment first
                 moments = frames.nearest_moments(query_vector, exact[0][1], sample_step(source.pts_s))
                 exact = [(exact[0][0], m) for m in moments] + exact
             timed = segment.timing_known and len({i for i, _ in exact}) > 1
-            evidence = verify_pairs(verifier, exact, query_image, frames.at, f"{source_name}@t",
-                                    give_up_after=2 if timed else len(exact), window=window)
+            evidence = verify_pairs(
+                verifier,
+                exact,
+                query_image,
+                frames.at,
+                f"{source_name}@t",
+                give_up_after=2 if timed else len(exact),
+                window=window,
+            )
         if evidence.verified:
             confirmed.append(replace(segment, mirrored=evidence.mirrored is True, evidence=evidence))
     return confirmed

@@ -22,8 +22,15 @@ class Region:
 
     def __post_init__(self) -> None:
         values = (self.x, self.y, self.w, self.h)
-        if not all(math.isfinite(v) for v in values) or self.w <= 0 or self.h <= 0 \
-                or self.x < -1e-6 or self.y < -1e-6 or self.x + self.w > 1 + 1e-6 or self.y + self.h > 1 + 1e-6:
+        if (
+            not all(math.isfinite(v) for v in values)
+            or self.w <= 0
+            or self.h <= 0
+            or self.x < -1e-6
+            or self.y < -1e-6
+            or self.x + self.w > 1 + 1e-6
+            or self.y + self.h > 1 + 1e-6
+        ):
             raise ValueError(f"a region lies inside its frame with positive size: {values}")
 
     @property
@@ -58,8 +65,13 @@ class Region:
         return f"its {place} part" if place else "its centre"
 
     def to_dict(self) -> dict:
-        return {"x": round(self.x, 4), "y": round(self.y, 4), "w": round(self.w, 4), "h": round(self.h, 4),
-                "area": round(self.area, 4)}
+        return {
+            "x": round(self.x, 4),
+            "y": round(self.y, 4),
+            "w": round(self.w, 4),
+            "h": round(self.h, 4),
+            "area": round(self.area, 4),
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Region:
@@ -107,8 +119,14 @@ class SegmentEvidence:
     def from_dict(cls, data: dict) -> SegmentEvidence:
         box = lambda key: Region.from_dict(data[key]) if data.get(key) else None  # noqa: E731
         mirrored = data.get("mirrored") if data.get("mirror_decided") else None
-        return cls(int(data["pairs_checked"]), int(data["pairs_verified"]), int(data["inliers"]), mirrored,
-                   box("query_in_source"), box("source_in_query"))
+        return cls(
+            int(data["pairs_checked"]),
+            int(data["pairs_verified"]),
+            int(data["inliers"]),
+            mirrored,
+            box("query_in_source"),
+            box("source_in_query"),
+        )
 
     def describe(self) -> str | None:
         """The region in words, for the page and the CLI table."""
@@ -120,11 +138,16 @@ class SegmentEvidence:
         return None
 
     def to_dict(self) -> dict:
-        return {"pairs_checked": self.pairs_checked, "pairs_verified": self.pairs_verified,
-                "inliers": self.inliers, "mirror_decided": self.mirrored is not None,
-                "mirrored": bool(self.mirrored), "region": self.describe(),
-                "query_in_source": self.query_in_source.to_dict() if self.query_in_source else None,
-                "source_in_query": self.source_in_query.to_dict() if self.source_in_query else None}
+        return {
+            "pairs_checked": self.pairs_checked,
+            "pairs_verified": self.pairs_verified,
+            "inliers": self.inliers,
+            "mirror_decided": self.mirrored is not None,
+            "mirrored": bool(self.mirrored),
+            "region": self.describe(),
+            "query_in_source": self.query_in_source.to_dict() if self.query_in_source else None,
+            "source_in_query": self.source_in_query.to_dict() if self.source_in_query else None,
+        }
 
 
 MIRROR_RATIO = 1.5  # the winning view must beat the other by this factor...
@@ -144,13 +167,26 @@ def summarise(pairs: list[PairEvidence]) -> SegmentEvidence:
         return SegmentEvidence(len(pairs), 0, 0, None, None, None)
     needed = min(MIN_MIRROR_PAIRS, len(pairs))
     flipped = sum(e.flipped for e in verified)
-    clear_shown = sum(1 for e in verified if not e.flipped and e.flipped_inliers >= 0
-                      and flipped_wins(e.flipped_inliers, e.shown_inliers))
-    mirrored = True if flipped >= needed and flipped > len(verified) / 2 else \
-        False if clear_shown >= needed and clear_shown > len(verified) / 2 else None
-    return SegmentEvidence(len(pairs), len(verified), sum(e.inliers for e in verified), mirrored,
-                           _median_region([e.query_in_source for e in verified]),
-                           _median_region([e.source_in_query for e in verified]))
+    clear_shown = sum(
+        1
+        for e in verified
+        if not e.flipped and e.flipped_inliers >= 0 and flipped_wins(e.flipped_inliers, e.shown_inliers)
+    )
+    mirrored = (
+        True
+        if flipped >= needed and flipped > len(verified) / 2
+        else False
+        if clear_shown >= needed and clear_shown > len(verified) / 2
+        else None
+    )
+    return SegmentEvidence(
+        len(pairs),
+        len(verified),
+        sum(e.inliers for e in verified),
+        mirrored,
+        _median_region([e.query_in_source for e in verified]),
+        _median_region([e.source_in_query for e in verified]),
+    )
 
 
 def _median_region(regions: list[Region | None]) -> Region | None:

@@ -13,15 +13,21 @@ from collections.abc import Callable
 import numpy as np
 
 from firstseen.archive import Archive
+from firstseen.errors import MediaError
+from firstseen.records import FrameVectors, sample_step
 from firstseen.search.background import Background
 from firstseen.search.calibration import Calibration
-from firstseen.search.candidates import (INSET_MAX_AREA, CandidateMatch, VerifyPolicy, align_within, confirm_aligned,
-                                  distinct_segments)
+from firstseen.search.candidates import (
+    INSET_MAX_AREA,
+    CandidateMatch,
+    VerifyPolicy,
+    align_within,
+    confirm_aligned,
+    distinct_segments,
+)
 from firstseen.search.confirm import ArchiveFrames, Unverifiable
-from firstseen.errors import MediaError
 from firstseen.search.geometry import Region
 from firstseen.search.query import QueryVectors
-from firstseen.records import FrameVectors, sample_step
 from firstseen.search.verification import Verifier
 from firstseen.search.windows import Lead, Proposal, propose
 
@@ -31,21 +37,41 @@ log = logging.getLogger(__name__)
 def searchable_in_windows(query: QueryVectors, verify: VerifyPolicy | None) -> bool:
     """A clip's own frames (not an archived video's stored ones, as copy links search), with a
     descriptor to describe windows, not already a window's description."""
-    return verify is not None and verify.describe is not None and query.window is None \
-        and query.describe_region is not None and query.image is not None
+    return (
+        verify is not None
+        and verify.describe is not None
+        and query.window is None
+        and query.describe_region is not None
+        and query.image is not None
+    )
 
 
-def match_in_windows(archive: Archive, query: QueryVectors, calibration: Calibration, verify: VerifyPolicy, *,
-                     neighbours: int, exclude: frozenset[str] = frozenset(),
-                     background: Background | None = None) -> tuple[list[CandidateMatch], list[Unverifiable]]:
+def match_in_windows(
+    archive: Archive,
+    query: QueryVectors,
+    calibration: Calibration,
+    verify: VerifyPolicy,
+    *,
+    neighbours: int,
+    exclude: frozenset[str] = frozenset(),
+    background: Background | None = None,
+) -> tuple[list[CandidateMatch], list[Unverifiable]]:
     """The second chance for a source filling only part of the frame (windows.py): each
     proposal's frame pair must verify first; the picture it locates (the inset, else the
     proposing window) is then described in every frame, aligned, scored against the same
     calibrated threshold and confirmed like any candidate."""
     found, unverifiable = [], []
     verifier = Verifier(verify.params)
-    proposals = propose(query.image, query.usable, verify.describe, archive.search_frames, neighbours=neighbours,
-                        background=background, background_k=calibration.background_k, exclude=exclude)
+    proposals = propose(
+        query.image,
+        query.usable,
+        verify.describe,
+        archive.search_frames,
+        neighbours=neighbours,
+        background=background,
+        background_k=calibration.background_k,
+        exclude=exclude,
+    )
     for proposal in proposals:
         try:
             stored = archive.raw_vectors(proposal.video_id, thumbnails=True)  # read once: located, aligned, confirmed
@@ -54,7 +80,9 @@ def match_in_windows(archive: Archive, query: QueryVectors, calibration: Calibra
                 continue
             inner = query.within(located)
             aligned, kept = align_within(inner, proposal.video_id, stored, archive.spec.metric, calibration, background)
-            confirmed = distinct_segments(confirm_aligned(archive, inner, aligned, kept, verifier, verify)) if kept else []
+            confirmed = (
+                distinct_segments(confirm_aligned(archive, inner, aligned, kept, verifier, verify)) if kept else []
+            )
         except (MediaError, OSError) as exc:
             log.warning("cannot verify %s: %s", proposal.video_id, exc)
             unverifiable.append(Unverifiable(proposal.video_id, f"archived frames unreadable: {exc}"))
@@ -64,8 +92,14 @@ def match_in_windows(archive: Archive, query: QueryVectors, calibration: Calibra
     return found, unverifiable
 
 
-def _locate(archive: Archive, query: QueryVectors, proposal: Proposal, stored: FrameVectors, verifier: Verifier,
-            verify: VerifyPolicy) -> Region | None:
+def _locate(
+    archive: Archive,
+    query: QueryVectors,
+    proposal: Proposal,
+    stored: FrameVectors,
+    verifier: Verifier,
+    verify: VerifyPolicy,
+) -> Region | None:
     """Where the proposed source sits in the query frame, if one of the proposal's leads
     verifies (stored thumbnails first, then the archived file's frames at and around the lead's
     time): the inset the geometry found, or (a source filling the frame under overlays) the window."""
@@ -83,8 +117,13 @@ def _locate(archive: Archive, query: QueryVectors, proposal: Proposal, stored: F
         for t in (lead.source_pts + f * step for f in (0, -0.25, 0.25, -0.5, 0.5)):
             tries.append((lead, lambda t=max(0.0, t): frames.at(t), (proposal.video_id, "t", round(t, 3))))
     for lead, source_image, key in tries:
-        evidence = verifier.verify(query.image(lead.query_frame), source_image(), query_key=lead.query_frame,
-                                   window=lead.window, source_key=key)
+        evidence = verifier.verify(
+            query.image(lead.query_frame),
+            source_image(),
+            query_key=lead.query_frame,
+            window=lead.window,
+            source_key=key,
+        )
         if evidence.verified:
             inset = evidence.source_in_query
             return inset if inset is not None and inset.area <= INSET_MAX_AREA else lead.window

@@ -13,8 +13,9 @@ from firstseen.search.results import MatchSegment, VideoMatch
 LINK_SLACK_S = 0.5
 
 
-def follow_link(segment: MatchSegment, link_segment: dict, link_score: float, *,
-                min_query_s: float = 0.5) -> MatchSegment | None:
+def follow_link(
+    segment: MatchSegment, link_segment: dict, link_score: float, *, min_query_s: float = 0.5
+) -> MatchSegment | None:
     """Carry a query->V segment through one segment of a V->O copy link (query_* are V's
     times, source_* O's): the part of the query that O also holds, mapped into O's time.
     None when O holds less than half of what the query shows of V."""
@@ -24,7 +25,11 @@ def follow_link(segment: MatchSegment, link_segment: dict, link_score: float, *,
     if slope == 0.0:  # one frame, or no measurable motion: in or out as a whole
         # inside the link by the slack: at an end, the frame may show what the link's video
         # has just before or after the shared footage (a compilation's next clip)
-        if not link.query_start + LINK_SLACK_S <= segment.source_at(segment.query_start) <= link.query_end - LINK_SLACK_S:
+        if (
+            not link.query_start + LINK_SLACK_S
+            <= segment.source_at(segment.query_start)
+            <= link.query_end - LINK_SLACK_S
+        ):
             return None
         q0, q1 = segment.query_start, segment.query_end
     elif not segment.timing_known:
@@ -60,9 +65,14 @@ def follow_link(segment: MatchSegment, link_segment: dict, link_score: float, *,
     )  # fmt: skip
 
 
-def copies_through_links(direct: Sequence[VideoMatch], links_of: Callable[[str], list[CopyLinkRecord]],
-                         record_of: Callable[[str], VideoRecord | None], *, max_hops: int = 3,
-                         verified_only: bool = True) -> list[VideoMatch]:
+def copies_through_links(
+    direct: Sequence[VideoMatch],
+    links_of: Callable[[str], list[CopyLinkRecord]],
+    record_of: Callable[[str], VideoRecord | None],
+    *,
+    max_hops: int = 3,
+    verified_only: bool = True,
+) -> list[VideoMatch]:
     """Videos the query did not match directly but which hold its footage according to the
     copy links recorded at ingest, best first. Following a link keeps only the part of the
     query the linked video shares, so a copy that shares other footage is not pulled in.
@@ -79,8 +89,12 @@ def copies_through_links(direct: Sequence[VideoMatch], links_of: Callable[[str],
             if link.other_video_id in seen:
                 continue
             usable = [ls for ls in link.segments if not verified_only or _verified(ls)]
-            carried = [c for seg in match.segments for link_seg in usable
-                       if (c := follow_link(seg, link_seg, link.score)) is not None]
+            carried = [
+                c
+                for seg in match.segments
+                for link_seg in usable
+                if (c := follow_link(seg, link_seg, link.score)) is not None
+            ]
             if not carried:
                 continue
             record = record_of(link.other_video_id)

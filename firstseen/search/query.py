@@ -1,4 +1,4 @@
-"""The query side of a search: decoding a clip or still at real timestamps, describing its frames, keeping them for verification."""
+"""The query side of a search: a clip or still decoded at real timestamps, described, its frames kept for verifying."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from firstseen.search.confirm import ImageOf
 from firstseen.descriptors import FrameDescriptor
 from firstseen.errors import BadInputError, MediaError
-from firstseen.search.geometry import Region
-from firstseen.media.informative import informative_flags, measure
 from firstseen.media.decode import IMAGE_EXTENSIONS, probe, sample_frames
+from firstseen.media.informative import informative_flags, measure
 from firstseen.media.stills import load_image
-from firstseen.records import FrameVectors, SampledFrame
-from firstseen.search.results import QueryInfo
 from firstseen.params import QueryParams
+from firstseen.records import FrameVectors, SampledFrame
+from firstseen.search.confirm import ImageOf
+from firstseen.search.geometry import Region
+from firstseen.search.results import QueryInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +51,9 @@ class QueryVectors:
         if self.describe_region is None:
             raise ValueError("this query cannot describe regions of its frames")
         vectors, crops = self.describe_region(window)
-        return QueryVectors(self.info, self.pts_s, vectors, None, informative_flags(crops), self.image,
-                            self.describe_region, window)
+        return QueryVectors(
+            self.info, self.pts_s, vectors, None, informative_flags(crops), self.image, self.describe_region, window
+        )
 
     @property
     def usable(self) -> np.ndarray:
@@ -63,8 +64,14 @@ class QueryVectors:
         """An archived video as a query (copy links): its stored vectors, flags and frames."""
         vectors = stored.vectors if stored.vectors.dtype == np.uint8 else stored.vectors.astype(np.float32)
         duration = float(stored.pts_s[-1]) if len(stored.pts_s) else 0.0
-        return cls(QueryInfo(name, "video", duration, len(stored.pts_s)), stored.pts_s, vectors, None,
-                   stored.informative, image)
+        return cls(
+            QueryInfo(name, "video", duration, len(stored.pts_s)),
+            stored.pts_s,
+            vectors,
+            None,
+            stored.informative,
+            image,
+        )
 
 
 def sample_query(path: Path, params: QueryParams) -> tuple[QueryInfo, list[SampledFrame]]:
@@ -89,8 +96,9 @@ def _open_query(path: Path, params: QueryParams) -> tuple[QueryInfo, list[Sample
             # Pillow knew the format (an image bomb, a broken PNG): its reason is the one that fits
             raise (video_error if image_error.code == "not_media" else image_error) from None
     if info.duration_s > params.max_duration_s:
-        raise BadInputError(f"clip is {info.duration_s:.0f} s long; the limit is {params.max_duration_s:.0f} s",
-                            code="too_long")
+        raise BadInputError(
+            f"clip is {info.duration_s:.0f} s long; the limit is {params.max_duration_s:.0f} s", code="too_long"
+        )
     dense = info.duration_s <= params.dense_below_s
     fps = None if dense else min(params.fps, params.max_frames / max(info.duration_s, 1e-6))
     return QueryInfo(path.name, "video", info.duration_s, 1), None, fps
@@ -100,8 +108,13 @@ def _video_frames(path: Path, params: QueryParams, fps: float | None):
     # Sampled at a rate (not every frame), non-reference frames go undecoded as at ingest: a
     # pick lands at most a frame or two after its target, at its own real time, for about a
     # third less decoding on B-frame codecs.
-    return sample_frames(path, fps=fps, max_side=params.decode.max_side, threads=params.decode.threads,
-                         max_truncation_s=params.decode.max_truncation_s)
+    return sample_frames(
+        path,
+        fps=fps,
+        max_side=params.decode.max_side,
+        threads=params.decode.threads,
+        max_truncation_s=params.decode.max_truncation_s,
+    )
 
 
 def _finish(info: QueryInfo, frames: list[SampledFrame], params: QueryParams) -> tuple[QueryInfo, list[SampledFrame]]:
@@ -114,8 +127,9 @@ def _finish(info: QueryInfo, frames: list[SampledFrame], params: QueryParams) ->
     return QueryInfo(info.filename, "video", duration, len(frames)), frames
 
 
-def _decode_while_describing(path: Path, params: QueryParams, fps: float | None, descriptor: FrameDescriptor
-                             ) -> tuple[list[SampledFrame], np.ndarray | None, np.ndarray | None]:
+def _decode_while_describing(
+    path: Path, params: QueryParams, fps: float | None, descriptor: FrameDescriptor
+) -> tuple[list[SampledFrame], np.ndarray | None, np.ndarray | None]:
     """Frames decoded (and judged informative or not) on a thread while this one describes
     them in batches, as at ingest: FFmpeg, OpenCV and onnxruntime release the GIL, so decoding
     hides behind description. A dense clip (every frame, thinned afterwards) is decoded first
@@ -159,8 +173,9 @@ def _image_query(path: Path, params: QueryParams) -> tuple[QueryInfo, list[Sampl
     return QueryInfo(path.name, "image", 0.0, 1), [frame]
 
 
-def describe_query(path: Path, descriptor: FrameDescriptor, params: QueryParams, *,
-                   mirrored_views: bool = False) -> QueryVectors:
+def describe_query(
+    path: Path, descriptor: FrameDescriptor, params: QueryParams, *, mirrored_views: bool = False
+) -> QueryVectors:
     """The query's frames described as shown. SSCD finds a flipped copy from the shown view
     (cosine about 0.95 under a flip) and the geometry decides MIRRORED, so the flipped views
     are described only on request (mirrored_views), which doubles the cost."""
@@ -179,10 +194,15 @@ def describe_query(path: Path, descriptor: FrameDescriptor, params: QueryParams,
     else:
         vectors = described
     n = len(frames)
-    return QueryVectors(info, np.array([f.pts_s for f in frames], dtype=np.float64), vectors[:n],
-                        vectors[n:] if mirrored_views else None,
-                        flags if flags is not None else informative_flags(shown), shown.__getitem__,
-                        _region_describer(descriptor, shown))
+    return QueryVectors(
+        info,
+        np.array([f.pts_s for f in frames], dtype=np.float64),
+        vectors[:n],
+        vectors[n:] if mirrored_views else None,
+        flags if flags is not None else informative_flags(shown),
+        shown.__getitem__,
+        _region_describer(descriptor, shown),
+    )
 
 
 def _region_describer(descriptor: FrameDescriptor, frames: list[np.ndarray]):

@@ -22,13 +22,19 @@ def _clock(seconds: float) -> str:
 
 
 def describe_segment(segment: MatchSegment, kind: str) -> str:
-    where = f"{_clock(segment.source_start)}" if segment.source_start == segment.source_end else \
-        f"{_clock(segment.source_start)}-{_clock(segment.source_end)}"
+    where = (
+        f"{_clock(segment.source_start)}"
+        if segment.source_start == segment.source_end
+        else f"{_clock(segment.source_start)}-{_clock(segment.source_end)}"
+    )
     query = "image" if kind == "image" else f"{_clock(segment.query_start)}-{_clock(segment.query_end)}"
     tags = " ".join(badges(segment))
     region = segment.evidence.describe() if segment.evidence else None
-    return (f"query {query} -> source {where}  score {segment.score:.2f}" + (f"  [{tags}]" if tags else "")
-            + (f"  ({region})" if region else ""))
+    return (
+        f"query {query} -> source {where}  score {segment.score:.2f}"
+        + (f"  [{tags}]" if tags else "")
+        + (f"  ({region})" if region else "")
+    )
 
 
 def _date(match: VideoMatch) -> str:
@@ -51,11 +57,15 @@ def format_result(result: SearchResult) -> str:
         lines.append("NO MATCH: this footage was not found in the archive.")
         return "\n".join(lines)
     e = result.earliest
-    lines += ["", "EARLIEST KNOWN SOURCE",
-              f"  {_date(e)}  {_name(e)}",
-              f"  id {e.video.external_id or e.video_id}  {e.video.uri or ''}  {e.video.location or ''}".rstrip(),
-              *(f"  {describe_segment(s, q.kind)}" for s in e.segments[:3]),
-              "", f"ALL MATCHES ({len(result.matches)}, best first)"]
+    lines += [
+        "",
+        "EARLIEST KNOWN SOURCE",
+        f"  {_date(e)}  {_name(e)}",
+        f"  id {e.video.external_id or e.video_id}  {e.video.uri or ''}  {e.video.location or ''}".rstrip(),
+        *(f"  {describe_segment(s, q.kind)}" for s in e.segments[:3]),
+        "",
+        f"ALL MATCHES ({len(result.matches)}, best first)",
+    ]
     for rank, m in enumerate(result.matches, 1):
         via = f"  (copy of {m.via}, via copy links)" if m.via else ""
         lines.append(f"{rank:>2}. {m.score:.2f}  {_date(m)}  {_name(m)}  [{m.video.external_id or m.video_id}]{via}")

@@ -56,20 +56,35 @@ class MatchSegment:
         return anchor + self.slope * (query_t - self.query_start)
 
     def to_dict(self) -> dict:
-        return {"query_start": round(self.query_start, 3), "query_end": round(self.query_end, 3),
-                "source_start": round(self.source_start, 3), "source_end": round(self.source_end, 3),
-                "speed": round(self.speed, 3), "reversed": self.reversed, "mirrored": self.mirrored,
-                "score": round(self.score, 4), "timing_known": self.timing_known,
-                "region": self.evidence.describe() if self.evidence else None,
-                "evidence": self.evidence.to_dict() if self.evidence else None}
+        return {
+            "query_start": round(self.query_start, 3),
+            "query_end": round(self.query_end, 3),
+            "source_start": round(self.source_start, 3),
+            "source_end": round(self.source_end, 3),
+            "speed": round(self.speed, 3),
+            "reversed": self.reversed,
+            "mirrored": self.mirrored,
+            "score": round(self.score, 4),
+            "timing_known": self.timing_known,
+            "region": self.evidence.describe() if self.evidence else None,
+            "evidence": self.evidence.to_dict() if self.evidence else None,
+        }
 
     @classmethod
     def from_dict(cls, data: dict, *, score: float | None = None) -> MatchSegment:
         evidence = SegmentEvidence.from_dict(data["evidence"]) if data.get("evidence") else None
-        return cls(float(data["query_start"]), float(data["query_end"]), float(data["source_start"]),
-                   float(data["source_end"]), float(data.get("speed", 1.0)), bool(data.get("reversed", False)),
-                   bool(data.get("mirrored", False)), float(data.get("score", 0.0) if score is None else score),
-                   bool(data.get("timing_known", True)), evidence)
+        return cls(
+            float(data["query_start"]),
+            float(data["query_end"]),
+            float(data["source_start"]),
+            float(data["source_end"]),
+            float(data.get("speed", 1.0)),
+            bool(data.get("reversed", False)),
+            bool(data.get("mirrored", False)),
+            float(data.get("score", 0.0) if score is None else score),
+            bool(data.get("timing_known", True)),
+            evidence,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +108,25 @@ class VideoMatch:
         return self.video.video_id
 
     def to_dict(self) -> dict:
-        return {**reference_dict(self.video), "score": round(self.score, 4),
-                "segments": [s.to_dict() for s in self.segments], "via": self.via}
+        return {
+            **reference_dict(self.video),
+            "score": round(self.score, 4),
+            "segments": [s.to_dict() for s in self.segments],
+            "via": self.via,
+        }
 
 
 def reference_dict(video: VideoRecord) -> dict:
     """What names an archive video to a reader (the contract's MATCH fields before the score)."""
-    return {"video_id": video.video_id, "external_id": video.external_id, "title": video.title,
-            "source": video.source, "published_at": video.published_at.isoformat() if video.published_at else None,
-            "uri": video.uri, "location": video.location}
+    return {
+        "video_id": video.video_id,
+        "external_id": video.external_id,
+        "title": video.title,
+        "source": video.source,
+        "published_at": video.published_at.isoformat() if video.published_at else None,
+        "uri": video.uri,
+        "location": video.location,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,24 +167,32 @@ class SearchResult:
 
     def to_dict(self) -> dict:
         q = self.query
-        return {"query": {"filename": q.filename, "kind": q.kind, "duration_s": round(q.duration_s, 3),
-                          "frames_sampled": q.frames_sampled},
-                "verdict": self.verdict,
-                "reason": self.reason,
-                "earliest": self.earliest.to_dict() if self.earliest else None,
-                "matches": [m.to_dict() for m in self.matches],
-                "unverifiable": [u.to_dict() for u in self.unverifiable]}
+        return {
+            "query": {
+                "filename": q.filename,
+                "kind": q.kind,
+                "duration_s": round(q.duration_s, 3),
+                "frames_sampled": q.frames_sampled,
+            },
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "earliest": self.earliest.to_dict() if self.earliest else None,
+            "matches": [m.to_dict() for m in self.matches],
+            "unverifiable": [u.to_dict() for u in self.unverifiable],
+        }
 
 
 def result_from_dict(data: dict, video_of) -> SearchResult:
     """A stored result made whole again against the catalog (video_of: video id -> record or
     None). A video gone since is left out; earliest stays the stored one if it is still there."""
+
     def match(m: dict) -> VideoMatch | None:
         record = video_of(m["video_id"])
         if record is None:
             return None
-        return VideoMatch(record, float(m["score"]), tuple(MatchSegment.from_dict(s) for s in m["segments"]),
-                          m.get("via"))
+        return VideoMatch(
+            record, float(m["score"]), tuple(MatchSegment.from_dict(s) for s in m["segments"]), m.get("via")
+        )
 
     matches = tuple(x for x in (match(m) for m in data.get("matches") or []) if x is not None)
     earliest = match(data["earliest"]) if data.get("earliest") else None
@@ -170,5 +203,9 @@ def result_from_dict(data: dict, video_of) -> SearchResult:
     elif earliest is None:  # the stored earliest is gone (a takedown purges such searches; a race may not)
         earliest = min(matches, key=lambda m: (m.video.published_at is None, m.video.published_at or 0))
     q = data["query"]
-    return SearchResult(QueryInfo(q.get("filename") or "query", q["kind"], float(q["duration_s"]),
-                                  int(q["frames_sampled"])), matches, earliest, reason=data.get("reason"))
+    return SearchResult(
+        QueryInfo(q.get("filename") or "query", q["kind"], float(q["duration_s"]), int(q["frames_sampled"])),
+        matches,
+        earliest,
+        reason=data.get("reason"),
+    )

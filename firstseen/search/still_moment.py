@@ -16,16 +16,16 @@ import math
 import numpy as np
 
 from firstseen.archive import Archive
+from firstseen.descriptors import pairwise_similarity
+from firstseen.errors import MediaError
+from firstseen.media.frames import frames_between
+from firstseen.media.informative import informative_flags
+from firstseen.records import sample_step
 from firstseen.search.background import Background
 from firstseen.search.calibration import Calibration
 from firstseen.search.candidates import CandidateMatch, VerifyPolicy
-from firstseen.descriptors import pairwise_similarity
-from firstseen.errors import MediaError
 from firstseen.search.geometry import summarise
-from firstseen.media.informative import informative_flags
-from firstseen.media.frames import frames_between
 from firstseen.search.query import QueryVectors
-from firstseen.records import sample_step
 from firstseen.search.results import MatchSegment
 from firstseen.search.verification import Verifier
 
@@ -38,13 +38,26 @@ MAX_FRAMES = 64  # frames described around a sample, at most
 
 
 def searchable_as_still(query: QueryVectors, verify: VerifyPolicy | None) -> bool:
-    return (len(query.pts_s) == 1 and bool(query.usable[0]) and query.window is None and query.image is not None
-            and verify is not None and verify.describe is not None)
+    return (
+        len(query.pts_s) == 1
+        and bool(query.usable[0])
+        and query.window is None
+        and query.image is not None
+        and verify is not None
+        and verify.describe is not None
+    )
 
 
-def match_still_moment(archive: Archive, query: QueryVectors, calibration: Calibration, verify: VerifyPolicy, *,
-                       neighbours: int, exclude: frozenset[str] = frozenset(),
-                       background: Background | None = None) -> list[CandidateMatch]:
+def match_still_moment(
+    archive: Archive,
+    query: QueryVectors,
+    calibration: Calibration,
+    verify: VerifyPolicy,
+    *,
+    neighbours: int,
+    exclude: frozenset[str] = frozenset(),
+    background: Background | None = None,
+) -> list[CandidateMatch]:
     """Verified matches of a still at the archived moment it shows, best first. A video whose
     file cannot be read is passed over (logged): its sample fell short of the floor, so it was
     never a candidate that the result must account for."""
@@ -53,8 +66,11 @@ def match_still_moment(archive: Archive, query: QueryVectors, calibration: Calib
     nearest: dict[str, tuple[float, float]] = {}  # video -> (normalised similarity, sample time)
     for hit in archive.search_frames(vector, neighbours)[0]:
         similarity = hit.score - offset
-        if hit.video_id not in exclude and similarity > calibration.similarity_floor - NEAR_MISS \
-                and similarity > nearest.get(hit.video_id, (-np.inf, 0.0))[0]:
+        if (
+            hit.video_id not in exclude
+            and similarity > calibration.similarity_floor - NEAR_MISS
+            and similarity > nearest.get(hit.video_id, (-np.inf, 0.0))[0]
+        ):
             nearest[hit.video_id] = (similarity, hit.pts_s)
     found = []
     verifier = Verifier(verify.params)
@@ -69,9 +85,17 @@ def match_still_moment(archive: Archive, query: QueryVectors, calibration: Calib
     return sorted(found, key=lambda m: -m.score)
 
 
-def _at_its_moment(archive: Archive, query: QueryVectors, video_id: str, t: float, vector: np.ndarray,
-                   offset: float, calibration: Calibration, verify: VerifyPolicy,
-                   verifier: Verifier) -> MatchSegment | None:
+def _at_its_moment(
+    archive: Archive,
+    query: QueryVectors,
+    video_id: str,
+    t: float,
+    vector: np.ndarray,
+    offset: float,
+    calibration: Calibration,
+    verify: VerifyPolicy,
+    verifier: Verifier,
+) -> MatchSegment | None:
     """The still scored and verified at the best of the file's frames within a sample of t."""
     record, stored = archive.video(video_id), archive.raw_vectors(video_id)
     if record is None or stored is None:
@@ -79,7 +103,7 @@ def _at_its_moment(archive: Archive, query: QueryVectors, video_id: str, t: floa
     step = sample_step(stored.pts_s)
     frames = frames_between(record.path, max(0.0, t - step), t + step, max_side=verify.frame_side)
     if len(frames) > MAX_FRAMES:  # a high frame rate: neighbours differ little, so every other one will do
-        frames = frames[::math.ceil(len(frames) / MAX_FRAMES)]
+        frames = frames[:: math.ceil(len(frames) / MAX_FRAMES)]
     frames = [f for f, ok in zip(frames, informative_flags([f.rgb for f in frames])) if ok]
     if not frames:
         return None
@@ -89,12 +113,20 @@ def _at_its_moment(archive: Archive, query: QueryVectors, video_id: str, t: floa
     score = calibration.score(similarity, 1)
     if similarity <= calibration.similarity_floor or score < calibration.threshold:
         return None
-    checked = [(round(frames[k].pts_s, 3), verifier.verify(query.image(0), frames[k].rgb, query_key=0))
-               for k in best]
+    checked = [(round(frames[k].pts_s, 3), verifier.verify(query.image(0), frames[k].rgb, query_key=0)) for k in best]
     verified = [moment for moment, pair in checked if pair.verified]
     if not verified:
         return None
     evidence, moment = summarise([pair for _, pair in checked]), verified[0]
-    return MatchSegment(query_start=0.0, query_end=0.0, source_start=moment, source_end=moment, speed=1.0,
-                        reversed=False, mirrored=evidence.mirrored is True, score=score, timing_known=False,
-                        evidence=evidence)
+    return MatchSegment(
+        query_start=0.0,
+        query_end=0.0,
+        source_start=moment,
+        source_end=moment,
+        speed=1.0,
+        reversed=False,
+        mirrored=evidence.mirrored is True,
+        score=score,
+        timing_known=False,
+        evidence=evidence,
+    )

@@ -48,8 +48,13 @@ class _Features:
 
     __slots__ = ("points", "descriptors", "width", "height")
 
-    def __init__(self, gray: np.ndarray, detector: cv2.SIFT, frame_size: tuple[float, float] | None = None,
-                 offset: tuple[float, float] = (0.0, 0.0)):
+    def __init__(
+        self,
+        gray: np.ndarray,
+        detector: cv2.SIFT,
+        frame_size: tuple[float, float] | None = None,
+        offset: tuple[float, float] = (0.0, 0.0),
+    ):
         self.height, self.width = gray.shape if frame_size is None else frame_size
         keypoints, descriptors = detector.detectAndCompute(gray, None)
         self.points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2) + np.float32(offset)
@@ -58,8 +63,11 @@ class _Features:
 
 def _gray(image: np.ndarray, max_side: int) -> np.ndarray:
     """Grey at max_side at most; a 2-d array is grey already (a stored thumbnail)."""
-    gray = np.ascontiguousarray(image) if image.ndim == 2 else \
-        cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    gray = (
+        np.ascontiguousarray(image)
+        if image.ndim == 2
+        else cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    )
     h, w = gray.shape
     scale = max_side / max(h, w)
     if scale < 1:
@@ -89,8 +97,9 @@ class Verifier:
 
     def __init__(self, params: VerifyParams | None = None):
         self.params = params or VerifyParams()
-        self._detector = cv2.SIFT_create(nfeatures=self.params.features,
-                                         contrastThreshold=self.params.contrast_threshold)
+        self._detector = cv2.SIFT_create(
+            nfeatures=self.params.features, contrastThreshold=self.params.contrast_threshold
+        )
         self._matcher = cv2.BFMatcher(cv2.NORM_L2)
         self._cache: dict[tuple, _Features] = {}
 
@@ -112,8 +121,16 @@ class Verifier:
             self._cache[key] = found
         return found
 
-    def verify(self, query_image: np.ndarray, source_image: np.ndarray, *, flipped: bool = True,
-               query_key: object = None, source_key: object = None, window: Region | None = None) -> PairEvidence:
+    def verify(
+        self,
+        query_image: np.ndarray,
+        source_image: np.ndarray,
+        *,
+        flipped: bool = True,
+        query_key: object = None,
+        source_key: object = None,
+        window: Region | None = None,
+    ) -> PairEvidence:
         """Match the query frame as shown (and, with flipped, mirrored) against the source frame;
         with a window, only that part of the query frame (the regions stay the whole frame's).
         Keys, where given, name the frames so that their features are computed once. Regions
@@ -123,22 +140,22 @@ class Verifier:
         shown = self._match(self.features(query_image, qk and (*qk, False), window), src)
         if not flipped or shown[0] >= self.params.sure_inliers and shown[1] is not None:
             return PairEvidence(shown[0], shown[0], -1, False, shown[1], shown[2])
-        mirror_window = None if window is None else Region(max(0.0, 1 - window.x - window.w), window.y,
-                                                           window.w, window.h)
-        mirrored = self._match(self.features(np.ascontiguousarray(query_image[:, ::-1]), qk and (*qk, True),
-                                             mirror_window), src)
+        mirror_window = (
+            None if window is None else Region(max(0.0, 1 - window.x - window.w), window.y, window.w, window.h)
+        )
+        mirrored = self._match(
+            self.features(np.ascontiguousarray(query_image[:, ::-1]), qk and (*qk, True), mirror_window), src
+        )
         use_flipped = flipped_wins(shown[0], mirrored[0])
         best = mirrored if use_flipped else shown
         inset = best[2]
         if use_flipped and inset is not None:  # found in the flipped frame: as it sits in the frame shown
             inset = Region(max(0.0, 1 - inset.x - inset.w), inset.y, inset.w, inset.h)
-        return PairEvidence(best[0], shown[0], mirrored[0], bool(use_flipped and best[1] is not None),
-                            best[1], inset)
+        return PairEvidence(best[0], shown[0], mirrored[0], bool(use_flipped and best[1] is not None), best[1], inset)
 
     def _match(self, query: _Features, source: _Features) -> tuple[int, Region | None, Region | None]:
         p = self.params
-        if query.descriptors is None or source.descriptors is None or len(query.points) < 2 \
-                or len(source.points) < 2:
+        if query.descriptors is None or source.descriptors is None or len(query.points) < 2 or len(source.points) < 2:
             return 0, None, None
         pairs = self._matcher.knnMatch(query.descriptors, source.descriptors, k=2)
         good = [m for m, n in (pair for pair in pairs if len(pair) == 2) if m.distance < p.ratio * n.distance]
@@ -148,8 +165,9 @@ class Verifier:
         s = source.points[[m.trainIdx for m in good]]
         # A similarity (scale, rotation, shift) covers crops, resizes, letterboxes and insets;
         # it has 4 degrees of freedom, so chance agreements among few points are rare.
-        transform, mask = cv2.estimateAffinePartial2D(q, s, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_px,
-                                                      maxIters=2000, confidence=0.995)
+        transform, mask = cv2.estimateAffinePartial2D(
+            q, s, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_px, maxIters=2000, confidence=0.995
+        )
         if transform is None or mask is None:
             return 0, None, None
         inliers = int(mask.sum())
@@ -158,9 +176,13 @@ class Verifier:
         distinct = len(np.unique(np.round(inlier_q / 3.0), axis=0))
         scale = math.hypot(transform[0, 0], transform[1, 0])
         inlier_s = s[mask.ravel() == 1]
-        if (distinct < p.min_inliers or inliers < p.min_inlier_ratio * len(good)
-                or not 1 / p.max_scale <= scale <= p.max_scale or not _spread(inlier_q, query)
-                or not (_central(inlier_q, query) or _central(inlier_s, source))):
+        if (
+            distinct < p.min_inliers
+            or inliers < p.min_inlier_ratio * len(good)
+            or not 1 / p.max_scale <= scale <= p.max_scale
+            or not _spread(inlier_q, query)
+            or not (_central(inlier_q, query) or _central(inlier_s, source))
+        ):
             return min(inliers, distinct), None, None
         return inliers, *_regions(transform, query, source)
 
@@ -188,8 +210,10 @@ def _regions(transform: np.ndarray, query: _Features, source: _Features) -> tupl
         backward = np.linalg.inv(forward)
     except np.linalg.LinAlgError:
         return None, None
-    return (_box(forward, query.width, query.height, source.width, source.height),
-            _box(backward, source.width, source.height, query.width, query.height))
+    return (
+        _box(forward, query.width, query.height, source.width, source.height),
+        _box(backward, source.width, source.height, query.width, query.height),
+    )
 
 
 def _box(matrix: np.ndarray, from_w: int, from_h: int, to_w: int, to_h: int) -> Region | None:
@@ -200,5 +224,3 @@ def _box(matrix: np.ndarray, from_w: int, from_h: int, to_w: int, to_h: int) -> 
     if x1 - x0 < 1 or y1 - y0 < 1:
         return None
     return Region(x0 / to_w, y0 / to_h, (x1 - x0) / to_w, (y1 - y0) / to_h)
-
-

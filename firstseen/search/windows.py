@@ -1,4 +1,4 @@
-"""Sources that fill only part of a clip's frame: windows of a few query frames, described on their own, proposing candidates.
+"""Sources filling part of a clip's frame: windows of a few query frames, described on their own, proposing candidates.
 
 A picture-in-picture, a 9:16 phone re-framing of 16:9 footage (bars or a blurred copy above
 and below) or a clip under a caption box and a ticker shows its source in part of the frame;
@@ -66,10 +66,19 @@ def pick_frames(usable: np.ndarray, count: int) -> list[int]:
     return frames[np.linspace(0, frames.size - 1, count).round().astype(int)].tolist()
 
 
-def propose(image: Callable[[int], np.ndarray], usable: np.ndarray, describe: Callable[[list], np.ndarray],
-            search: Callable[[np.ndarray, int], list], *, neighbours: int, background: Background | None,
-            background_k: int, frames: int = 3, videos: int = 2, exclude: frozenset[str] = frozenset()
-            ) -> list[Proposal]:
+def propose(
+    image: Callable[[int], np.ndarray],
+    usable: np.ndarray,
+    describe: Callable[[list], np.ndarray],
+    search: Callable[[np.ndarray, int], list],
+    *,
+    neighbours: int,
+    background: Background | None,
+    background_k: int,
+    frames: int = 3,
+    videos: int = 2,
+    exclude: frozenset[str] = frozenset(),
+) -> list[Proposal]:
     """The `videos` archive videos most alike to some window (of `frames` usable query frames),
     best first, each with its best lead per frame. search is the archive's k-NN over frames."""
     picked = pick_frames(usable, frames)
@@ -89,6 +98,7 @@ def propose(image: Callable[[int], np.ndarray], usable: np.ndarray, describe: Ca
             per_frame = best.setdefault(hit.video_id, {})
             if i not in per_frame or score > per_frame[i].score:
                 per_frame[i] = Lead(window, i, hit.pts_s, score)
-    proposals = [Proposal(video, tuple(sorted(leads.values(), key=lambda lead: -lead.score)))
-                 for video, leads in best.items()]
+    proposals = [
+        Proposal(video, tuple(sorted(leads.values(), key=lambda lead: -lead.score))) for video, leads in best.items()
+    ]
     return sorted(proposals, key=lambda p: -p.score)[:videos]

@@ -1,1 +1,1 @@
-"""Storage: the catalog, failure ledger, run log, vectors, index files, on-screen text and kept searches, each behind a narrow interface."""
+"""Storage: catalog, failure ledger, run log, vectors, index files, on-screen text, kept searches, behind Protocols."""

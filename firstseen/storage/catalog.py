@@ -76,8 +76,11 @@ class SqlCatalog(SqlDatabase):
 
     def update_file_stat(self, video_id: str, file_stat: tuple[int, int]) -> None:
         with self.session(write=True) as s:
-            s.execute(update(VideoRow).where(VideoRow.video_id == video_id)
-                      .values(file_size=int(file_stat[0]), file_mtime_ns=int(file_stat[1])))
+            s.execute(
+                update(VideoRow)
+                .where(VideoRow.video_id == video_id)
+                .values(file_size=int(file_stat[0]), file_mtime_ns=int(file_stat[1]))
+            )
 
     def get_video(self, ref: str) -> VideoRecord | None:
         """Look up by video_id first, then by external_id."""
@@ -189,9 +192,7 @@ class SqlCatalog(SqlDatabase):
             for companion in ("onscreen_text", "text_passes"):  # text_store.py's tables (migration 0004)
                 s.execute(text(f"DELETE FROM {companion} WHERE video_id = :video_id"), {"video_id": video_id})
             s.execute(
-                delete(CopyLinkRow).where(
-                    or_(CopyLinkRow.video_id == video_id, CopyLinkRow.other_video_id == video_id)
-                )
+                delete(CopyLinkRow).where(or_(CopyLinkRow.video_id == video_id, CopyLinkRow.other_video_id == video_id))
             )
             return s.execute(delete(VideoRow).where(VideoRow.video_id == video_id)).rowcount > 0
 
@@ -221,9 +222,11 @@ class SqlCatalog(SqlDatabase):
 
     def videos_awaiting_copy_links(self) -> list[str]:
         """Committed videos not yet searched against the archive for copies, oldest first."""
-        query = (select(VideoRow.video_id)
-                 .where(VideoRow.status == "committed", VideoRow.copies_linked_at.is_(None))
-                 .order_by(VideoRow.first_frame_id))
+        query = (
+            select(VideoRow.video_id)
+            .where(VideoRow.status == "committed", VideoRow.copies_linked_at.is_(None))
+            .order_by(VideoRow.first_frame_id)
+        )
         with self.session() as s:
             return list(s.scalars(query))
 
@@ -238,9 +241,7 @@ class SqlCatalog(SqlDatabase):
                 s.execute(update(VideoRow).where(VideoRow.video_id.in_(chunk)).values(copies_linked_at=stamp))
 
 
-def _find_duplicate(
-    s: Session, video_id: str, sha256: str, external_id: str | None
-) -> DuplicateVideoError | None:
+def _find_duplicate(s: Session, video_id: str, sha256: str, external_id: str | None) -> DuplicateVideoError | None:
     checks = [("sha256", sha256, VideoRow.sha256), ("video_id", video_id, VideoRow.video_id),
               ("external_id", external_id, VideoRow.external_id)]  # fmt: skip
     for field, value, column in checks:
@@ -267,15 +268,11 @@ def _allocate_frame_ids(s: Session, n: int) -> int:
     """Reserve [first, first + n); the counter only grows, so removed videos' ids never come back
     (FAISS may still hold them until its next checkpoint)."""
     _upsert_meta(s, NEXT_FRAME_ID_KEY, "0", overwrite=False)
-    stored = s.scalar(
-        select(ArchiveMetaRow.value).where(ArchiveMetaRow.key == NEXT_FRAME_ID_KEY).with_for_update()
-    )
+    stored = s.scalar(select(ArchiveMetaRow.value).where(ArchiveMetaRow.key == NEXT_FRAME_ID_KEY).with_for_update())
     highest = s.scalar(select(func.max(FrameRow.frame_id)))
     # The floor guards against a counter that was reset by hand: ids in use are never handed out twice.
     first = max(int(stored), 0 if highest is None else int(highest) + 1)
-    s.execute(
-        update(ArchiveMetaRow).where(ArchiveMetaRow.key == NEXT_FRAME_ID_KEY).values(value=str(first + n))
-    )
+    s.execute(update(ArchiveMetaRow).where(ArchiveMetaRow.key == NEXT_FRAME_ID_KEY).values(value=str(first + n)))
     return first
 
 

@@ -23,8 +23,9 @@ def mirror_segment(segment: dict[str, Any]) -> dict[str, Any]:
         out["speed"] = 1.0 / speed
     evidence = segment.get("evidence")
     if isinstance(evidence, dict):  # each picture's place in the other swaps too
-        out["evidence"] = dict(evidence, query_in_source=evidence.get("source_in_query"),
-                               source_in_query=evidence.get("query_in_source"))
+        out["evidence"] = dict(
+            evidence, query_in_source=evidence.get("source_in_query"), source_in_query=evidence.get("query_in_source")
+        )
     return out
 
 
@@ -61,8 +62,9 @@ class SqlCopyLinks:
 
     def delete_video(self, video_id: str) -> None:
         with self.db.session(write=True) as s:
-            s.execute(delete(CopyLinkRow).where(
-                or_(CopyLinkRow.video_id == video_id, CopyLinkRow.other_video_id == video_id)))
+            s.execute(
+                delete(CopyLinkRow).where(or_(CopyLinkRow.video_id == video_id, CopyLinkRow.other_video_id == video_id))
+            )
 
     def count(self) -> int:
         """Links between two videos, each counted once although stored both ways."""
@@ -79,8 +81,11 @@ class SqlCopyLinks:
         with self.db.session() as s:
             return [
                 CopyLinkRecord(
-                    video_id=row.video_id, other_video_id=row.other_video_id, score=float(row.score),
-                    segments=json.loads(row.segments), created_at=utc(row.created_at),
+                    video_id=row.video_id,
+                    other_video_id=row.other_video_id,
+                    score=float(row.score),
+                    segments=json.loads(row.segments),
+                    created_at=utc(row.created_at),
                 )  # fmt: skip
                 for row in s.scalars(query)
             ]

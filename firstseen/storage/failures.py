@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, Text, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from firstseen.storage.sql import SqlDatabase, chunks as _chunks, utc as _utc
+from firstseen.storage.sql import SqlDatabase
+from firstseen.storage.sql import chunks as _chunks
+from firstseen.storage.sql import utc as _utc
 from firstseen.storage.tables import Base
 
 
@@ -43,16 +45,29 @@ class FailureRecord:
         return self.quarantined_at is not None
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "attempts": self.attempts, "reason": self.reason,
-                "first_failed_at": self.first_failed_at.isoformat(),
-                "last_failed_at": self.last_failed_at.isoformat(), "last_run_id": self.last_run_id,
-                "quarantined_at": self.quarantined_at.isoformat() if self.quarantined_at else None}
+        return {
+            "path": self.path,
+            "attempts": self.attempts,
+            "reason": self.reason,
+            "first_failed_at": self.first_failed_at.isoformat(),
+            "last_failed_at": self.last_failed_at.isoformat(),
+            "last_run_id": self.last_run_id,
+            "quarantined_at": self.quarantined_at.isoformat() if self.quarantined_at else None,
+        }
 
 
 def _record(row: FailureRow) -> FailureRecord:
     stat = None if row.file_size is None else (int(row.file_size), int(row.file_mtime_ns or 0))
-    return FailureRecord(row.path, stat, row.attempts, row.reason, _utc(row.first_failed_at),
-                         _utc(row.last_failed_at), row.last_run_id, _utc(row.quarantined_at))
+    return FailureRecord(
+        row.path,
+        stat,
+        row.attempts,
+        row.reason,
+        _utc(row.first_failed_at),
+        _utc(row.last_failed_at),
+        row.last_run_id,
+        _utc(row.quarantined_at),
+    )
 
 
 class SqlFailureLedger:
@@ -70,8 +85,7 @@ class SqlFailureLedger:
     def quarantined(self) -> list[FailureRecord]:
         return [r for r in self.all().values() if r.quarantined]
 
-    def record(self, path: str, file_stat: tuple[int, int] | None, reason: str,
-               run_id: int | None) -> FailureRecord:
+    def record(self, path: str, file_stat: tuple[int, int] | None, reason: str, run_id: int | None) -> FailureRecord:
         """Count one more failure; the attempt that reaches the limit quarantines the file.
 
         A file whose size or mtime changed since its last failure is a new file (re-exported,

@@ -38,8 +38,11 @@ class IvfPlan:
             while nlist > 1 and nlist > n_vectors // 4:  # a tiny archive: still a power of two
                 nlist //= 2
         nlist = max(1, min(nlist, n_vectors // 4 or 1))
-        return cls(nlist=nlist, nprobe=min(nlist, nprobe or DEFAULT_NPROBE),
-                   training_vectors=min(n_vectors, TRAINING_POINTS_PER_LIST * nlist))
+        return cls(
+            nlist=nlist,
+            nprobe=min(nlist, nprobe or DEFAULT_NPROBE),
+            training_vectors=min(n_vectors, TRAINING_POINTS_PER_LIST * nlist),
+        )
 
 
 DEFAULT_NPROBE = 16
@@ -79,8 +82,7 @@ class VectorIndex:
         self._index = faiss_index
 
     @classmethod
-    def train_ivf(cls, descriptor: str, dim: int, metric: str, plan: IvfPlan,
-                  training: np.ndarray) -> VectorIndex:
+    def train_ivf(cls, descriptor: str, dim: int, metric: str, plan: IvfPlan, training: np.ndarray) -> VectorIndex:
         """An empty IVF index whose coarse centroids (and SQ ranges) are learned from training."""
         if metric == "hamming":
             raw = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(dim), dim, plan.nlist)
@@ -172,8 +174,11 @@ class VectorIndex:
         if ivf is None:
             return faiss.vector_to_array(self._index.id_map).astype(np.int64)
         lists = ivf.invlists
-        parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
-                 for i in range(ivf.nlist) if lists.list_size(i)]
+        parts = [
+            faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+            for i in range(ivf.nlist)
+            if lists.list_size(i)
+        ]
         return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
 
     def export(self) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +186,9 @@ class VectorIndex:
         if self.kind != "flat":
             raise ValueError("only a flat index can hand back its vectors exactly")
         ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
-        inner = faiss.downcast_IndexBinary(self._index.index) if self.binary else faiss.downcast_index(self._index.index)
+        inner = (
+            faiss.downcast_IndexBinary(self._index.index) if self.binary else faiss.downcast_index(self._index.index)
+        )
         if self.binary:
             vectors = faiss.vector_to_array(inner.xb).reshape(len(ids), self.dim // 8)
         else:
@@ -238,9 +245,17 @@ class TieredIndex:
     day's additions, not of the archive; main_file names the saved main while it is
     unchanged, and a removal from the main clears it so the next checkpoint rewrites it."""
 
-    def __init__(self, descriptor: str, dim: int, metric: str, *, main: VectorIndex | None = None,
-                 delta: VectorIndex | None = None, main_file: str | None = None,
-                 main_built_for: int = 0):
+    def __init__(
+        self,
+        descriptor: str,
+        dim: int,
+        metric: str,
+        *,
+        main: VectorIndex | None = None,
+        delta: VectorIndex | None = None,
+        main_file: str | None = None,
+        main_built_for: int = 0,
+    ):
         self.descriptor, self.dim, self.metric = descriptor, dim, metric
         self.main = main
         self.delta = delta if delta is not None else VectorIndex(descriptor, dim, metric)
@@ -291,8 +306,14 @@ class TieredIndex:
 
     def shape(self) -> IndexShape:
         main = self.main
-        return IndexShape(self.kind, len(self), len(self.delta), self.main_built_for,
-                          main.nlist if main is not None else 0, main.nprobe if main is not None else 0)
+        return IndexShape(
+            self.kind,
+            len(self),
+            len(self.delta),
+            self.main_built_for,
+            main.nlist if main is not None else 0,
+            main.nprobe if main is not None else 0,
+        )
 
     def merge_delta(self) -> int:
         """Move the delta's vectors into an IVF main (no retraining); returns how many moved."""

@@ -95,8 +95,9 @@ class IndexStore:
         data = np.fromfile(self.folder / name, dtype=np.uint8)
         return VectorIndex.deserialize(manifest.descriptor, manifest.dim, manifest.metric, data)
 
-    def load(self, descriptor: str, dim: int, metric: str, *,
-             reuse: TieredIndex | None = None) -> tuple[TieredIndex, int]:
+    def load(
+        self, descriptor: str, dim: int, metric: str, *, reuse: TieredIndex | None = None
+    ) -> tuple[TieredIndex, int]:
         """Load the current index (or an empty one for a new archive) and its checkpoint.
 
         A reader passes the index it holds as reuse: its main, when the manifest still
@@ -113,11 +114,19 @@ class IndexStore:
             else:
                 main = self._read(manifest, manifest.main_file)
         delta = self._read(manifest, manifest.delta_file)
-        index = TieredIndex(descriptor, dim, metric, main=main, delta=delta, main_file=manifest.main_file,
-                            main_built_for=manifest.main_built_for)
+        index = TieredIndex(
+            descriptor,
+            dim,
+            metric,
+            main=main,
+            delta=delta,
+            main_file=manifest.main_file,
+            main_built_for=manifest.main_built_for,
+        )
         if len(index) != manifest.count:
-            raise FirstSeenError(f"index files {manifest.files} hold {len(index)} vectors, "
-                                 f"manifest says {manifest.count}")
+            raise FirstSeenError(
+                f"index files {manifest.files} hold {len(index)} vectors, manifest says {manifest.count}"
+            )
         return index, manifest.checkpoint
 
     def save(self, index: TieredIndex, checkpoint: int) -> IndexManifest:
@@ -158,16 +167,23 @@ class MemoryIndexStore:
     def read_manifest(self) -> IndexManifest | None:
         return self._saved[0] if self._saved else None
 
-    def load(self, descriptor: str, dim: int, metric: str, *,
-             reuse: TieredIndex | None = None) -> tuple[TieredIndex, int]:
+    def load(
+        self, descriptor: str, dim: int, metric: str, *, reuse: TieredIndex | None = None
+    ) -> tuple[TieredIndex, int]:
         if self._saved is None:
             return TieredIndex(descriptor, dim, metric), 0
         manifest, main, delta = self._saved
         _check_kind(manifest, descriptor, dim, metric, "memory")
         load = lambda data: VectorIndex.deserialize(descriptor, dim, metric, data.copy())  # noqa: E731
-        return TieredIndex(descriptor, dim, metric, main=None if main is None else load(main),
-                           delta=load(delta), main_file=manifest.main_file,
-                           main_built_for=manifest.main_built_for), manifest.checkpoint
+        return TieredIndex(
+            descriptor,
+            dim,
+            metric,
+            main=None if main is None else load(main),
+            delta=load(delta),
+            main_file=manifest.main_file,
+            main_built_for=manifest.main_built_for,
+        ), manifest.checkpoint
 
     def save(self, index: TieredIndex, checkpoint: int) -> IndexManifest:
         main = None if index.main is None else index.main.serialize().copy()

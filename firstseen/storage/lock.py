@@ -35,8 +35,7 @@ class DataDirLock:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
                 raise ArchiveLockedError(
-                    f"another writer (pid {holder}) is using the archive in {self.path.parent}; "
-                    "wait for it to finish"
+                    f"another writer (pid {holder}) is using the archive in {self.path.parent}; wait for it to finish"
                 ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)

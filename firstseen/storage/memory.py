@@ -1,4 +1,4 @@
-"""In-memory twins of the catalog, copy links, run log and failure ledger: the same contracts, no database, for tests."""
+"""In-memory twins of the catalog, copy links, run log and failure ledger: the same contracts, no database (tests)."""
 
 from __future__ import annotations
 
@@ -53,16 +53,31 @@ class MemoryCatalog:
         return sorted(found, key=lambda v: (v.first_frame_id, v.video_id))
 
     def unchanged_paths(self, stats: dict[str, tuple[int, int]]) -> dict[str, str]:
-        return {v.path: v.video_id for v in self._videos.values()
-                if v.path in stats and self._stats.get(v.video_id) == tuple(stats[v.path])}
+        return {
+            v.path: v.video_id
+            for v in self._videos.values()
+            if v.path in stats and self._stats.get(v.video_id) == tuple(stats[v.path])
+        }
 
     def update_file_stat(self, video_id: str, file_stat: tuple[int, int]) -> None:
         if video_id in self._videos:
             self._stats[video_id] = (int(file_stat[0]), int(file_stat[1]))
 
-    def add_pending_video(self, meta: VideoMetadata, *, video_id: str, sha256: str, duration_s: float, width: int,
-                          height: int, codec: str, descriptor: str, frame_pts: np.ndarray, run_id: int | None,
-                          file_stat: tuple[int, int] | None = None) -> VideoRecord:
+    def add_pending_video(
+        self,
+        meta: VideoMetadata,
+        *,
+        video_id: str,
+        sha256: str,
+        duration_s: float,
+        width: int,
+        height: int,
+        codec: str,
+        descriptor: str,
+        frame_pts: np.ndarray,
+        run_id: int | None,
+        file_stat: tuple[int, int] | None = None,
+    ) -> VideoRecord:
         pts = np.asarray(frame_pts, dtype=np.float64)
         if pts.ndim != 1 or not np.all(np.isfinite(pts)) or np.any(pts < 0):
             raise ValueError("frame_pts must be a 1-d array of finite timestamps >= 0")
@@ -71,18 +86,36 @@ class MemoryCatalog:
         sha256 = sha256.lower()
         if not _SHA256.fullmatch(sha256):
             raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
-        for field, value, same in (("sha256", sha256, lambda v: v.sha256 == sha256),
-                                   ("video_id", video_id, lambda v: v.video_id == video_id),
-                                   ("external_id", meta.external_id, lambda v: v.external_id == meta.external_id)):
+        for field, value, same in (
+            ("sha256", sha256, lambda v: v.sha256 == sha256),
+            ("video_id", video_id, lambda v: v.video_id == video_id),
+            ("external_id", meta.external_id, lambda v: v.external_id == meta.external_id),
+        ):
             existing = next((v for v in self._videos.values() if value is not None and same(v)), None)
             if existing is not None:
                 raise DuplicateVideoError(field, value, existing.video_id)
         record = VideoRecord(
-            video_id=video_id, sha256=sha256, status="pending", path=str(meta.path), external_id=meta.external_id,
-            title=meta.title, source=meta.source, published_at=utc(meta.published_at), uri=meta.uri,
-            location=meta.location, duration_s=float(duration_s), width=int(width), height=int(height), codec=codec,
-            descriptor=descriptor, first_frame_id=self._next_frame_id, frame_count=len(pts), ingested_at=_now(),
-            committed_checkpoint=None, run_id=run_id)
+            video_id=video_id,
+            sha256=sha256,
+            status="pending",
+            path=str(meta.path),
+            external_id=meta.external_id,
+            title=meta.title,
+            source=meta.source,
+            published_at=utc(meta.published_at),
+            uri=meta.uri,
+            location=meta.location,
+            duration_s=float(duration_s),
+            width=int(width),
+            height=int(height),
+            codec=codec,
+            descriptor=descriptor,
+            first_frame_id=self._next_frame_id,
+            frame_count=len(pts),
+            ingested_at=_now(),
+            committed_checkpoint=None,
+            run_id=run_id,
+        )
         self._next_frame_id += len(pts)
         self._videos[video_id], self._pts[video_id] = record, pts.copy()
         self._stats[video_id] = tuple(file_stat) if file_stat else None
@@ -151,10 +184,12 @@ class MemoryCopyLinks:
         if video_id == other_video_id:
             raise ValueError("a video cannot be a copy of itself")
         now = _now()
-        self._links[(video_id, other_video_id)] = CopyLinkRecord(video_id, other_video_id, float(score),
-                                                                 [dict(s) for s in segments], now)
-        self._links[(other_video_id, video_id)] = CopyLinkRecord(other_video_id, video_id, float(score),
-                                                                 [mirror_segment(s) for s in segments], now)
+        self._links[(video_id, other_video_id)] = CopyLinkRecord(
+            video_id, other_video_id, float(score), [dict(s) for s in segments], now
+        )
+        self._links[(other_video_id, video_id)] = CopyLinkRecord(
+            other_video_id, video_id, float(score), [mirror_segment(s) for s in segments], now
+        )
 
     def copy_links(self, video_id: str) -> list[CopyLinkRecord]:
         found = [link for (a, _), link in self._links.items() if a == video_id]
@@ -179,15 +214,35 @@ class MemoryRunLog:
         self._runs[run_id] = RunRecord(run_id, _now(), None, "running", 0, 0, 0, 0.0, 0, [], dict(params), 0)
         return run_id
 
-    def finish_run(self, run_id: int, *, status: str, added: int, skipped: int, failed: int, footage_s: float,
-                   frames: int, errors: list[dict], quarantined: int = 0) -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        added: int,
+        skipped: int,
+        failed: int,
+        footage_s: float,
+        frames: int,
+        errors: list[dict],
+        quarantined: int = 0,
+    ) -> None:
         if status not in RUN_STATUSES or status == "running":
             raise ValueError(f"a run finishes as ok, failed or crashed, not {status!r}")
         if run_id not in self._runs:
             raise KeyError(f"no ingest run {run_id}")
-        self._runs[run_id] = replace(self._runs[run_id], status=status, finished_at=_now(), added=int(added),
-                                     skipped=int(skipped), failed=int(failed), footage_s=float(footage_s),
-                                     frames=int(frames), errors=list(errors), quarantined=int(quarantined))
+        self._runs[run_id] = replace(
+            self._runs[run_id],
+            status=status,
+            finished_at=_now(),
+            added=int(added),
+            skipped=int(skipped),
+            failed=int(failed),
+            footage_s=float(footage_s),
+            frames=int(frames),
+            errors=list(errors),
+            quarantined=int(quarantined),
+        )
 
     def runs(self, limit: int = 10) -> list[RunRecord]:
         return [self._runs[k] for k in sorted(self._runs, reverse=True)[:limit]]
@@ -227,8 +282,9 @@ class MemoryFailureLedger:
         quarantined_at = None if fresh else old.quarantined_at
         if attempts >= self.max_attempts and quarantined_at is None:
             quarantined_at = now
-        self._rows[path] = FailureRecord(path, tuple(file_stat) if file_stat else None, attempts, reason, first, now,
-                                         run_id, quarantined_at)
+        self._rows[path] = FailureRecord(
+            path, tuple(file_stat) if file_stat else None, attempts, reason, first, now, run_id, quarantined_at
+        )
         return self._rows[path]
 
     def clear(self, paths: list[str]) -> None:

@@ -75,7 +75,6 @@ class SqlRunLog:
             query = update(IngestRunRow).where(IngestRunRow.status == "running").values(status="crashed")
             return s.execute(query).rowcount
 
-
     def last(self) -> RunRecord | None:
         runs = self.runs(limit=1)
         return runs[0] if runs else None

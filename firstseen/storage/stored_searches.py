@@ -1,7 +1,7 @@
-"""Recent searches kept on the archive's shared storage, so that any API replica can give a search's evidence pack later.
+"""Recent searches kept on the archive's shared storage, so any API replica can give a search's evidence pack later.
 
 A search is kept with its result, the facts of the uploaded file and the few query frames its
-pack shows (evidence_pack.query_times), never the upload itself. Each lives in its own folder
+pack shows (evidence/pack.py's query_times), never the upload itself. Each lives in its own folder
 under <data dir>/searches, written beside and renamed, so a reader sees a whole search or none.
 Ids are unguessable (128 random bits). A search is readable by the key that made it (kept as
 a hash) and by admin keys. Retention is bounded by age and by count; a takedown purges every
@@ -47,7 +47,9 @@ class StoredSearch:
     folder: Path
 
     def video_ids(self) -> set[str]:
-        shown = list(self.result.get("matches") or []) + ([self.result["earliest"]] if self.result.get("earliest") else [])
+        shown = list(self.result.get("matches") or []) + (
+            [self.result["earliest"]] if self.result.get("earliest") else []
+        )
         return {m["video_id"] for m in shown}
 
     def query_frame(self, t: float) -> np.ndarray:
@@ -65,8 +67,9 @@ class SearchStore:
             raise ValueError("retention needs max_age_s > 0 and max_count >= 1")
         self.root, self.max_age_s, self.max_count = Path(root), max_age_s, max_count
 
-    def save(self, result: dict, query_facts: dict, frames: dict[float, np.ndarray], *, owner: str,
-             searched_at: str) -> str:
+    def save(
+        self, result: dict, query_facts: dict, frames: dict[float, np.ndarray], *, owner: str, searched_at: str
+    ) -> str:
         """Keep a search; returns its id. Older searches beyond the retention go first."""
         self.purge_expired()
         search_id = secrets.token_urlsafe(16)
@@ -78,8 +81,14 @@ class SearchStore:
                 buffer = io.BytesIO()
                 Image.fromarray(rgb).save(buffer, format="JPEG", quality=95)
                 (staging / "frames" / f"{t:.3f}.jpg").write_bytes(buffer.getvalue())
-            record = {"search_id": search_id, "owner": owner, "created_at": time.time(), "searched_at": searched_at,
-                      "result": result, "query_facts": query_facts}
+            record = {
+                "search_id": search_id,
+                "owner": owner,
+                "created_at": time.time(),
+                "searched_at": searched_at,
+                "result": result,
+                "query_facts": query_facts,
+            }
             (staging / "search.json").write_text(json.dumps(record, ensure_ascii=False))
             staging.replace(self.root / search_id)
         except BaseException:
@@ -93,10 +102,15 @@ class SearchStore:
         if not ID_PATTERN.match(search_id or ""):
             raise SearchNotFoundError(f"no stored search {search_id!r}")
         stored = self._read(self.root / search_id)
-        if stored is None or time.time() - stored.created_at > self.max_age_s or \
-                not (admin or secrets.compare_digest(stored.owner, owner)):
-            raise SearchNotFoundError(f"no stored search {search_id!r} (searches are kept "
-                                      f"{self.max_age_s / 3600:.0f} h, for the key that made them)")
+        if (
+            stored is None
+            or time.time() - stored.created_at > self.max_age_s
+            or not (admin or secrets.compare_digest(stored.owner, owner))
+        ):
+            raise SearchNotFoundError(
+                f"no stored search {search_id!r} (searches are kept "
+                f"{self.max_age_s / 3600:.0f} h, for the key that made them)"
+            )
         return stored
 
     def _read(self, folder: Path) -> StoredSearch | None:
@@ -104,8 +118,15 @@ class SearchStore:
             data = json.loads((folder / "search.json").read_text())
         except (OSError, ValueError):
             return None
-        return StoredSearch(data["search_id"], data["owner"], float(data["created_at"]), data["result"],
-                            data.get("query_facts", {}), data.get("searched_at", ""), folder)
+        return StoredSearch(
+            data["search_id"],
+            data["owner"],
+            float(data["created_at"]),
+            data["result"],
+            data.get("query_facts", {}),
+            data.get("searched_at", ""),
+            folder,
+        )
 
     def _all(self) -> list[StoredSearch]:
         if not self.root.is_dir():

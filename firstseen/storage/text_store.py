@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text, delete, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from firstseen.errors import BadInputError
 from firstseen.storage.sql import SqlDatabase
 from firstseen.storage.tables import Base, VideoRow
-from firstseen.errors import BadInputError
 
 DERIVED_TABLE_PREFIX = "onscreen_text_fts"  # FTS5's table and its shadow tables: rebuilt, never backed up
 
@@ -40,8 +40,9 @@ class TextRow(Base):
 class TextPassRow(Base):
     __tablename__ = "text_passes"
 
-    video_id: Mapped[str] = mapped_column(String(32), ForeignKey("videos.video_id", ondelete="CASCADE"),
-                                          primary_key=True)
+    video_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("videos.video_id", ondelete="CASCADE"), primary_key=True
+    )
     reader: Mapped[str] = mapped_column(Text)
     frames_read: Mapped[int] = mapped_column(Integer)
     lines: Mapped[int] = mapped_column(Integer)
@@ -66,8 +67,14 @@ class TextSpan:
             raise ValueError(f"a text span needs 0 <= start <= end, got {self.start_s}, {self.end_s}")
 
     def to_dict(self) -> dict:
-        return {"video_id": self.video_id, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
-                "text": self.text, "confidence": round(self.confidence, 1), "box": self.box}
+        return {
+            "video_id": self.video_id,
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "text": self.text,
+            "confidence": round(self.confidence, 1),
+            "box": self.box,
+        }
 
 
 def fold(value: str) -> str:
@@ -88,11 +95,27 @@ class TextStore:
         """A video's text, all at once (a pass read again replaces the old one), and the pass itself."""
         with self._catalog.session(write=True) as s:
             s.execute(delete(TextRow).where(TextRow.video_id == video_id))
-            s.add_all(TextRow(video_id=video_id, start_s=span.start_s, end_s=span.end_s, text=span.text,
-                              folded=fold(span.text), confidence=span.confidence, box=json.dumps(span.box))
-                      for span in spans)
-            s.merge(TextPassRow(video_id=video_id, reader=reader, frames_read=frames_read, lines=len(spans),
-                                read_at=datetime.now(UTC)))
+            s.add_all(
+                TextRow(
+                    video_id=video_id,
+                    start_s=span.start_s,
+                    end_s=span.end_s,
+                    text=span.text,
+                    folded=fold(span.text),
+                    confidence=span.confidence,
+                    box=json.dumps(span.box),
+                )
+                for span in spans
+            )
+            s.merge(
+                TextPassRow(
+                    video_id=video_id,
+                    reader=reader,
+                    frames_read=frames_read,
+                    lines=len(spans),
+                    read_at=datetime.now(UTC),
+                )
+            )
 
     def video_text(self, video_id: str) -> list[TextSpan]:
         with self._catalog.session() as s:
@@ -102,8 +125,11 @@ class TextStore:
     def text_between(self, video_id: str, t0: float, t1: float) -> list[TextSpan]:
         """The lines on screen at some moment from t0 to t1."""
         with self._catalog.session() as s:
-            rows = s.scalars(select(TextRow).where(TextRow.video_id == video_id, TextRow.end_s >= t0,
-                                                   TextRow.start_s <= t1).order_by(TextRow.start_s))
+            rows = s.scalars(
+                select(TextRow)
+                .where(TextRow.video_id == video_id, TextRow.end_s >= t0, TextRow.start_s <= t1)
+                .order_by(TextRow.start_s)
+            )
             return [_span(r) for r in rows]
 
     def videos_read(self) -> set[str]:
@@ -122,18 +148,34 @@ class TextStore:
             if s.get_bind().dialect.name == "sqlite":
                 # each word quoted: FTS5 query syntax (AND, NEAR, *, ") in user text is taken literally
                 match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
-                ids = s.execute(text("SELECT rowid FROM onscreen_text_fts WHERE onscreen_text_fts MATCH :q "
-                                     "ORDER BY rank LIMIT :n"), {"q": match, "n": limit * 4}).scalars().all()
+                ids = (
+                    s.execute(
+                        text(
+                            "SELECT rowid FROM onscreen_text_fts WHERE onscreen_text_fts MATCH :q "
+                            "ORDER BY rank LIMIT :n"
+                        ),
+                        {"q": match, "n": limit * 4},
+                    )
+                    .scalars()
+                    .all()
+                )
                 order = {i: k for k, i in enumerate(ids)}
                 rows = s.scalars(select(TextRow).where(TextRow.text_id.in_(ids), TextRow.video_id.in_(committed)))
                 ranked = sorted(rows, key=lambda r: order[r.text_id])
             else:
                 ranked = s.scalars(
-                    select(TextRow).where(text("to_tsvector('simple', folded) @@ plainto_tsquery('simple', :q)"),
-                                          TextRow.video_id.in_(committed))
-                    .order_by(text("ts_rank(to_tsvector('simple', folded), plainto_tsquery('simple', :q)) DESC"),
-                              TextRow.video_id, TextRow.start_s)
-                    .params(q=" ".join(words))).all()
+                    select(TextRow)
+                    .where(
+                        text("to_tsvector('simple', folded) @@ plainto_tsquery('simple', :q)"),
+                        TextRow.video_id.in_(committed),
+                    )
+                    .order_by(
+                        text("ts_rank(to_tsvector('simple', folded), plainto_tsquery('simple', :q)) DESC"),
+                        TextRow.video_id,
+                        TextRow.start_s,
+                    )
+                    .params(q=" ".join(words))
+                ).all()
             return [_span(r) for r in ranked[:limit]]
 
     def delete_video(self, video_id: str) -> None:

@@ -9,14 +9,19 @@ import numpy as np
 
 from firstseen.descriptors import storage_dtype
 from firstseen.errors import FirstSeenError
-from firstseen.storage.atomic import atomic_write_bytes
 from firstseen.records import FrameVectors, Thumbnails
+from firstseen.storage.atomic import atomic_write_bytes
 
 
 def to_storage(vectors: FrameVectors, metric: str) -> FrameVectors:
     dtype = storage_dtype(metric)  # type: ignore[arg-type]
-    return FrameVectors(vectors.descriptor, vectors.pts_s, vectors.vectors.astype(dtype, copy=False),
-                        vectors.informative, vectors.thumbnails)
+    return FrameVectors(
+        vectors.descriptor,
+        vectors.pts_s,
+        vectors.vectors.astype(dtype, copy=False),
+        vectors.informative,
+        vectors.thumbnails,
+    )
 
 
 class MemoryVectorStore:
@@ -63,8 +68,7 @@ class FileVectorStore:
             extra["informative"] = vectors.informative
         if vectors.thumbnails is not None:
             extra |= {"thumb_data": vectors.thumbnails.data, "thumb_offsets": vectors.thumbnails.offsets}
-        np.savez(buffer, pts_s=vectors.pts_s, vectors=vectors.vectors,
-                 descriptor=np.array(vectors.descriptor), **extra)
+        np.savez(buffer, pts_s=vectors.pts_s, vectors=vectors.vectors, descriptor=np.array(vectors.descriptor), **extra)
         atomic_write_bytes(self._path(video_id), buffer.getbuffer())
 
     def get(self, video_id: str, *, thumbnails: bool = False) -> FrameVectors | None:
@@ -76,8 +80,11 @@ class FileVectorStore:
         try:
             with np.load(path, allow_pickle=False) as data:
                 informative = data["informative"] if "informative" in data.files else None
-                thumbs = Thumbnails(data["thumb_data"], data["thumb_offsets"]) \
-                    if thumbnails and "thumb_data" in data.files else None
+                thumbs = (
+                    Thumbnails(data["thumb_data"], data["thumb_offsets"])
+                    if thumbnails and "thumb_data" in data.files
+                    else None
+                )
                 return FrameVectors(str(data["descriptor"]), data["pts_s"], data["vectors"], informative, thumbs)
         except (OSError, ValueError, KeyError) as exc:
             raise FirstSeenError(f"raw vectors file {path} is unreadable: {exc}") from exc

@@ -1,5 +1,5 @@
 """What only the SQL catalog promises (schema, migrations, rows, concurrency, speed), on SQLite and on the
-PostgreSQL server named by FIRSTSEEN_TEST_PG_URL; the behaviour every backend shares is tests/contract/test_storage.py."""
+PostgreSQL server named by FIRSTSEEN_TEST_PG_URL; what every backend shares is in tests/contract/test_storage.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 import os
 import threading
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +19,23 @@ from sqlalchemy import inspect, text
 import firstseen.storage.failures  # noqa: F401 - its table lives on the same Base
 import firstseen.storage.text_store  # noqa: F401 - so do on-screen text's
 from firstseen.errors import DuplicateVideoError
-from firstseen.records import VideoRecord
+from firstseen.records import VideoMetadata, VideoRecord
 from firstseen.storage.catalog import SqlCatalog
 from firstseen.storage.tables import Base
-from firstseen.records import VideoMetadata
 
 PG_URL = os.environ.get("FIRSTSEEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TABLES = {"videos", "frames", "copy_links", "ingest_runs", "archive_meta", "alembic_version", "ingest_failures",
-          "onscreen_text", "text_passes"}
+TABLES = {
+    "videos",
+    "frames",
+    "copy_links",
+    "ingest_runs",
+    "archive_meta",
+    "alembic_version",
+    "ingest_failures",
+    "onscreen_text",
+    "text_passes",
+}
+
 
 @pytest.fixture
 def catalog(catalog_url):
@@ -72,8 +81,9 @@ def test_migrations_create_schema_and_are_idempotent(catalog_url):
 def test_models_match_migrations(catalog):
     with catalog.engine.connect() as conn:
         # the full-text index (FTS5 tables, a tsvector expression index) is DDL the models do not hold
-        derived = lambda obj, name, kind, reflected, _: not (name or "").startswith(("onscreen_text_fts",  # noqa: E731
-                                                                                      "ix_onscreen_text_fts"))
+        def derived(obj, name, kind, reflected, _) -> bool:
+            return not (name or "").startswith(("onscreen_text_fts", "ix_onscreen_text_fts"))
+
         context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": derived})
         assert compare_metadata(context, Base.metadata) == []
 
@@ -172,5 +182,3 @@ def test_copy_links_both_directions_and_cascade(catalog):
         conn.execute(text("DELETE FROM videos WHERE video_id = 'c'"))
     assert catalog.links.copy_links("a") == [] and _count(catalog, "copy_links") == 0
     assert _count(catalog, "frames") == 3
-
-

@@ -10,14 +10,14 @@ import faiss
 import numpy as np
 import pytest
 
-from firstseen.params import IndexPolicy
 from firstseen.archive import Archive, DescriptorSpec, open_archive
 from firstseen.errors import ArchiveLockedError, BadInputError
+from firstseen.ops.reindex import build_main, maintain_index, plan_maintenance
+from firstseen.params import IndexPolicy
+from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
+from firstseen.settings import get_settings
 from firstseen.storage.faiss_index import DEFAULT_NPROBE, IvfPlan, TieredIndex, VectorIndex, merge_results
 from firstseen.storage.index_store import MANIFEST_NAME, IndexStore, MemoryIndexStore
-from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
-from firstseen.ops.reindex import build_main, maintain_index, plan_maintenance
-from firstseen.settings import get_settings
 
 FLOAT_DIM, BITS = 64, 256
 NLIST = 32  # above the default nprobe (16), so "the build's nprobe" differs from "all lists"
@@ -276,8 +276,12 @@ def test_merge_delta_leaves_a_flat_main_alone():
     assert tiered.merge_delta() == 0
     assert (len(tiered.main), len(tiered.delta), tiered.main_file) == (20, 20, "m")
     with pytest.raises(ValueError):
-        TieredIndex("toy", FLOAT_DIM, "inner_product", delta=VectorIndex.train_ivf(
-            "toy", FLOAT_DIM, "inner_product", IvfPlan(4, 4, 40), vectors))
+        TieredIndex(
+            "toy",
+            FLOAT_DIM,
+            "inner_product",
+            delta=VectorIndex.train_ivf("toy", FLOAT_DIM, "inner_product", IvfPlan(4, 4, 40), vectors),
+        )
     with pytest.raises(ValueError):
         TieredIndex("other", FLOAT_DIM, "inner_product", main=main)
 
@@ -323,8 +327,12 @@ def test_store_writes_the_main_only_when_it_changed(tmp_path):
     assert tiered.main_file is None
     manifest = store.save(tiered, 5)
     assert manifest.main_file == "main-00000005.faiss" == tiered.main_file and manifest.main_count == 395
-    assert _faiss_files(tmp_path) == ["delta-00000004.faiss", "delta-00000005.faiss", "main-00000001.faiss",
-                                      "main-00000005.faiss"], "the previous main is kept one save more"
+    assert _faiss_files(tmp_path) == [
+        "delta-00000004.faiss",
+        "delta-00000005.faiss",
+        "main-00000001.faiss",
+        "main-00000005.faiss",
+    ], "the previous main is kept one save more"
     changed, _ = store.load("toy", FLOAT_DIM, metric, reuse=loaded)
     assert changed.main is not loaded.main and len(changed.main) == 395
     assert len(loaded.main) == 400, "the reader's old main was not changed under it"
@@ -352,9 +360,20 @@ def test_a_format_1_manifest_still_loads_as_the_delta(tmp_path, metric):
     old = VectorIndex("toy", dim, metric)  # what version 1 saved: one flat IDMap2 file
     old.add(ids, vectors)
     old.serialize().tofile(tmp_path / "index-00000003.faiss")
-    (tmp_path / MANIFEST_NAME).write_text(json.dumps({
-        "format_version": 1, "descriptor": "toy", "dim": dim, "metric": metric, "count": 60,
-        "checkpoint": 3, "index_file": "index-00000003.faiss", "saved_at": "2024-01-01T00:00:00+00:00"}))
+    (tmp_path / MANIFEST_NAME).write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "descriptor": "toy",
+                "dim": dim,
+                "metric": metric,
+                "count": 60,
+                "checkpoint": 3,
+                "index_file": "index-00000003.faiss",
+                "saved_at": "2024-01-01T00:00:00+00:00",
+            }
+        )
+    )
     store = IndexStore(tmp_path)
     manifest = store.read_manifest()
     assert manifest.files == ["index-00000003.faiss"] and manifest.kind == "flat"
@@ -415,8 +434,13 @@ def _video(n: int, spec: DescriptorSpec) -> FrameVectors:
 
 def _stage(archive: Archive, *numbers: int) -> None:
     for n in numbers:
-        archive.stage(VideoMetadata(path=f"/videos/{n}.mp4"), video_id=f"vid{n:04d}", sha256=f"{n:064x}",
-                      info=INFO, frames=_video(n, archive.spec))
+        archive.stage(
+            VideoMetadata(path=f"/videos/{n}.mp4"),
+            video_id=f"vid{n:04d}",
+            sha256=f"{n:064x}",
+            info=INFO,
+            frames=_video(n, archive.spec),
+        )
 
 
 @pytest.fixture(params=list(SPECS))
@@ -424,8 +448,15 @@ def env(request, tmp_path):
     """An on-disk archive of 20 committed videos of 100 frames (2000 vectors, exact index)."""
     data = tmp_path / "data"
     url = f"sqlite:///{data / 'catalog.sqlite'}"
-    settings = get_settings(data_dir=data, catalog_url=url, index_nlist=NLIST, index_ivf_min_vectors=1000,
-                            index_nprobe=0, index_retrain_growth=2.0, lock_wait_s=0)
+    settings = get_settings(
+        data_dir=data,
+        catalog_url=url,
+        index_nlist=NLIST,
+        index_ivf_min_vectors=1000,
+        index_nprobe=0,
+        index_retrain_growth=2.0,
+        lock_wait_s=0,
+    )
     spec = SPECS[request.param]
 
     class Env:
@@ -506,9 +537,14 @@ def test_maintenance_rebuilds_removes_merges_and_retrains(env):
         assert (len(reader._index.main), len(reader._index.delta)) == (2200, 0)
         assert reader._index.main_built_for == 2000
         _assert_found(reader, [0, 3, 5, 19, 20, 21, 22])
-        assert plan_maintenance(reader.index_shape(), IndexPolicy.from_settings(env.settings)) == ("none", "the IVF is current")
+        assert plan_maintenance(reader.index_shape(), IndexPolicy.from_settings(env.settings)) == (
+            "none",
+            "the IVF is current",
+        )
         eager = env.settings.model_copy(update={"index_retrain_growth": 1.05})
-        assert plan_maintenance(reader.index_shape(), IndexPolicy.from_settings(eager))[0] == "rebuild", "2200 > 1.05 * 2000"
+        assert plan_maintenance(reader.index_shape(), IndexPolicy.from_settings(eager))[0] == "rebuild", (
+            "2200 > 1.05 * 2000"
+        )
     assert maintain_index(env.settings, spec=env.spec).action == "none"
     with env.writer() as writer:
         assert writer.verify() == []
@@ -527,7 +563,9 @@ def test_maintenance_rebuilds_removes_merges_and_retrains(env):
         assert (index.main.kind, len(index.main), len(index.delta), index.main_built_for) == ("flat", 2200, 0, 0)
         assert writer.verify() == []
         _assert_found(writer, [0, 22])
-        assert plan_maintenance(index.shape(), IndexPolicy.from_settings(env.settings))[0] == "rebuild", "a flat main over the IVF threshold"
+        assert plan_maintenance(index.shape(), IndexPolicy.from_settings(env.settings))[0] == "rebuild", (
+            "a flat main over the IVF threshold"
+        )
 
 
 def test_a_rebuild_publishes_correctly_when_the_archive_moved_on(env):

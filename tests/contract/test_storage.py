@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -35,15 +35,38 @@ def _sha(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
-def _add(cat: VideoCatalog, name: str, n: int = 5, *, external_id: str | None = None, sha: str | None = None,
-         run_id: int | None = None, published_at: datetime | None = None,
-         file_stat: tuple[int, int] | None = None) -> VideoRecord:
+def _add(
+    cat: VideoCatalog,
+    name: str,
+    n: int = 5,
+    *,
+    external_id: str | None = None,
+    sha: str | None = None,
+    run_id: int | None = None,
+    published_at: datetime | None = None,
+    file_stat: tuple[int, int] | None = None,
+) -> VideoRecord:
     return cat.add_pending_video(
-        VideoMetadata(path=Path(f"/footage/{name}.mp4"), external_id=external_id, title=f"Title {name}",
-                      source="AP", published_at=published_at, uri=f"https://x/{name}", location="Kyiv"),
-        video_id=name, sha256=sha or _sha(name), duration_s=n * 1.0, width=640, height=360,
-        codec="h264", descriptor="sscd", frame_pts=np.arange(n, dtype=np.float64) + 0.5, run_id=run_id,
-        file_stat=file_stat)
+        VideoMetadata(
+            path=Path(f"/footage/{name}.mp4"),
+            external_id=external_id,
+            title=f"Title {name}",
+            source="AP",
+            published_at=published_at,
+            uri=f"https://x/{name}",
+            location="Kyiv",
+        ),
+        video_id=name,
+        sha256=sha or _sha(name),
+        duration_s=n * 1.0,
+        width=640,
+        height=360,
+        codec="h264",
+        descriptor="sscd",
+        frame_pts=np.arange(n, dtype=np.float64) + 0.5,
+        run_id=run_id,
+        file_stat=file_stat,
+    )
 
 
 class StorageContract:
@@ -113,21 +136,42 @@ class StorageContract:
     def test_timestamps_round_trip_exactly(self, stores):
         pts = np.array([0.0, 0.1, 1 / 3, np.pi, 12345.678901234567])
         video = stores.catalog.add_pending_video(
-            VideoMetadata(path=Path("p.mp4")), video_id="p", sha256=_sha("p"), duration_s=12346.0, width=1,
-            height=1, codec="vp9", descriptor="pdq", frame_pts=pts, run_id=None)
+            VideoMetadata(path=Path("p.mp4")),
+            video_id="p",
+            sha256=_sha("p"),
+            duration_s=12346.0,
+            width=1,
+            height=1,
+            codec="vp9",
+            descriptor="pdq",
+            frame_pts=pts,
+            run_id=None,
+        )
         stores.catalog.mark_committed(["p"], 1)
         got = stores.catalog.resolve_frames(video.frame_ids)
         assert [got[fid][1] for fid in video.frame_ids] == pts.tolist()
         with pytest.raises(ValueError):
             stores.catalog.add_pending_video(
-                VideoMetadata(path=Path("q.mp4")), video_id="q", sha256=_sha("q"), duration_s=1.0, width=1,
-                height=1, codec="vp9", descriptor="pdq", frame_pts=np.array([0.0, np.nan]), run_id=None)
+                VideoMetadata(path=Path("q.mp4")),
+                video_id="q",
+                sha256=_sha("q"),
+                duration_s=1.0,
+                width=1,
+                height=1,
+                codec="vp9",
+                descriptor="pdq",
+                frame_pts=np.array([0.0, np.nan]),
+                run_id=None,
+            )
 
     def test_duplicates_rejected_and_nothing_half_written(self, stores):
         catalog = stores.catalog
         _add(catalog, "a", 5, external_id="AP-1")
-        for kwargs, field in (({"sha": _sha("a")}, "sha256"), ({"external_id": "AP-1"}, "external_id"),
-                              ({"sha": _sha("other")}, "video_id")):
+        for kwargs, field in (
+            ({"sha": _sha("a")}, "sha256"),
+            ({"external_id": "AP-1"}, "external_id"),
+            ({"sha": _sha("other")}, "video_id"),
+        ):
             name = "a" if field == "video_id" else f"x{field}"
             with pytest.raises(DuplicateVideoError) as info:
                 _add(catalog, name, 5, **kwargs)
@@ -191,9 +235,17 @@ class StorageContract:
             _add(stores.catalog, name, 3)
         stores.catalog.mark_committed(["a", "b", "c"], 1)
         links = stores.links
-        segment = {"query_start": 1.0, "query_end": 3.0, "source_start": 10.0, "source_end": 14.0,
-                   "speed": 2.0, "reversed": False, "mirrored": True, "score": 0.8,
-                   "evidence": {"query_in_source": {"x": 0.1}, "source_in_query": None}}
+        segment = {
+            "query_start": 1.0,
+            "query_end": 3.0,
+            "source_start": 10.0,
+            "source_end": 14.0,
+            "speed": 2.0,
+            "reversed": False,
+            "mirrored": True,
+            "score": 0.8,
+            "evidence": {"query_in_source": {"x": 0.1}, "source_in_query": None},
+        }
         links.add_copy_link("a", "b", 0.5, [segment])
         links.add_copy_link("a", "b", 0.9, [segment])  # recomputed: replaces, does not duplicate
         links.add_copy_link("c", "a", 0.7, [])
@@ -202,9 +254,17 @@ class StorageContract:
         assert (ac.other_video_id, ac.score) == ("c", 0.7) and ab.created_at.tzinfo is not None
         (ba,) = links.copy_links("b")
         assert (ba.video_id, ba.other_video_id, ba.score) == ("b", "a", 0.9)
-        assert ba.segments == [{**segment, "query_start": 10.0, "query_end": 14.0, "source_start": 1.0,
-                                "source_end": 3.0, "speed": 0.5,
-                                "evidence": {"query_in_source": None, "source_in_query": {"x": 0.1}}}]
+        assert ba.segments == [
+            {
+                **segment,
+                "query_start": 10.0,
+                "query_end": 14.0,
+                "source_start": 1.0,
+                "source_end": 3.0,
+                "speed": 0.5,
+                "evidence": {"query_in_source": None, "source_in_query": {"x": 0.1}},
+            }
+        ]
         assert links.count() == 2
         with pytest.raises(ValueError):
             links.add_copy_link("a", "a", 1.0, [])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 from pathlib import Path
@@ -16,11 +15,11 @@ from PIL import Image
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from firstseen.media.frames import frame_at# noqa: E402
+from firstseen.media.frames import frame_at  # noqa: E402
 from firstseen.search.searcher import Searcher  # noqa: E402
-from search_api.settings import get_api_settings  # noqa: E402
 from search_api.app import create_app  # noqa: E402
 from search_api.server import listen_host  # noqa: E402
+from search_api.settings import get_api_settings  # noqa: E402
 
 READ_KEY, ADMIN_KEY = "r" * 20 + "-read", "a" * 20 + "-admin"
 
@@ -40,8 +39,12 @@ def client(small_archive, tmp_path):
 
 def _post(client, path: Path, *, name: str | None = None, headers=None, **params):
     with open(path, "rb") as fh:
-        return client.post("/v1/search", params=params, headers=headers or {},
-                           files={"file": (name or path.name, fh, "application/octet-stream")})
+        return client.post(
+            "/v1/search",
+            params=params,
+            headers=headers or {},
+            files={"file": (name or path.name, fh, "application/octet-stream")},
+        )
 
 
 def _error(response, status: int, code: str) -> str:
@@ -56,6 +59,7 @@ def _uploads_left(tmp_path: Path) -> list[Path]:
 
 
 # ---- the search contract ------------------------------------------------------------------
+
 
 def test_search_returns_the_cli_result_object(client, small_archive, tmp_path):
     response = _post(client, small_archive["reversed"], name="suspect.mp4")
@@ -104,6 +108,7 @@ def test_screenshot_upload_finds_its_video(client, small_archive, tmp_path):
 
 # ---- bad input: JSON errors, 4xx, nothing left behind ----------------------------------------
 
+
 def test_non_media_upload_is_415(client, tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("not a video at all\n" * 50)
@@ -137,8 +142,11 @@ def test_image_bomb_is_refused_before_decoding(client, tmp_path):
 
 def test_missing_field_and_wrong_content_type(client):
     _error(client.post("/v1/search", files={"other": ("x.mp4", b"123")}), 400, "missing_file")
-    _error(client.post("/v1/search", content=b"raw bytes", headers={"content-type": "video/mp4"}), 415,
-           "expected_multipart")
+    _error(
+        client.post("/v1/search", content=b"raw bytes", headers={"content-type": "video/mp4"}),
+        415,
+        "expected_multipart",
+    )
     _error(client.post("/v1/search", params={"top_k": 0}, files={"file": ("x.mp4", b"1")}), 422, "invalid_request")
 
 
@@ -150,12 +158,14 @@ def test_upload_over_the_size_limit_is_cut_off(small_archive, tmp_path):
         _error(_post(client, big), 413, "payload_too_large")
 
         def chunks():  # no Content-Length: the limit must hold while streaming
-            yield b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\n"
+            yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'
             for _ in range(40):
                 yield b"\1" * 10_000
             yield b"\r\n--B--\r\n"
 
-        response = client.post("/v1/search", content=chunks(), headers={"content-type": "multipart/form-data; boundary=B"})
+        response = client.post(
+            "/v1/search", content=chunks(), headers={"content-type": "multipart/form-data; boundary=B"}
+        )
         _error(response, 413, "payload_too_large")
         padded = {"padding": ("pad.bin", b"\0" * 100_000), "file": ("a.mp4", b"\0" * 10)}
         _error(client.post("/v1/search", files=padded), 413, "payload_too_large")  # other fields count too
@@ -196,6 +206,7 @@ def test_unexpected_failure_is_a_json_500_without_internals(small_archive, tmp_p
 
 # ---- videos, frames, takedown --------------------------------------------------------------
 
+
 def test_video_record_and_evidence_frame(client, small_archive, footage):
     external_id = small_archive["external_ids"]["vtest.avi"]
     record = client.get(f"/v1/videos/{external_id}").json()
@@ -223,6 +234,7 @@ def test_takedown_removes_a_video_from_search(small_archive, tmp_path):
 
 # ---- keys and scopes -----------------------------------------------------------------------
 
+
 def test_keys_and_scopes(small_archive, tmp_path, caplog, capsys):
     settings = _settings(small_archive["data_dir"], tmp_path, api_read_keys=[READ_KEY], api_admin_keys=[ADMIN_KEY])
     caplog.set_level(logging.DEBUG)
@@ -230,13 +242,21 @@ def test_keys_and_scopes(small_archive, tmp_path, caplog, capsys):
         assert client.get("/v1/info").json()["auth_required"] is True
         assert client.get("/healthz").status_code == 200  # probes need no key
         _error(_post(client, small_archive["reversed"]), 401, "unauthorized")
-        _error(_post(client, small_archive["reversed"], headers={"Authorization": "Bearer " + "x" * 25}), 401,
-               "unauthorized")
-        assert _post(client, small_archive["reversed"], headers={"Authorization": f"Bearer {READ_KEY}"}).status_code == 200
+        _error(
+            _post(client, small_archive["reversed"], headers={"Authorization": "Bearer " + "x" * 25}),
+            401,
+            "unauthorized",
+        )
+        assert (
+            _post(client, small_archive["reversed"], headers={"Authorization": f"Bearer {READ_KEY}"}).status_code == 200
+        )
         assert _post(client, small_archive["reversed"], headers={"X-API-Key": ADMIN_KEY}).status_code == 200
-        video_id = client.get(f"/v1/videos/{small_archive['external_ids']['diver.mov']}",
-                              headers={"X-API-Key": READ_KEY}).json()["video_id"]
-        _error(client.post("/v1/ingest", content=b'{"path": "x.mp4"}', headers={"X-API-Key": READ_KEY}), 403, "forbidden")
+        video_id = client.get(
+            f"/v1/videos/{small_archive['external_ids']['diver.mov']}", headers={"X-API-Key": READ_KEY}
+        ).json()["video_id"]
+        _error(
+            client.post("/v1/ingest", content=b'{"path": "x.mp4"}', headers={"X-API-Key": READ_KEY}), 403, "forbidden"
+        )
         _error(client.delete(f"/v1/videos/{video_id}", headers={"X-API-Key": READ_KEY}), 403, "forbidden")
         _error(client.get("/v1/jobs/abc", headers={"X-API-Key": READ_KEY}), 403, "forbidden")
         _error(client.get("/v1/jobs/abc", headers={"X-API-Key": ADMIN_KEY}), 404, "not_found")
@@ -268,6 +288,7 @@ def test_without_keys_the_server_listens_on_loopback_only():
 
 # ---- load: bounded searches, then 429 --------------------------------------------------------
 
+
 def test_full_queue_gets_429_with_retry_after(small_archive, tmp_path):
     settings = _settings(small_archive["data_dir"], tmp_path, api_max_concurrent_searches=1, api_max_queued_searches=1)
     app = create_app(settings)
@@ -286,6 +307,7 @@ def test_full_queue_gets_429_with_retry_after(small_archive, tmp_path):
 
 
 # ---- operations ----------------------------------------------------------------------------
+
 
 def test_health_ready_metrics_docs(client):
     assert client.get("/healthz").json() == {"status": "ok"}

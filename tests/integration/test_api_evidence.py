@@ -23,8 +23,9 @@ pytestmark = pytest.mark.slow
 
 def _client(small_archive, tmp_path, **overrides):
     data = copy_archive(small_archive, tmp_path / "data")
-    settings = _settings(data, tmp_path, api_read_keys=[READ_KEY, OTHER_READ_KEY], api_admin_keys=[ADMIN_KEY],
-                         **overrides)
+    settings = _settings(
+        data, tmp_path, api_read_keys=[READ_KEY, OTHER_READ_KEY], api_admin_keys=[ADMIN_KEY], **overrides
+    )
     return TestClient(create_app(settings)), data
 
 
@@ -54,7 +55,9 @@ def test_a_search_is_kept_for_its_key_and_its_pack_is_served_without_the_upload(
         assert sum(n.endswith("-query.jpg") for n in names) >= 6 and "report.pdf" in names
         _error(client.get(f"/v1/searches/{search_id}/evidence.zip", headers=other), 404, "search_not_found")
         # a takedown purges every stored search that shows the removed video
-        assert client.delete(f"/v1/videos/{small_archive['external_ids']['vtest.avi']}", headers=admin).status_code == 200
+        assert (
+            client.delete(f"/v1/videos/{small_archive['external_ids']['vtest.avi']}", headers=admin).status_code == 200
+        )
         _error(client.get(f"/v1/searches/{search_id}", headers=mine), 404, "search_not_found")
         assert not kept.exists()
 
@@ -76,8 +79,12 @@ def test_text_search_over_http(small_archive, tmp_path):
     client, data = _client(small_archive, tmp_path)
     with SqlCatalog.open(f"sqlite:///{(data / 'catalog.sqlite').resolve()}") as catalog:
         video = catalog.get_video(small_archive["external_ids"]["vtest.avi"])
-        TextStore(catalog).replace_video_text(video.video_id, [TextSpan(video.video_id, 4.0, 8.0, "ВЛАДИВОСТОК 2019",
-                                                                        90.0, {})], reader="test", frames_read=3)
+        TextStore(catalog).replace_video_text(
+            video.video_id,
+            [TextSpan(video.video_id, 4.0, 8.0, "ВЛАДИВОСТОК 2019", 90.0, {})],
+            reader="test",
+            frames_read=3,
+        )
     with client:
         hits = client.get("/v1/text", params={"q": "Владивосток"}, headers={"X-API-Key": READ_KEY}).json()["hits"]
         assert [(h["video"]["external_id"], h["start_s"]) for h in hits] == [(video.external_id, 4.0)]
@@ -100,5 +107,8 @@ def test_the_clips_own_caption_is_read_from_the_kept_frames(small_archive, foota
         read = client.get(f"/v1/searches/{body['search_id']}/text", headers=mine).json()
         assert read["read"] and read["frames"]
         assert any(line["text"] == clip["caption"] for f in read["frames"] for line in f["lines"])
-        _error(client.get(f"/v1/searches/{body['search_id']}/text", headers={"X-API-Key": OTHER_READ_KEY}), 404,
-               "search_not_found")
+        _error(
+            client.get(f"/v1/searches/{body['search_id']}/text", headers={"X-API-Key": OTHER_READ_KEY}),
+            404,
+            "search_not_found",
+        )

@@ -13,11 +13,11 @@ from conftest import copy_archive
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from search_api.settings import get_api_settings  # noqa: E402
 from firstseen.ingest.progress import LogProgress  # noqa: E402
 from firstseen.ingest.run import run_ingest  # noqa: E402
 from search_api.app import create_app  # noqa: E402
 from search_api.jobs import IngestJobs  # noqa: E402
+from search_api.settings import get_api_settings  # noqa: E402
 
 
 def _settings(data_dir: Path, **overrides):
@@ -43,14 +43,16 @@ def test_ingest_job_reports_progress_and_per_line_errors(small_archive, footage,
     data = copy_archive(small_archive, tmp_path / "data")
     outside = tmp_path / "elsewhere.mp4"
     outside.write_bytes((footage / "bikes.mp4").read_bytes())
-    body = "\n".join([
-        json.dumps({"path": "bikes.mp4", "external_id": "evs-bikes", "published_at": "2023-04-08"}),
-        json.dumps({"path": "missing.mp4"}),
-        "{not json",
-        json.dumps({"path": "vtest.avi", "published_at": "2031-01-01"}),
-        json.dumps({"path": str(outside)}),
-        json.dumps({"path": "vtest.avi"}),
-    ])
+    body = "\n".join(
+        [
+            json.dumps({"path": "bikes.mp4", "external_id": "evs-bikes", "published_at": "2023-04-08"}),
+            json.dumps({"path": "missing.mp4"}),
+            "{not json",
+            json.dumps({"path": "vtest.avi", "published_at": "2031-01-01"}),
+            json.dumps({"path": str(outside)}),
+            json.dumps({"path": "vtest.avi"}),
+        ]
+    )
     with TestClient(create_app(_settings(data, api_ingest_root=footage))) as client:
         response = client.post("/v1/ingest", content=body.encode(), headers={"content-type": "application/x-ndjson"})
         assert response.status_code == 202, response.text
@@ -74,10 +76,23 @@ def test_a_job_left_running_by_a_stopped_server_runs_again(small_archive, footag
     settings = _settings(data)
     (data / "jobs").mkdir()
     (data / "jobs" / "cafe.jsonl").write_text(json.dumps({"path": str(footage / "bikes.mp4")}) + "\n")
-    (data / "jobs" / "cafe.json").write_text(json.dumps(
-        {"job_id": "cafe", "status": "running", "created_at": "2026-01-01T00:00:00+00:00", "started_at": None,
-         "finished_at": None, "lines": 1, "progress": {}, "videos": [], "errors": [], "summary": None,
-         "message": None}))
+    (data / "jobs" / "cafe.json").write_text(
+        json.dumps(
+            {
+                "job_id": "cafe",
+                "status": "running",
+                "created_at": "2026-01-01T00:00:00+00:00",
+                "started_at": None,
+                "finished_at": None,
+                "lines": 1,
+                "progress": {},
+                "videos": [],
+                "errors": [],
+                "summary": None,
+                "message": None,
+            }
+        )
+    )
     jobs = IngestJobs(settings)
     jobs.start()
     try:
@@ -90,12 +105,13 @@ def test_a_job_left_running_by_a_stopped_server_runs_again(small_archive, footag
 def test_server_sees_new_videos_without_restart_while_searching(small_archive, footage, tmp_path):
     """The indexer (another writer, here in a thread) commits bikes.mp4 while searches run;
     no search fails, and once the checkpoint is published bikes footage is found."""
-    from edits import FrameSource, make_query
     import numpy as np
+    from edits import FrameSource, make_query
 
     data = copy_archive(small_archive, tmp_path / "data")
-    bikes_clip = make_query("crop60", FrameSource(footage / "bikes.mp4", 360), 2.0, 5.0, tmp_path / "q",
-                            rng=np.random.default_rng(1)).path
+    bikes_clip = make_query(
+        "crop60", FrameSource(footage / "bikes.mp4", 360), 2.0, 5.0, tmp_path / "q", rng=np.random.default_rng(1)
+    ).path
     settings = _settings(data)
     with TestClient(create_app(settings)) as client:
         assert _search(client, bikes_clip)["verdict"] == "no_match"

@@ -13,27 +13,54 @@ import numpy as np
 import pytest
 from conftest import copy_archive
 
-from firstseen.ops import backup as backup_module
 from firstseen.archive import DataDirLock, open_archive
-from firstseen.ops.backup import backup_archive, restore_archive
-from firstseen.storage.catalog import SqlCatalog
 from firstseen.errors import ArchiveLockedError, BadInputError
-from firstseen.storage.index_store import IndexStore
+from firstseen.ops import backup as backup_module
+from firstseen.ops.backup import backup_archive, restore_archive
 from firstseen.search.searcher import Searcher
 from firstseen.settings import get_settings
+from firstseen.storage.catalog import SqlCatalog
+from firstseen.storage.index_store import IndexStore
 from firstseen.storage.stored_searches import SearchStore
 from firstseen.storage.text_store import TextSpan, TextStore
 
 pytestmark = pytest.mark.slow  # the small archive is ingested from real footage
 
 # A link as ingest records them (cockatoo's footage also in diver), so copy links round-trip.
-LINK_SEGMENT = {"query_start": 0.0, "query_end": 30.0, "source_start": 0.0, "source_end": 30.0, "speed": 1.0,
-                "reversed": False, "mirrored": False, "score": 0.9, "timing_known": True,
-                "evidence": {"pairs_checked": 2, "pairs_verified": 2, "inliers": 90, "mirror_decided": False,
-                             "mirrored": False, "region": None, "query_in_source": None, "source_in_query": None}}
+LINK_SEGMENT = {
+    "query_start": 0.0,
+    "query_end": 30.0,
+    "source_start": 0.0,
+    "source_end": 30.0,
+    "speed": 1.0,
+    "reversed": False,
+    "mirrored": False,
+    "score": 0.9,
+    "timing_known": True,
+    "evidence": {
+        "pairs_checked": 2,
+        "pairs_verified": 2,
+        "inliers": 90,
+        "mirror_decided": False,
+        "mirrored": False,
+        "region": None,
+        "query_in_source": None,
+        "source_in_query": None,
+    },
+}
 
-DATETIME_COLUMNS = {"started_at", "finished_at", "published_at", "ingested_at", "copies_linked_at", "created_at",
-                    "first_failed_at", "last_failed_at", "quarantined_at", "read_at"}
+DATETIME_COLUMNS = {
+    "started_at",
+    "finished_at",
+    "published_at",
+    "ingested_at",
+    "copies_linked_at",
+    "created_at",
+    "first_failed_at",
+    "last_failed_at",
+    "quarantined_at",
+    "read_at",
+}
 
 
 def _settings(data_dir: Path, catalog_url: str | None = None, **overrides):
@@ -46,11 +73,20 @@ def _source(small_archive: dict, tmp_path: Path):
     with SqlCatalog.open(settings.resolved_catalog_url()) as catalog:
         by_path = {Path(v.path).name: v.video_id for v in catalog.videos()}
         catalog.links.add_copy_link(by_path["cockatoo.mp4"], by_path["diver.mov"], 0.9, [LINK_SEGMENT])
-        TextStore(catalog).replace_video_text(by_path["vtest.avi"], [TextSpan(by_path["vtest.avi"], 2.0, 6.0,
-                                              "ВЛАДИВОСТОК 2019", 91.0, {})], reader="test", frames_read=4)
+        TextStore(catalog).replace_video_text(
+            by_path["vtest.avi"],
+            [TextSpan(by_path["vtest.avi"], 2.0, 6.0, "ВЛАДИВОСТОК 2019", 91.0, {})],
+            reader="test",
+            frames_read=4,
+        )
     frame = np.full((36, 64, 3), 120, np.uint8)
-    SearchStore(settings.data_dir / "searches").save({"matches": [], "earliest": None}, {"sha256": "0" * 64},
-                                                     {1.5: frame}, owner="open", searched_at="2026-12-02T00:00:00")
+    SearchStore(settings.data_dir / "searches").save(
+        {"matches": [], "earliest": None},
+        {"sha256": "0" * 64},
+        {1.5: frame},
+        owner="open",
+        searched_at="2026-12-02T00:00:00",
+    )
     return settings
 
 
@@ -58,11 +94,13 @@ def _catalog_state(settings) -> dict:
     with SqlCatalog.open(settings.resolved_catalog_url()) as catalog:
         videos = catalog.videos()
         frame_ids = [i for v in videos for i in v.frame_ids]
-        return {"videos": videos,
-                "links": {v.video_id: catalog.links.copy_links(v.video_id) for v in videos},
-                "runs": catalog.run_log.runs(limit=1000),
-                "frames": catalog.resolve_frames(frame_ids),
-                "meta": {k: catalog.get_meta(k) for k in ("descriptor", "next_frame_id")}}
+        return {
+            "videos": videos,
+            "links": {v.video_id: catalog.links.copy_links(v.video_id) for v in videos},
+            "runs": catalog.run_log.runs(limit=1000),
+            "frames": catalog.resolve_frames(frame_ids),
+            "meta": {k: catalog.get_meta(k) for k in ("descriptor", "next_frame_id")},
+        }
 
 
 def _index_state(settings) -> tuple:
@@ -71,8 +109,11 @@ def _index_state(settings) -> tuple:
 
 
 def _file_hashes(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _verify(settings) -> list[str]:
@@ -100,8 +141,9 @@ def test_round_trip_restores_the_same_archive(small_archive, tmp_path, catalog_u
     assert restored.problems == [] and _verify(target) == []
     assert (restored.videos, restored.frames, restored.checkpoint) == (3, meta["frames"], meta["checkpoint"])
     before, after = _catalog_state(source), _catalog_state(target)
-    assert [(v.video_id, v.title, v.published_at, v.frame_count) for v in after["videos"]] == \
-           [(v.video_id, v.title, v.published_at, v.frame_count) for v in before["videos"]]
+    assert [(v.video_id, v.title, v.published_at, v.frame_count) for v in after["videos"]] == [
+        (v.video_id, v.title, v.published_at, v.frame_count) for v in before["videos"]
+    ]
     assert after == before
     assert sum(len(links) for links in after["links"].values()) == 2  # the link, stored both ways
     assert _index_state(target) == _index_state(source)
@@ -121,12 +163,15 @@ def test_round_trip_restores_the_same_archive(small_archive, tmp_path, catalog_u
     again = backup_archive(target, tmp_path / "backup2")
     meta2 = json.loads((tmp_path / "backup2" / "backup.json").read_text())
     assert meta2["catalog_dialect"] == restored.catalog_dialect and meta2["tables"] == meta["tables"]
-    assert {k: v for k, v in meta2["files"].items() if not k.startswith("catalog/")} == \
-           {k: v for k, v in meta["files"].items() if not k.startswith("catalog/")}
+    assert {k: v for k, v in meta2["files"].items() if not k.startswith("catalog/")} == {
+        k: v for k, v in meta["files"].items() if not k.startswith("catalog/")
+    }
     assert (again.checkpoint, again.videos, again.frames) == (report.checkpoint, report.videos, report.frames)
     for table in meta["tables"]:
-        rows = [list(backup_module._rows(folder / "catalog" / f"{table}.jsonl.gz", DATETIME_COLUMNS))
-                for folder in (tmp_path / "backup", tmp_path / "backup2")]
+        rows = [
+            list(backup_module._rows(folder / "catalog" / f"{table}.jsonl.gz", DATETIME_COLUMNS))
+            for folder in (tmp_path / "backup", tmp_path / "backup2")
+        ]
         assert rows[0] == rows[1], table
 
     # The serial ids came along with their rows: new ones must not collide with them.
@@ -188,8 +233,10 @@ def test_backup_while_a_reader_searches_and_a_writer_waits(small_archive, tmp_pa
 
 def test_interrupted_backup_leaves_nothing_and_the_archive_intact(small_archive, tmp_path, monkeypatch):
     source = _source(small_archive, tmp_path)
-    files_before, catalog_before = _file_hashes(source.data_dir / "vectors") | _file_hashes(
-        source.data_dir / "index"), _catalog_state(source)
+    files_before, catalog_before = (
+        _file_hashes(source.data_dir / "vectors") | _file_hashes(source.data_dir / "index"),
+        _catalog_state(source),
+    )
     calls = []
     place = backup_module._place_file
 

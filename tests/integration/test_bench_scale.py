@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
-
 from paths import REPO
+
 sys.path.insert(0, str(REPO / "scripts"))
 
 from bench_scale import RunningTopK, recall_at_k, tie_aware_recall  # noqa: E402
@@ -42,16 +41,30 @@ def test_running_top_k_over_chunks_is_exact():
     queries = rng.standard_normal((7, 16)).astype(np.float32)
     top = RunningTopK(queries, 10)
     for start in range(0, 5000, 1200):
-        top.scan(data[start:start + 1200], start)
+        top.scan(data[start : start + 1200], start)
     expected = np.argsort(-(queries @ data.T), axis=1)[:, :10]
     np.testing.assert_array_equal(top.ids, expected)
 
 
 def test_a_small_run_reports_every_figure(tmp_path):
     out = tmp_path / "scale.json"
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_scale.py"), "--sizes", "20000",
-                           "--repeats", "1", "--nprobe", "4,16", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench_scale.py"),
+            "--sizes",
+            "20000",
+            "--repeats",
+            "1",
+            "--nprobe",
+            "4,16",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     size = json.loads(out.read_text())["sizes"][0]
     assert size["vectors"] == 20000 and size["exact_recall_check"] == 1.0
@@ -64,8 +77,22 @@ def test_a_small_run_reports_every_figure(tmp_path):
 
 
 def test_ivf_search_bench_times_both_paths_at_the_plans_shape():
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_ivf_search.py"), "--vectors", "20000",
-                          "--flat", "3000", "--queries", "30"], capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench_ivf_search.py"),
+            "--vectors",
+            "20000",
+            "--flat",
+            "3000",
+            "--queries",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     lines = out.stdout.splitlines()
     assert lines[0].startswith("exact flat, 3,000 vectors, 30 queries: per-vector scan")
     assert "IVF1024 SQ8 filled with 20,000 random codes" in lines[1]
@@ -75,7 +102,11 @@ def test_ivf_search_bench_times_both_paths_at_the_plans_shape():
 
 
 def test_ivf_search_bench_refuses_an_empty_size():
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_ivf_search.py"), "--vectors", "0"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_ivf_search.py"), "--vectors", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert "--vectors must be at least 1, not 0" in out.stderr

@@ -20,14 +20,25 @@ SEED = int(os.environ.get("FIRSTSEEN_CRASH_SEED", "20261121"))
 
 
 def _env(data_dir) -> dict:
-    return {**os.environ, "FIRSTSEEN_DATA_DIR": str(data_dir), "FIRSTSEEN_ARCHIVE_FPS": "4",
-            # commit after almost every video, so kills also land inside checkpoints
-            "FIRSTSEEN_CHECKPOINT_EVERY_S": "0.05", "FIRSTSEEN_ONNX_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        "FIRSTSEEN_DATA_DIR": str(data_dir),
+        "FIRSTSEEN_ARCHIVE_FPS": "4",
+        # commit after almost every video, so kills also land inside checkpoints
+        "FIRSTSEEN_CHECKPOINT_EVERY_S": "0.05",
+        "FIRSTSEEN_ONNX_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def _ingest(folder, data_dir, stdout=subprocess.DEVNULL) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cli.main", "ingest", str(folder)],
-                            env=_env(data_dir), stdout=stdout, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "ingest", str(folder)],
+        env=_env(data_dir),
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _check_archive(data_dir, committed_before: dict[str, int]) -> dict[str, int]:

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-
 from paths import REPO
+
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -59,6 +59,7 @@ def _volume_targets(service: dict) -> dict[str, str]:
 
 
 # -- docker-compose.yml --------------------------------------------------------------------------
+
 
 def test_compose_has_the_three_services_and_no_version_key(compose):
     assert {"postgres", "api", "indexer"} <= set(compose["services"])
@@ -150,8 +151,9 @@ def test_no_secret_literals(compose):
                     assert embedded, f"{name}.{key} has a literal password in its URL"
                     _check_secret(f"{name}.{key}", embedded.group(1))
     password = _env(compose["services"]["postgres"])["POSTGRES_PASSWORD"]
-    assert _check_secret("postgres.POSTGRES_PASSWORD", password).group(2) == ":?", \
+    assert _check_secret("postgres.POSTGRES_PASSWORD", password).group(2) == ":?", (
         "POSTGRES_PASSWORD must use ${POSTGRES_PASSWORD:?message} so that compose refuses to start without it"
+    )
 
 
 def test_env_example_names_every_variable_compose_uses():
@@ -171,6 +173,7 @@ def test_env_example_names_every_variable_compose_uses():
 
 
 # -- Dockerfile ----------------------------------------------------------------------------------
+
 
 def _instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
@@ -218,6 +221,7 @@ def test_dockerignore_keeps_local_state_out_of_the_build():
 
 # -- every command names a real `firstseen` subcommand --------------------------------------------
 
+
 def _firstseen_commands() -> list[tuple[str, list[str]]]:
     """(where, argv after `firstseen`) for every firstseen invocation in the deployment files."""
     found = []
@@ -236,8 +240,9 @@ def _firstseen_commands() -> list[tuple[str, list[str]]]:
     for unit in ("firstseen-nightly.service", "firstseen-api.service"):
         execs = re.findall(r"^ExecStart=\S*/firstseen (.*)$", (DEPLOY / unit).read_text(), re.M)
         found.append((unit, shlex.split(execs[0]) if execs else []))
-    cron_text = "\n".join(ln for ln in (DEPLOY / "firstseen-nightly.cron").read_text().splitlines()
-                          if not ln.startswith("#"))
+    cron_text = "\n".join(
+        ln for ln in (DEPLOY / "firstseen-nightly.cron").read_text().splitlines() if not ln.startswith("#")
+    )
     cron = re.findall(r"/firstseen ([^>]*)", cron_text)
     found.append(("cron line", shlex.split(cron[0]) if cron else []))
     return found
@@ -262,13 +267,17 @@ def test_nightly_schedulers_run_once_and_accept_a_skipped_run():
     timer = (DEPLOY / "firstseen-nightly.timer").read_text()
     assert re.search(r"^OnCalendar=\*-\*-\* 02:15:00$", timer, re.M)
     assert re.search(r"^Persistent=true$", timer, re.M)
-    cron_lines = [ln for ln in (DEPLOY / "firstseen-nightly.cron").read_text().splitlines()
-                  if ln.strip() and not ln.startswith("#") and "=" not in ln.split()[0]]
+    cron_lines = [
+        ln
+        for ln in (DEPLOY / "firstseen-nightly.cron").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#") and "=" not in ln.split()[0]
+    ]
     assert len(cron_lines) == 1 and cron_lines[0].split()[:5] == ["15", "2", "*", "*", "*"]
     assert "nightly --once" in cron_lines[0]
 
 
 # -- `compose config` ----------------------------------------------------------------------------
+
 
 def _compose_binary() -> list[str] | None:
     try:
@@ -293,8 +302,14 @@ def compose_cmd() -> list[str]:
 
 def _config(compose_cmd: list[str], env_file: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     # --env-file before the subcommand: docker-compose v1 only takes it there; v2 takes it too.
-    return subprocess.run([*compose_cmd, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config", "-q"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [*compose_cmd, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config", "-q"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def test_compose_config_is_valid_with_the_example_env(compose_cmd):

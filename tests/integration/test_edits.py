@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from clips import make_clip, read_index
 from edits import EDITS, FrameSource, TruthSegment, make_negative, make_query
+from PIL import Image
+
 from firstseen.media.decode import sample_frames
 
 FPS = 25.0

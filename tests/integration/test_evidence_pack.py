@@ -1,4 +1,4 @@
-"""The evidence pack: a reversed real clip's pack names the source and date, its frames decode, its strip runs backwards."""
+"""The evidence pack: a reversed real clip's pack names source and date, its frames decode, its strip runs backwards."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ pytestmark = pytest.mark.slow
 
 
 def _pack(small_archive, clip, dest, capsys) -> dict:
-    assert main(["search", str(clip), "--data-dir", str(small_archive["data_dir"]), "--json",
-                 "--evidence", str(dest)]) == 0
+    assert (
+        main(["search", str(clip), "--data-dir", str(small_archive["data_dir"]), "--json", "--evidence", str(dest)])
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     with zipfile.ZipFile(dest) as zf:
         files = {name: zf.read(name) for name in zf.namelist()}
@@ -52,8 +54,9 @@ def test_a_reversed_clip_gives_a_pack_a_fact_checker_can_publish(small_archive, 
     assert clip_t == sorted(clip_t) and archive_t == sorted(archive_t, reverse=True) and archive_t[0] > archive_t[-1]
     if shutil.which("pdftotext"):
         (tmp_path / "report.pdf").write_bytes(files["report.pdf"])
-        text = subprocess.run(["pdftotext", str(tmp_path / "report.pdf"), "-"], capture_output=True, text=True,
-                              check=True).stdout
+        text = subprocess.run(
+            ["pdftotext", str(tmp_path / "report.pdf"), "-"], capture_output=True, text=True, check=True
+        ).stdout
         assert "2011-02-17" in text and "Earliest known source" in text
 
 
@@ -75,7 +78,8 @@ def test_a_pack_is_deterministic_and_names_a_missing_archived_file(small_archive
     stable = [n for n in first if n.endswith(".jpg") or n == "result.json"]
     assert stable and all(first[n] == second[n] for n in stable)
     # the archived file goes missing after the search found it: the pack still comes, naming it
-    from firstseen.evidence.pack import FrameReader, QueryFile, build_pack
+    from firstseen.evidence.pack import build_pack, pack_files
+    from firstseen.evidence.pack_frames import FrameReader, QueryFile
     from firstseen.search.searcher import Searcher
     from firstseen.settings import get_settings
 
@@ -83,7 +87,7 @@ def test_a_pack_is_deterministic_and_names_a_missing_archived_file(small_archive
         result = searcher.search(small_archive["reversed"])
     reader = FrameReader(QueryFile(small_archive["reversed"]), lambda vid: str(tmp_path / "gone.avi"))
     pack = build_pack(result, result.to_dict(), reader, query_facts={}, produced_by={})
-    files = pack.files()
+    files = pack_files(pack)
     assert pack.missing and "missing" in pack.missing[0]
     assert "not available" in files["report.html"].decode() and any(n.endswith("-query.jpg") for n in files)
     assert not any(n.endswith("-source.jpg") for n in files)

@@ -7,8 +7,8 @@ import json
 import pytest
 from clips import make_audio_only, make_clip, make_distinct_clip, make_truncated
 
-from firstseen.archive import DataDirLock
 from cli.main import main
+from firstseen.archive import DataDirLock
 
 
 @pytest.fixture
@@ -30,8 +30,14 @@ def drop(tmp_path):
     manifests.mkdir()
     make_distinct_clip(manifests / "summit.mp4", 7)
     lines = [
-        {"path": "summit.mp4", "external_id": "nww-2019-0628-001", "title": "Summit, day one",
-         "source": "Northwind Wire", "published_at": "2019-06-28", "location": "Osaka"},
+        {
+            "path": "summit.mp4",
+            "external_id": "nww-2019-0628-001",
+            "title": "Summit, day one",
+            "source": "Northwind Wire",
+            "published_at": "2019-06-28",
+            "location": "Osaka",
+        },
         {"path": "summit.mp4", "external_id": "bad-date", "published_at": "2019-13-45"},
         {"title": "no path"},
         {"path": "summit.mp4", "external_id": "future", "published_at": "2999-01-01"},
@@ -57,8 +63,16 @@ def test_bad_inputs_are_reported_and_the_rest_ingested(drop, tmp_path, capsys, c
     assert code == 2, "failures make a non-zero exit"
     assert (summary["added"], summary["skipped"]) == (3, 0)
     reasons = {(e["path"].rsplit("/", 1)[-1], e["line"]): e["reason"] for e in summary["errors"]}
-    assert reasons.keys() == {("empty.mp4", None), ("notes.mp4", None), ("radio.mp4", None), ("cut.mkv", None),
-                              ("tonight.jsonl", 2), ("tonight.jsonl", 3), ("tonight.jsonl", 4), ("tonight.jsonl", 5)}
+    assert reasons.keys() == {
+        ("empty.mp4", None),
+        ("notes.mp4", None),
+        ("radio.mp4", None),
+        ("cut.mkv", None),
+        ("tonight.jsonl", 2),
+        ("tonight.jsonl", 3),
+        ("tonight.jsonl", 4),
+        ("tonight.jsonl", 5),
+    }
     assert "empty file" in reasons[("empty.mp4", None)]
     assert "not a video" in reasons[("notes.mp4", None)]
     assert "audio-only" in reasons[("radio.mp4", None)]

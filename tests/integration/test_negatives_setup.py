@@ -1,13 +1,12 @@
-"""The evaluation's negatives are kept apart: pools share no package, none holds the test footage, sides share no source."""
+"""The evaluation's negatives kept apart: pools share no package, none holds test footage, sides share no source."""
 
 from __future__ import annotations
 
 import sys
-
-from paths import REPO
 from pathlib import Path
 
 import numpy as np
+from paths import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 import fetch_footage  # noqa: E402

@@ -9,29 +9,38 @@ import shutil
 import signal
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 from clips import make_distinct_clip
 
-import indexer.nightly as nightly
-from indexer.settings import get_nightly_settings
-from firstseen.datadir import DataDir
 import firstseen.ingest.run as worker
-from firstseen.archive import DataDirLock, open_archive
+import indexer.nightly as nightly
 from cli.main import main
+from firstseen.archive import DataDirLock, open_archive
+from firstseen.datadir import DataDir
 from firstseen.errors import ArchiveLockedError, BadInputError
-from firstseen.storage.faiss_index import VectorIndex
-from firstseen.settings import get_settings
-from firstseen.ops.stats import archive_stats, format_stats
 from firstseen.ingest.progress import LogProgress
 from firstseen.ingest.run import configured_inputs, run_ingest
+from firstseen.ops.stats import archive_stats, format_stats
+from firstseen.settings import get_settings
+from firstseen.storage.faiss_index import VectorIndex
+from indexer.settings import get_nightly_settings
 
-INGEST_ENV = ("FIRSTSEEN_DATA_DIR", "FIRSTSEEN_CATALOG_URL", "FIRSTSEEN_INGEST_DROP_DIRS",
-              "FIRSTSEEN_INGEST_MANIFESTS", "FIRSTSEEN_INGEST_MAX_ATTEMPTS", "FIRSTSEEN_INDEX_IVF_MIN_VECTORS",
-              "FIRSTSEEN_INDEX_NLIST", "FIRSTSEEN_INDEX_NPROBE", "FIRSTSEEN_NIGHTLY_AT", "FIRSTSEEN_LOCK_WAIT_S")
+INGEST_ENV = (
+    "FIRSTSEEN_DATA_DIR",
+    "FIRSTSEEN_CATALOG_URL",
+    "FIRSTSEEN_INGEST_DROP_DIRS",
+    "FIRSTSEEN_INGEST_MANIFESTS",
+    "FIRSTSEEN_INGEST_MAX_ATTEMPTS",
+    "FIRSTSEEN_INDEX_IVF_MIN_VECTORS",
+    "FIRSTSEEN_INDEX_NLIST",
+    "FIRSTSEEN_INDEX_NPROBE",
+    "FIRSTSEEN_NIGHTLY_AT",
+    "FIRSTSEEN_LOCK_WAIT_S",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +123,13 @@ def test_a_failing_file_is_retried_then_quarantined_until_it_changes(tmp_path, c
     # Run 2: the good clips are skipped unread; the bad one fails again and is quarantined.
     hashed.clear()
     second = _ingest(settings)
-    assert (second.added, second.skipped, second.failed, second.quarantined, second.skipped_quarantined) == (0, 2, 1, 1, 0)
+    assert (second.added, second.skipped, second.failed, second.quarantined, second.skipped_quarantined) == (
+        0,
+        2,
+        1,
+        1,
+        0,
+    )
     assert hashed == [str(bad)]
     assert "attempt 2 of 2: quarantined" in second.errors[0]["reason"], second.errors
     stats = archive_stats(settings)
@@ -198,8 +213,7 @@ def test_retry_quarantined_gives_an_unchanged_file_another_set_of_attempts(tmp_p
 
     # And from the command line: one more run quarantines it again, the flag releases it again.
     assert _ingest(settings).quarantined == 1
-    code, out, _ = _run(capsys, "ingest", "--data-dir", settings.data_dir, "--retry-quarantined", "--json",
-                        drop)
+    code, out, _ = _run(capsys, "ingest", "--data-dir", settings.data_dir, "--retry-quarantined", "--json", drop)
     summary = json.loads(out)
     assert code == 2 and (summary["failed"], summary["skipped_quarantined"]) == (1, 0)
 
@@ -276,8 +290,12 @@ def test_cli_ingest_without_paths_uses_the_configured_inputs(tmp_path, clip_pool
     manifests = tmp_path / "manifests"
     _put(clip_pool[2], manifests / "summit.mp4")
     manifest = manifests / "nightly.jsonl"
-    manifest.write_text(json.dumps({"path": "summit.mp4", "external_id": "nww-001", "title": "Summit, day one",
-                                    "published_at": "2019-06-28"}) + "\n")
+    manifest.write_text(
+        json.dumps(
+            {"path": "summit.mp4", "external_id": "nww-001", "title": "Summit, day one", "published_at": "2019-06-28"}
+        )
+        + "\n"
+    )
     monkeypatch.setenv("FIRSTSEEN_DATA_DIR", str(data))
     monkeypatch.setenv("FIRSTSEEN_INGEST_DROP_DIRS", f"{drop_a},{drop_b}")
     monkeypatch.setenv("FIRSTSEEN_INGEST_MANIFESTS", str(manifest))
@@ -291,7 +309,7 @@ def test_cli_ingest_without_paths_uses_the_configured_inputs(tmp_path, clip_pool
     assert set(videos) == {"a.mp4", "b.mp4", "summit.mp4"}
     summit = videos["summit.mp4"]
     assert (summit.external_id, summit.title) == ("nww-001", "Summit, day one")
-    assert summit.published_at == datetime(2019, 6, 28, tzinfo=timezone.utc)
+    assert summit.published_at == datetime(2019, 6, 28, tzinfo=UTC)
 
     code, out, _ = _run(capsys, "ingest", "--json")  # the next night: nothing new
     assert code == 0 and (json.loads(out)["added"], json.loads(out)["skipped"]) == (0, 3)
@@ -371,7 +389,11 @@ def test_nightly_once_ingests_then_builds_then_merges_the_ivf(tmp_path, clip_poo
 
     code, out, _ = _run(capsys, "reindex", "--kind", "flat", "--json")
     report = json.loads(out)
-    assert code == 0 and (report["action"], report["kind"], report["vectors"]) == ("rebuilt", "flat", third["index"]["vectors"])
+    assert code == 0 and (report["action"], report["kind"], report["vectors"]) == (
+        "rebuilt",
+        "flat",
+        third["index"]["vectors"],
+    )
     code, out, _ = _run(capsys, "stats", "--json")
     assert json.loads(out)["index"]["kind"] == "flat"
 
@@ -384,16 +406,24 @@ def test_nightly_once_without_inputs_is_bad_input(tmp_path, monkeypatch, capsys)
 # ---- 6. scheduler -------------------------------------------------------------------------------
 def test_next_run_at():
     tz = timezone(timedelta(hours=2))
-    assert nightly.next_run_at(datetime(2024, 5, 1, 1, 59, 59, 900000, tzinfo=tz), "02:00") == \
-        datetime(2024, 5, 1, 2, 0, tzinfo=tz)
-    assert nightly.next_run_at(datetime(2024, 5, 1, 2, 0, tzinfo=tz), "02:00") == \
-        datetime(2024, 5, 2, 2, 0, tzinfo=tz), "strictly after now"
-    assert nightly.next_run_at(datetime(2024, 5, 1, 14, 30, tzinfo=tz), "02:00") == datetime(2024, 5, 2, 2, 0, tzinfo=tz)
-    assert nightly.next_run_at(datetime(2024, 12, 31, 23, 59, tzinfo=tz), "23:30") == \
-        datetime(2025, 1, 1, 23, 30, tzinfo=tz), "year rollover"
-    assert nightly.next_run_at(datetime(2024, 2, 28, 23, 0, tzinfo=tz), "00:15") == \
-        datetime(2024, 2, 29, 0, 15, tzinfo=tz), "leap day"
-    assert nightly.next_run_at(datetime(2024, 5, 1, 0, 0, tzinfo=tz), "23:59") == datetime(2024, 5, 1, 23, 59, tzinfo=tz)
+    assert nightly.next_run_at(datetime(2024, 5, 1, 1, 59, 59, 900000, tzinfo=tz), "02:00") == datetime(
+        2024, 5, 1, 2, 0, tzinfo=tz
+    )
+    assert nightly.next_run_at(datetime(2024, 5, 1, 2, 0, tzinfo=tz), "02:00") == datetime(
+        2024, 5, 2, 2, 0, tzinfo=tz
+    ), "strictly after now"
+    assert nightly.next_run_at(datetime(2024, 5, 1, 14, 30, tzinfo=tz), "02:00") == datetime(
+        2024, 5, 2, 2, 0, tzinfo=tz
+    )
+    assert nightly.next_run_at(datetime(2024, 12, 31, 23, 59, tzinfo=tz), "23:30") == datetime(
+        2025, 1, 1, 23, 30, tzinfo=tz
+    ), "year rollover"
+    assert nightly.next_run_at(datetime(2024, 2, 28, 23, 0, tzinfo=tz), "00:15") == datetime(
+        2024, 2, 29, 0, 15, tzinfo=tz
+    ), "leap day"
+    assert nightly.next_run_at(datetime(2024, 5, 1, 0, 0, tzinfo=tz), "23:59") == datetime(
+        2024, 5, 1, 23, 59, tzinfo=tz
+    )
 
 
 class FakeClock:
@@ -455,7 +485,7 @@ def test_scheduler_runs_once_at_the_hour_and_reports_its_status(tmp_path, monkey
 
 @pytest.mark.timeout(60)
 def test_scheduler_records_a_locked_out_or_failed_run_and_goes_on(tmp_path, monkeypatch, sigterm_guard):
-    tz = timezone.utc
+    tz = UTC
     clock = FakeClock(datetime(2024, 5, 1, 1, 59, 59, 900000, tzinfo=tz))
     settings = get_nightly_settings(data_dir=tmp_path / "data", nightly_at="02:00")
     stop = threading.Event()
@@ -489,7 +519,7 @@ def test_scheduler_records_a_locked_out_or_failed_run_and_goes_on(tmp_path, monk
 def test_sigterm_stops_a_waiting_scheduler(tmp_path, sigterm_guard):
     signal.signal(signal.SIGTERM, lambda *_: None)  # never let a stray SIGTERM kill pytest
     settings = get_nightly_settings(data_dir=tmp_path / "data", nightly_at="02:00")
-    clock = FakeClock(datetime(2024, 5, 1, 3, 0, tzinfo=timezone.utc))  # the next run is 23 h away
+    clock = FakeClock(datetime(2024, 5, 1, 3, 0, tzinfo=UTC))  # the next run is 23 h away
     status_path = DataDir(settings.data_dir).nightly_status
 
     def send_when_waiting():
@@ -511,7 +541,7 @@ def test_sigterm_stops_a_waiting_scheduler(tmp_path, sigterm_guard):
     assert time.monotonic() - started < 20
     status = _status(settings.data_dir)
     assert status["state"] == "stopped" and "last_run" not in status
-    assert status["next_run_at"] == datetime(2024, 5, 2, 2, 0, tzinfo=timezone.utc).isoformat()
+    assert status["next_run_at"] == datetime(2024, 5, 2, 2, 0, tzinfo=UTC).isoformat()
 
 
 def test_healthcheck_follows_the_status_file(tmp_path, capsys):

@@ -11,15 +11,18 @@ import pytest
 from edits import _write_video
 from text_frames import TEXTS, available, character_accuracy, draw_text_frame
 
-from firstseen.storage.catalog import SqlCatalog
 from firstseen.evidence.onscreen_text import TextLine, text_bands
 from firstseen.evidence.text_pass import spans_from_reads
+from firstseen.storage.catalog import SqlCatalog
 from firstseen.storage.text_store import TextSpan, TextStore
 
 HAVE_TESSERACT = shutil.which("tesseract") is not None and all(
-    os.path.isfile(f"/usr/share/tesseract-ocr/5/tessdata/{lang}.traineddata") for lang in ("eng", "rus", "kor"))
-needs_ocr = pytest.mark.skipif(not HAVE_TESSERACT and not os.environ.get("CI"),
-                               reason="Tesseract with eng, rus and kor is not installed (`make ocr`)")
+    os.path.isfile(f"/usr/share/tesseract-ocr/5/tessdata/{lang}.traineddata") for lang in ("eng", "rus", "kor")
+)
+needs_ocr = pytest.mark.skipif(
+    not HAVE_TESSERACT and not os.environ.get("CI"),
+    reason="Tesseract with eng, rus and kor is not installed (`make ocr`)",
+)
 
 
 def _background(seed: int, size=(540, 960)) -> np.ndarray:
@@ -64,12 +67,20 @@ def _line(text: str, confidence: float = 90.0) -> TextLine:
 
 
 def test_reads_of_one_line_become_one_span_and_a_gap_ends_it():
-    reads = [(0.0, [_line("Vladivostok, 25 April")]), (2.0, [_line("VLADIVOSTOK, 25 April", 95.0)]),
-             (4.0, [_line("Vladivostok, 25 April"), _line("BREAKING")]), (6.0, []), (8.0, []),
-             (10.0, [_line("Vladivostok, 25 April")])]
+    reads = [
+        (0.0, [_line("Vladivostok, 25 April")]),
+        (2.0, [_line("VLADIVOSTOK, 25 April", 95.0)]),
+        (4.0, [_line("Vladivostok, 25 April"), _line("BREAKING")]),
+        (6.0, []),
+        (8.0, []),
+        (10.0, [_line("Vladivostok, 25 April")]),
+    ]
     spans = spans_from_reads("v1", reads, every_s=2.0)
     assert [(s.start_s, s.end_s, s.text) for s in spans] == [
-        (0.0, 6.0, "VLADIVOSTOK, 25 April"), (4.0, 6.0, "BREAKING"), (10.0, 12.0, "Vladivostok, 25 April")]
+        (0.0, 6.0, "VLADIVOSTOK, 25 April"),
+        (4.0, 6.0, "BREAKING"),
+        (10.0, 12.0, "Vladivostok, 25 April"),
+    ]
 
 
 def _video(catalog: SqlCatalog, name: str) -> str:
@@ -79,9 +90,17 @@ def _video(catalog: SqlCatalog, name: str) -> str:
     from firstseen.records import VideoMetadata
 
     record = catalog.add_pending_video(
-        VideoMetadata(path=Path(f"/footage/{name}.mp4"), external_id=name, title=name), video_id=name,
-        sha256=hashlib.sha256(name.encode()).hexdigest(), duration_s=10.0, width=640, height=360, codec="h264",
-        descriptor="toy", frame_pts=np.arange(2, dtype=np.float64), run_id=None)
+        VideoMetadata(path=Path(f"/footage/{name}.mp4"), external_id=name, title=name),
+        video_id=name,
+        sha256=hashlib.sha256(name.encode()).hexdigest(),
+        duration_s=10.0,
+        width=640,
+        height=360,
+        codec="h264",
+        descriptor="toy",
+        frame_pts=np.arange(2, dtype=np.float64),
+        run_id=None,
+    )
     catalog.mark_committed([record.video_id], checkpoint=1)
     return record.video_id
 
@@ -90,11 +109,18 @@ def test_text_is_found_in_either_case_and_script_and_leaves_with_its_video(catal
     with SqlCatalog.open(catalog_url) as catalog:
         store = TextStore(catalog)
         summit, other = _video(catalog, "a"), _video(catalog, "b")
-        store.replace_video_text(summit, [TextSpan(summit, 2.0, 6.0, "ВЛАДИВОСТОК, 25 апреля 2019", 91.0, {}),
-                                          TextSpan(summit, 8.0, 10.0, "Vladivostok summit", 88.0, {})],
-                                 reader="test", frames_read=5)
-        store.replace_video_text(other, [TextSpan(other, 0.0, 2.0, "Moscow, 30 September 2022", 90.0, {})],
-                                 reader="test", frames_read=1)
+        store.replace_video_text(
+            summit,
+            [
+                TextSpan(summit, 2.0, 6.0, "ВЛАДИВОСТОК, 25 апреля 2019", 91.0, {}),
+                TextSpan(summit, 8.0, 10.0, "Vladivostok summit", 88.0, {}),
+            ],
+            reader="test",
+            frames_read=5,
+        )
+        store.replace_video_text(
+            other, [TextSpan(other, 0.0, 2.0, "Moscow, 30 September 2022", 90.0, {})], reader="test", frames_read=1
+        )
         assert [(s.video_id, s.start_s) for s in store.search("Владивосток")] == [(summit, 2.0)]
         assert [(s.video_id, s.start_s) for s in store.search("vladivostok")] == [(summit, 8.0)]
         assert [s.video_id for s in store.search("30 september")] == [other]
@@ -116,8 +142,10 @@ def test_text_burned_into_an_archived_clip_is_found_by_the_cli(tmp_path, capsys)
     from cli.main import main
 
     rng = np.random.default_rng(1)
-    still = [draw_text_frame(_background(7), "cyrillic", "ВЛАДИВОСТОК, 25 апреля 2019", rng, style="chyron").rgb,
-             draw_text_frame(_background(7), "latin", "Vladivostok summit", rng, style="label").rgb]
+    still = [
+        draw_text_frame(_background(7), "cyrillic", "ВЛАДИВОСТОК, 25 апреля 2019", rng, style="chyron").rgb,
+        draw_text_frame(_background(7), "latin", "Vladivostok summit", rng, style="label").rgb,
+    ]
     frames = [(still[0] if 2.0 <= k / 5 < 6.0 else still[1] if k / 5 >= 6.0 else _background(7)) for k in range(50)]
     clip = tmp_path / "summit.mp4"
     _write_video(clip, iter(frames), (960, 540), 5.0)

@@ -27,16 +27,24 @@ def archive(footage: Path, tmp_path_factory, sources) -> dict:
     its original so the original's arrival has to record the link."""
     from firstseen.ingest.progress import LogProgress
     from firstseen.ingest.run import run_ingest
-
     from firstseen.settings import get_settings
 
     work = tmp_path_factory.mktemp("search")
     settings = get_settings(data_dir=work / "data", catalog_url=f"sqlite:///{work / 'data' / 'catalog.sqlite'}")
-    manifest = {json.loads(line)["path"]: json.loads(line) for line in (footage / "manifest.jsonl").read_text().splitlines()}
+    manifest = {
+        json.loads(line)["path"]: json.loads(line) for line in (footage / "manifest.jsonl").read_text().splitlines()
+    }
     reupload = make_query("logo", sources["cockatoo.mp4"], 0.0, 1e9, work / "copies", rng=np.random.default_rng(3))
     first = [dict(manifest[n], path=str(footage / n)) for n in ARCHIVED if n != "cockatoo.mp4"]
-    first.append({"path": str(reupload.path), "external_id": "reupload-2019", "title": "Cockatoo (re-upload)",
-                  "source": "Viral Clips Daily", "published_at": "2019-03-02"})
+    first.append(
+        {
+            "path": str(reupload.path),
+            "external_id": "reupload-2019",
+            "title": "Cockatoo (re-upload)",
+            "source": "Viral Clips Daily",
+            "published_at": "2019-03-02",
+        }
+    )
     later = [dict(manifest["cockatoo.mp4"], path=str(footage / "cockatoo.mp4"))]
     summaries = []
     for i, lines in enumerate((first, later)):
@@ -74,8 +82,16 @@ def test_edited_query_finds_its_source_and_what_was_done(edit, archive, sources,
     if source.name == "cockatoo.mp4":  # its re-upload would answer too; covered by the provenance test
         source = sources["bikes.mp4"]
     others = [sources[n] for n in (ARCHIVED if edit == "splice" else HELD_OUT)] if edit in NEEDS_OTHERS else []
-    query = make_query(edit, source, float(rng.uniform(0, max(0.0, source.duration_s - 6))), 6.0,
-                       archive["work"] / "queries", rng=rng, others=others, out_fps=12.5)
+    query = make_query(
+        edit,
+        source,
+        float(rng.uniform(0, max(0.0, source.duration_s - 6))),
+        6.0,
+        archive["work"] / "queries",
+        rng=rng,
+        others=others,
+        out_fps=12.5,
+    )
     result = _search(archive, query.path, capsys)
 
     assert result["verdict"] == "match"
@@ -102,8 +118,16 @@ def test_edited_query_finds_its_source_and_what_was_done(edit, archive, sources,
 def test_footage_not_in_the_archive_is_no_match(edit, archive, sources, capsys):
     rng = np.random.default_rng(len(edit))
     source = sources["tree.avi" if len(edit) % 2 else "Megamind.avi"]
-    query = make_negative(edit, source, 1.0, 6.0, archive["work"] / "negatives", rng=rng, out_fps=12.5,
-                          others=[sources[n] for n in HELD_OUT] if edit in NEEDS_OTHERS else [])
+    query = make_negative(
+        edit,
+        source,
+        1.0,
+        6.0,
+        archive["work"] / "negatives",
+        rng=rng,
+        out_fps=12.5,
+        others=[sources[n] for n in HELD_OUT] if edit in NEEDS_OTHERS else [],
+    )
     result = _search(archive, query.path, capsys)
     assert result["verdict"] == "no_match" and result["earliest"] is None and result["matches"] == []
 
@@ -111,8 +135,15 @@ def test_footage_not_in_the_archive_is_no_match(edit, archive, sources, capsys):
 def test_original_arriving_after_its_copy_is_linked_and_named_earliest(archive, sources, external_ids, capsys):
     assert archive["summaries"][1].copy_links >= 1  # the original's run found its re-upload
     # a clip carrying the re-upload's logo matches the re-upload at least as closely...
-    query = make_query("logo", sources["cockatoo.mp4"], 4.0, 6.0, archive["work"] / "queries",
-                       rng=np.random.default_rng(3), out_fps=12.5)
+    query = make_query(
+        "logo",
+        sources["cockatoo.mp4"],
+        4.0,
+        6.0,
+        archive["work"] / "queries",
+        rng=np.random.default_rng(3),
+        out_fps=12.5,
+    )
     result = _search(archive, query.path, capsys)
     names = {_name(m, external_ids) for m in result["matches"]}
     assert {"cockatoo.mp4", "reupload"} <= names
@@ -122,8 +153,15 @@ def test_original_arriving_after_its_copy_is_linked_and_named_earliest(archive, 
 
 
 def test_json_follows_the_contract_and_the_table_leads_with_the_earliest(archive, sources, capsys):
-    query = make_query("reversed", sources["vtest.avi"], 30.0, 6.0, archive["work"] / "queries",
-                       rng=np.random.default_rng(9), out_fps=12.5)
+    query = make_query(
+        "reversed",
+        sources["vtest.avi"],
+        30.0,
+        6.0,
+        archive["work"] / "queries",
+        rng=np.random.default_rng(9),
+        out_fps=12.5,
+    )
     result = _search(archive, query.path, capsys)
     # the contract's fields, and only fields added since (old callers ignore them)
     assert set(result) == {"query", "verdict", "earliest", "matches", "reason", "unverifiable"}
@@ -135,8 +173,16 @@ def test_json_follows_the_contract_and_the_table_leads_with_the_earliest(archive
     for match in result["matches"]:
         assert contract <= set(match) and 0.0 <= match["score"] <= 1.0
         for seg in match["segments"]:
-            assert {"query_start", "query_end", "source_start", "source_end", "speed", "reversed", "mirrored",
-                    "score"} <= set(seg)
+            assert {
+                "query_start",
+                "query_end",
+                "source_start",
+                "source_end",
+                "speed",
+                "reversed",
+                "mirrored",
+                "score",
+            } <= set(seg)
             assert seg["speed"] > 0 and 0.0 <= seg["score"] <= 1.0
             evidence = seg["evidence"]  # every direct match was verified by geometry
             assert match["via"] or evidence["pairs_verified"] >= 1 and evidence["inliers"] >= 12
@@ -167,9 +213,14 @@ def test_every_video_got_its_copy_search_and_a_screenshot_under_a_video_name_sti
     with SqlCatalog.open(archive["settings"].resolved_catalog_url()) as catalog:
         assert catalog.videos_awaiting_copy_links() == []
         links = [link for v in catalog.videos("committed") for link in catalog.links.copy_links(v.video_id)]
-        assert links and all(seg["timing_known"] or seg["query_end"] - seg["query_start"] >= 2.0
-                             for link in links for seg in link.segments)
-    still = make_query("still", sources["diver.mov"], 2.0, 6.0, archive["work"] / "stills", rng=np.random.default_rng(4))
+        assert links and all(
+            seg["timing_known"] or seg["query_end"] - seg["query_start"] >= 2.0
+            for link in links
+            for seg in link.segments
+        )
+    still = make_query(
+        "still", sources["diver.mov"], 2.0, 6.0, archive["work"] / "stills", rng=np.random.default_rng(4)
+    )
     renamed = still.path.with_name("upload.mp4")
     renamed.write_bytes(still.path.read_bytes())
     result = _search(archive, renamed, capsys)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-
-from paths import REPO
 from pathlib import Path
 
 import numpy as np
 import pytest
 from edits import FrameSource, _write_video, make_query
+from paths import REPO
 
 from cli.main import main
 from firstseen.records import FrameVectors
@@ -28,12 +27,13 @@ def trust_archive(footage: Path, tmp_path_factory) -> dict:
     a flat wall, dark animation, a studio card, colour bars and a fade."""
     from firstseen.ingest.progress import LogProgress
     from firstseen.ingest.run import run_ingest
-
     from firstseen.settings import get_settings
 
     work = tmp_path_factory.mktemp("trust")
     settings = get_settings(data_dir=work / "data", catalog_url=f"sqlite:///{work / 'data' / 'catalog.sqlite'}")
-    manifest = {json.loads(line)["path"]: json.loads(line) for line in (footage / "manifest.jsonl").read_text().splitlines()}
+    manifest = {
+        json.loads(line)["path"]: json.loads(line) for line in (footage / "manifest.jsonl").read_text().splitlines()
+    }
     lines = [dict(manifest[n], path=str(footage / n)) for n in ARCHIVED]
     for k, kind in enumerate(("flat", "dark_animation", "card", "bars_fade", "ident")):
         path = unrelated.make_unrelated(kind, [], 100 + k, work / "distractors" / f"{kind}.mp4", seconds=8.0)
@@ -55,8 +55,9 @@ def _search(archive: dict, query: Path, capsys) -> dict:
 @pytest.mark.parametrize("kind", ["flat", "dark_animation", "card", "bars_fade", "ident"])
 def test_unrelated_look_alikes_name_no_source(trust_archive, kind, capsys):
     """Other footage of the same kinds as the archived distractors: never a source, never a date."""
-    query = unrelated.make_unrelated(kind, [], 900 + len(kind), trust_archive["work"] / "queries" / f"{kind}.mp4",
-                                     seconds=6.0)
+    query = unrelated.make_unrelated(
+        kind, [], 900 + len(kind), trust_archive["work"] / "queries" / f"{kind}.mp4", seconds=6.0
+    )
     result = _search(trust_archive, query, capsys)
     assert result["verdict"] == "no_match" and result["earliest"] is None, result["matches"]
 
@@ -72,8 +73,9 @@ def test_a_black_clip_says_too_little_picture(trust_archive, capsys):
 
 def test_every_match_is_verified_sorted_and_carries_its_region(trust_archive, footage, capsys):
     vtest = FrameSource(footage / "vtest.avi", max_side=480)
-    crop = make_query("crop60", vtest, 20.0, 6.0, trust_archive["work"] / "queries", rng=np.random.default_rng(5),
-                      out_fps=12.5)
+    crop = make_query(
+        "crop60", vtest, 20.0, 6.0, trust_archive["work"] / "queries", rng=np.random.default_rng(5), out_fps=12.5
+    )
     result = _search(trust_archive, crop.path, capsys)
     assert result["verdict"] == "match"
     scores = [m["score"] for m in result["matches"]]
@@ -105,8 +107,16 @@ def test_a_picture_in_picture_is_found_through_a_window_placed_and_boxed(trust_a
     frame finds nothing, a window proposes it, the geometry boxes the inset, the inset is aligned."""
     vtest = FrameSource(footage / "vtest.avi", max_side=480)
     other = FrameSource(footage / "tree.avi", max_side=480)
-    pip = make_query("pip", vtest, 40.0, 6.0, trust_archive["work"] / "queries", rng=np.random.default_rng(11),
-                     others=[other], out_fps=12.5)
+    pip = make_query(
+        "pip",
+        vtest,
+        40.0,
+        6.0,
+        trust_archive["work"] / "queries",
+        rng=np.random.default_rng(11),
+        others=[other],
+        out_fps=12.5,
+    )
     result = _search(trust_archive, pip.path, capsys)
     assert result["verdict"] == "match", result
     top, truth = result["matches"][0], pip.truth[0]
@@ -119,8 +129,15 @@ def test_a_picture_in_picture_is_found_through_a_window_placed_and_boxed(trust_a
 
 def test_a_phone_reframing_is_found_in_its_band(trust_archive, footage, capsys):
     vtest = FrameSource(footage / "vtest.avi", max_side=480)
-    phone = make_query("letterbox_9x16", vtest, 30.0, 6.0, trust_archive["work"] / "queries",
-                       rng=np.random.default_rng(3), out_fps=12.5)
+    phone = make_query(
+        "letterbox_9x16",
+        vtest,
+        30.0,
+        6.0,
+        trust_archive["work"] / "queries",
+        rng=np.random.default_rng(3),
+        out_fps=12.5,
+    )
     result = _search(trust_archive, phone.path, capsys)
     assert result["verdict"] == "match" and result["matches"][0]["external_id"] == "nww-2011-0217-004"
     inset = result["matches"][0]["segments"][0]["evidence"]["source_in_query"]
@@ -133,8 +150,8 @@ def test_a_screen_grab_between_samples_is_found_at_its_own_moment(trust_archive,
     clears it and verifies, and the segment says 1.24 s, not the sample's time."""
     from PIL import Image
 
-    from firstseen.search.candidates import match_videos
     from firstseen.media.frames import frame_at
+    from firstseen.search.candidates import match_videos
     from firstseen.search.query import describe_query
     from firstseen.search.searcher import Searcher
 
@@ -143,13 +160,18 @@ def test_a_screen_grab_between_samples_is_found_at_its_own_moment(trust_archive,
     h, w = frame.rgb.shape[:2]
     grab = trust_archive["work"] / "queries" / "bikes-grab.png"
     grab.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(frame.rgb[h // 10: h // 10 + round(0.8 * h), w // 20: w // 20 + round(0.8 * w)]).save(grab)
+    Image.fromarray(frame.rgb[h // 10 : h // 10 + round(0.8 * h), w // 20 : w // 20 + round(0.8 * w)]).save(grab)
     with Searcher(trust_archive["settings"]) as searcher:
         query = describe_query(grab, searcher.descriptor, searcher.query_params)
-        at_samples, _ = match_videos(searcher.archive, query, searcher.calibration,
-                                     neighbours=searcher.settings.search_neighbours,
-                                     candidates=searcher.settings.search_candidates, verify=searcher.verify,
-                                     background=searcher.background)
+        at_samples, _ = match_videos(
+            searcher.archive,
+            query,
+            searcher.calibration,
+            neighbours=searcher.settings.search_neighbours,
+            candidates=searcher.settings.search_candidates,
+            verify=searcher.verify,
+            background=searcher.background,
+        )
     assert at_samples == []  # the samples alone do not find it: the moment does
     result = _search(trust_archive, grab, capsys)
     assert result["verdict"] == "match" and result["matches"][0]["external_id"] == "evs-2023-0408-054"
@@ -177,13 +199,25 @@ def test_ingest_keeps_flags_and_thumbnails_and_a_lost_file_is_reported(trust_arc
     bikes_id = records["evs-2023-0408-054"].video_id
     with open_archive(copy_dir, f"sqlite:///{copy_dir / 'catalog.sqlite'}", writable=True) as archive:
         stored = archive.raw_vectors(bikes_id)
-        archive._vectors.put(bikes_id, FrameVectors(stored.descriptor, stored.pts_s, stored.vectors, stored.informative))
+        archive._vectors.put(
+            bikes_id, FrameVectors(stored.descriptor, stored.pts_s, stored.vectors, stored.informative)
+        )
         with archive._catalog.session(write=True) as s:
             from sqlalchemy import text
-            s.execute(text("UPDATE videos SET path = :p WHERE video_id = :v"),
-                      {"p": str(tmp_path / "gone.mp4"), "v": bikes_id})
-    query = make_query("reencode", FrameSource(footage / "bikes.mp4", max_side=480), 1.0, 6.0, tmp_path / "q",
-                       rng=np.random.default_rng(2), out_fps=12.5)
+
+            s.execute(
+                text("UPDATE videos SET path = :p WHERE video_id = :v"),
+                {"p": str(tmp_path / "gone.mp4"), "v": bikes_id},
+            )
+    query = make_query(
+        "reencode",
+        FrameSource(footage / "bikes.mp4", max_side=480),
+        1.0,
+        6.0,
+        tmp_path / "q",
+        rng=np.random.default_rng(2),
+        out_fps=12.5,
+    )
     code = main(["search", str(query.path), "--data-dir", str(copy_dir), "--json"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["verdict"] == "no_match"
@@ -209,8 +243,9 @@ def test_recheck_brings_an_old_archive_up_to_date(trust_archive, footage, tmp_pa
             stored = archive.raw_vectors(record.video_id)
             archive._vectors.put(record.video_id, FrameVectors(stored.descriptor, stored.pts_s, stored.vectors))
         old_link = MatchSegment(0.0, 6.0, 10.0, 16.0, 1.0, False, False, 0.95).to_dict() | {"evidence": None}
-        archive._catalog.links.add_copy_link(records["distractor-card"].video_id, records["nww-2011-0217-004"].video_id,
-                                      0.95, [old_link])
+        archive._catalog.links.add_copy_link(
+            records["distractor-card"].video_id, records["nww-2011-0217-004"].video_id, 0.95, [old_link]
+        )
     assert main(["recheck", "--data-dir", str(copy_dir), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["refreshed"] == len(records) and report["links_before"] == 1 and report["missing"] == []
@@ -220,5 +255,9 @@ def test_recheck_brings_an_old_archive_up_to_date(trust_archive, footage, tmp_pa
             assert stored.informative is not None and len(stored.thumbnails) == len(stored)
         card = records["distractor-card"].video_id
         assert archive.copy_links(card) == []
-        assert all(seg["evidence"]["pairs_verified"] >= 1 for r in records.values()
-                   for link in archive.copy_links(r.video_id) for seg in link.segments)
+        assert all(
+            seg["evidence"]["pairs_verified"] >= 1
+            for r in records.values()
+            for link in archive.copy_links(r.video_id)
+            for seg in link.segments
+        )

@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("fastapi")
 playwright = pytest.importorskip("playwright.sync_api")
 
-from search_api.settings import get_api_settings  # noqa: E402
 from search_api.app import create_app  # noqa: E402
+from search_api.settings import get_api_settings  # noqa: E402
 
 CHROMIUM = os.environ.get("FIRSTSEEN_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 
@@ -33,8 +33,9 @@ def server(small_archive, tmp_path_factory):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    instance = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None,
-                                             access_log=False))
+    instance = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -81,7 +82,9 @@ def test_upload_a_reversed_clip_and_see_its_earliest_source(page, small_archive,
     for frame in ("img.query-frame", "img.archive-frame"):
         page.wait_for_function(
             f"() => {{ const i = document.querySelector('.match.is-earliest .segment {frame}');"
-            " return i && i.complete && i.naturalWidth > 0; }", timeout=30_000)
+            " return i && i.complete && i.naturalWidth > 0; }",
+            timeout=30_000,
+        )
     assert page.locator("#timeline .copy.earliest").count() == 1
     assert "Done" in page.text_content("#status")
     assert list(server["uploads"].iterdir()) == []
@@ -116,11 +119,13 @@ def test_a_reversal_shows_its_strip_and_the_evidence_pack_downloads(page, small_
     strip = page.locator(".match.is-earliest .strip").first
     page.wait_for_function(
         "() => [...document.querySelectorAll('.match.is-earliest .strip img')].filter("
-        "(i) => i.complete && i.naturalWidth > 0).length === 12", timeout=30_000)
+        "(i) => i.complete && i.naturalWidth > 0).length === 12",
+        timeout=30_000,
+    )
     captions = strip.locator("figcaption").all_text_contents()
     clip = [c for c in captions if c.startswith("clip ")]
     archive = [c for c in captions if c.startswith("archive ")]
-    seconds = lambda c: sum(float(p) * 60 ** k for k, p in enumerate(reversed(c.split()[1].split(":"))))  # noqa: E731
+    seconds = lambda c: sum(float(p) * 60**k for k, p in enumerate(reversed(c.split()[1].split(":"))))  # noqa: E731
     assert len(clip) == len(archive) == 6
     assert [seconds(c) for c in clip] == sorted(seconds(c) for c in clip)
     assert [seconds(c) for c in archive] == sorted((seconds(c) for c in archive), reverse=True)
@@ -137,13 +142,16 @@ def test_a_reversal_shows_its_strip_and_the_evidence_pack_downloads(page, small_
     for name in (n for n in files if n.endswith(".jpg")):
         Image.open(io.BytesIO(files[name])).verify()
     strip_html = html.split('<div class="strip">')[1]
-    times = [int(h) * 3600 + int(m) * 60 + float(s) for h, m, s in
-             re.findall(r"<figcaption>archive (\d+):(\d\d):(\d\d\.\d+)", strip_html)][:6]
+    times = [
+        int(h) * 3600 + int(m) * 60 + float(s)
+        for h, m, s in re.findall(r"<figcaption>archive (\d+):(\d\d):(\d\d\.\d+)", strip_html)
+    ][:6]
     assert len(times) == 6 and times == sorted(times, reverse=True)
     if shutil.which("pdftotext"):
         (tmp_path / "report.pdf").write_bytes(files["report.pdf"])
-        text = subprocess.run(["pdftotext", str(tmp_path / "report.pdf"), "-"], capture_output=True, text=True,
-                              check=True).stdout
+        text = subprocess.run(
+            ["pdftotext", str(tmp_path / "report.pdf"), "-"], capture_output=True, text=True, check=True
+        ).stdout
         assert "2011-02-17" in text and "Northwind Wire" in text
 
 
@@ -177,8 +185,15 @@ def test_a_crop_shows_its_region_box_and_a_black_clip_says_too_little_picture(pa
     import numpy as np
     from edits import FrameSource, _write_video, make_query
 
-    crop = make_query("crop60", FrameSource(footage / "vtest.avi", 480), 20.0, 6.0, tmp_path,
-                      rng=np.random.default_rng(5), out_fps=12.5)
+    crop = make_query(
+        "crop60",
+        FrameSource(footage / "vtest.avi", 480),
+        20.0,
+        6.0,
+        tmp_path,
+        rng=np.random.default_rng(5),
+        out_fps=12.5,
+    )
     page.set_input_files("#file-input", str(crop.path))
     page.wait_for_selector("#earliest .title", state="visible", timeout=60_000)
     segment = page.locator(".match.is-earliest .segment").first

@@ -32,9 +32,17 @@ class Simulated:
     query_times: list[float]
 
 
-def simulate(pieces: list[Piece], *, duration: float, seed: int, archive_phase: float = 0.37,
-             archive_length: float = 200.0, true_sim: tuple[float, float] = (0.6, 0.9),
-             mirrored_sim: tuple[float, float] | None = None, noise: bool = True) -> Simulated:
+def simulate(
+    pieces: list[Piece],
+    *,
+    duration: float,
+    seed: int,
+    archive_phase: float = 0.37,
+    archive_length: float = 200.0,
+    true_sim: tuple[float, float] = (0.6, 0.9),
+    mirrored_sim: tuple[float, float] | None = None,
+    noise: bool = True,
+) -> Simulated:
     """Each query frame's nearest archive frame as the true hit (when a piece covers it) plus 3-4 noise hits
     at random archive frames; with mirrored_sim, the mirrored view hits the same archive frames too."""
     rng = np.random.default_rng(seed)
@@ -81,8 +89,9 @@ def test_speed_and_direction(speed, reverse):
     duration = min(30.0, max(6.0, 8.0 / speed))
     span = speed * duration
     start = 20.0 + span if reverse else 20.0
-    sim = simulate([Piece(0.0, duration, start, -speed if reverse else speed)], duration=duration,
-                   seed=int(speed * 100) + reverse)
+    sim = simulate(
+        [Piece(0.0, duration, start, -speed if reverse else speed)], duration=duration, seed=int(speed * 100) + reverse
+    )
     seg = run(sim)[0]
     assert seg.timing_known
     assert seg.reversed is reverse
@@ -101,8 +110,12 @@ def test_reversed_clip_is_reversed_and_forward_never_is():
     for seed in range(20):
         speed = float(np.exp(rng.uniform(np.log(0.3), np.log(3.5))))
         duration = float(rng.uniform(5.0, 15.0))
-        sim = simulate([Piece(0.0, duration, 15.0, speed)], duration=duration, seed=1000 + seed,
-                       archive_phase=float(rng.uniform(0, 1)))
+        sim = simulate(
+            [Piece(0.0, duration, 15.0, speed)],
+            duration=duration,
+            seed=1000 + seed,
+            archive_phase=float(rng.uniform(0, 1)),
+        )
         segments = run(sim)
         found += bool(segments)
         false_reversed += sum(seg.reversed for seg in segments)
@@ -151,11 +164,14 @@ def test_static_shot_claims_no_timing():
     assert all(seg.speed == 1.0 for seg in segments)
 
 
-@pytest.mark.parametrize(("plain", "mirrored", "expected"), [
-    ((0.6, 0.6), (0.85, 0.85), True),
-    ((0.85, 0.85), (0.83, 0.83), False),
-    ((0.7, 0.7), (0.7, 0.7), False),
-])
+@pytest.mark.parametrize(
+    ("plain", "mirrored", "expected"),
+    [
+        ((0.6, 0.6), (0.85, 0.85), True),
+        ((0.85, 0.85), (0.83, 0.83), False),
+        ((0.7, 0.7), (0.7, 0.7), False),
+    ],
+)
 def test_mirror_needs_a_clear_margin(plain, mirrored, expected):
     sim = simulate([Piece(0.0, 8.0, 25.0, 1.0)], duration=8.0, seed=8, true_sim=plain, mirrored_sim=mirrored)
     [seg] = run(sim)  # plain and mirrored hits on the same line are one segment
@@ -171,8 +187,12 @@ def test_mirror_only_hits_are_mirrored():
 
 
 def test_single_frame_query():
-    hits = [QueryHit(3.0, 20.37, 0.8), QueryHit(3.0, 21.37, 0.7), QueryHit(3.0, 55.37, 0.2),
-            QueryHit(3.0, 90.37, 0.3, mirrored=True)]
+    hits = [
+        QueryHit(3.0, 20.37, 0.8),
+        QueryHit(3.0, 21.37, 0.7),
+        QueryHit(3.0, 55.37, 0.2),
+        QueryHit(3.0, 90.37, 0.3, mirrored=True),
+    ]
     [seg] = align(hits, query_times=[3.0], source_step_s=1.0)
     assert (seg.query_start, seg.query_end, seg.source_start, seg.source_end) == (3.0, 3.0, 20.37, 20.37)
     assert not seg.timing_known and not seg.reversed and not seg.mirrored
@@ -185,27 +205,48 @@ def test_single_frame_query_reports_each_distinct_place_and_mirror():
     assert [(seg.source_start, seg.mirrored) for seg in segments] == [(5.0, True), (80.0, False)]
 
 
-@pytest.mark.parametrize("bad", [
-    dict(query_t=math.nan, source_t=1.0, similarity=0.5),
-    dict(query_t=1.0, source_t=math.inf, similarity=0.5),
-    dict(query_t=1.0, source_t=1.0, similarity=math.nan),
-    dict(query_t=-0.1, source_t=1.0, similarity=0.5),
-    dict(query_t=1.0, source_t=-1.0, similarity=0.5),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(query_t=math.nan, source_t=1.0, similarity=0.5),
+        dict(query_t=1.0, source_t=math.inf, similarity=0.5),
+        dict(query_t=1.0, source_t=1.0, similarity=math.nan),
+        dict(query_t=-0.1, source_t=1.0, similarity=0.5),
+        dict(query_t=1.0, source_t=-1.0, similarity=0.5),
+    ],
+)
 def test_query_hit_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         QueryHit(**bad)
 
 
-GOOD = dict(query_start=0.0, query_end=1.0, source_start=2.0, source_end=3.0, speed=1.0, reversed=False,
-            mirrored=False, timing_known=True, frames=4, similarity=0.7)
+GOOD = dict(
+    query_start=0.0,
+    query_end=1.0,
+    source_start=2.0,
+    source_end=3.0,
+    speed=1.0,
+    reversed=False,
+    mirrored=False,
+    timing_known=True,
+    frames=4,
+    similarity=0.7,
+)
 
 
-@pytest.mark.parametrize("change", [
-    dict(query_end=-1.0), dict(source_start=4.0), dict(source_start=-1.0, source_end=-0.5), dict(speed=0.0),
-    dict(frames=0), dict(similarity=math.nan), dict(timing_known=False, reversed=True),
-    dict(timing_known=False, speed=2.0),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(query_end=-1.0),
+        dict(source_start=4.0),
+        dict(source_start=-1.0, source_end=-0.5),
+        dict(speed=0.0),
+        dict(frames=0),
+        dict(similarity=math.nan),
+        dict(timing_known=False, reversed=True),
+        dict(timing_known=False, speed=2.0),
+    ],
+)
 def test_aligned_segment_invariants(change):
     AlignedSegment(**GOOD)
     with pytest.raises(ValueError):
@@ -242,9 +283,12 @@ def test_speed_outside_the_range_is_clamped(velocity, clamped):
         assert seg.reversed is (velocity < 0 and seg.timing_known)
     assert sum(seg.frames for seg in segments) >= 0.75 * len(sim.query_times)
     for seg in segments:  # leftovers the clamped line missed are not reported again inside it
-        assert not any(other is not seg and other.query_start <= seg.query_start <= seg.query_end <= other.query_end
-                       and other.source_start <= seg.source_start <= seg.source_end <= other.source_end
-                       for other in segments)
+        assert not any(
+            other is not seg
+            and other.query_start <= seg.query_start <= seg.query_end <= other.query_end
+            and other.source_start <= seg.source_start <= seg.source_end <= other.source_end
+            for other in segments
+        )
 
 
 def test_empty_hits():
@@ -294,6 +338,10 @@ def test_frames_matching_several_archive_frames_do_not_outvote_longer_footage():
     moving = simulate([Piece(0.0, 2.5, 10.0, 1.0)], duration=2.5, seed=15, noise=False)
     static_times = [5.0 + 0.25 * i for i in range(7)]
     static = [QueryHit(t, s, 0.7) for t in static_times for s in (50.37, 51.37)]
-    [seg] = align(moving.hits + static, query_times=moving.query_times + static_times, source_step_s=1.0,
-                  params=AlignParams(max_segments=1))
+    [seg] = align(
+        moving.hits + static,
+        query_times=moving.query_times + static_times,
+        source_step_s=1.0,
+        params=AlignParams(max_segments=1),
+    )
     assert seg.frames == len(moving.query_times) and seg.query_end < 3.0

@@ -14,8 +14,20 @@ from paths import REPO
 SHELLS = ("cli", "indexer", "search_api")
 # what each shell may import of the others: the CLI launches the scheduler and the server
 SHELL_TO_SHELL = {"cli": {"indexer", "search_api", "cli"}, "indexer": {"indexer"}, "search_api": {"search_api"}}
-ARCHIVE_PARTS = {"_catalog", "_vectors", "_index", "_index_store", "_links", "_runs", "_failures", "_text",
-                 "_searches", "catalog", "vectors", "index_store"}
+ARCHIVE_PARTS = {
+    "_catalog",
+    "_vectors",
+    "_index",
+    "_index_store",
+    "_links",
+    "_runs",
+    "_failures",
+    "_text",
+    "_searches",
+    "catalog",
+    "vectors",
+    "index_store",
+}
 THIRD_PARTY_SHELL_ONLY = {"fastapi", "starlette", "uvicorn", "structlog", "prometheus_client", "tqdm"}
 
 
@@ -34,9 +46,12 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_the_core_imports_no_shell_and_no_shell_library():
-    offenders = [f"{path.relative_to(REPO)} imports {name}"
-                 for path in _modules("firstseen") for name in _imports(path)
-                 if name.split(".")[0] in set(SHELLS) | THIRD_PARTY_SHELL_ONLY]
+    offenders = [
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in _modules("firstseen")
+        for name in _imports(path)
+        if name.split(".")[0] in set(SHELLS) | THIRD_PARTY_SHELL_ONLY
+    ]
     assert offenders == []
 
 
@@ -58,19 +73,31 @@ def test_no_caller_outside_the_archive_reaches_into_its_stores():
             if path.is_relative_to(REPO / "firstseen" / "archive"):
                 continue
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if (isinstance(node, ast.Attribute) and node.attr in ARCHIVE_PARTS
-                        and isinstance(node.value, (ast.Name, ast.Attribute))
-                        and (getattr(node.value, "id", None) or getattr(node.value, "attr", "")).endswith("archive")):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and node.attr in ARCHIVE_PARTS
+                    and isinstance(node.value, (ast.Name, ast.Attribute))
+                    and (getattr(node.value, "id", None) or getattr(node.value, "attr", "")).endswith("archive")
+                ):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno} .{node.attr}")
     assert offenders == []
 
 
 def test_the_sql_catalog_is_opened_only_by_storage_the_archive_and_whole_archive_operations():
-    allowed = {"firstseen/storage", "firstseen/archive", "firstseen/ops/backup.py", "firstseen/ops/stats.py",
-               "firstseen/evidence/text_pass.py"}
-    offenders = [str(path.relative_to(REPO)) for folder in ("firstseen", *SHELLS) for path in _modules(folder)
-                 if "firstseen.storage.catalog" in _imports(path)
-                 and not any(str(path.relative_to(REPO)).startswith(a) for a in allowed)]
+    allowed = {
+        "firstseen/storage",
+        "firstseen/archive",
+        "firstseen/ops/backup.py",
+        "firstseen/ops/stats.py",
+        "firstseen/evidence/text_pass.py",
+    }
+    offenders = [
+        str(path.relative_to(REPO))
+        for folder in ("firstseen", *SHELLS)
+        for path in _modules(folder)
+        if "firstseen.storage.catalog" in _imports(path)
+        and not any(str(path.relative_to(REPO)).startswith(a) for a in allowed)
+    ]
     assert offenders == []
 
 

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from firstseen.archive import Archive, DescriptorSpec, open_archive
-from firstseen.errors import DuplicateVideoError
-from firstseen.storage.catalog import SqlCatalog
-from firstseen.errors import ArchiveLockedError, ArchiveMismatchError, BadInputError
+from firstseen.errors import ArchiveLockedError, ArchiveMismatchError, BadInputError, DuplicateVideoError
 from firstseen.records import FrameVectors, VideoInfo, VideoMetadata
+from firstseen.storage.catalog import SqlCatalog
 from firstseen.storage.vectorstore import FileVectorStore
 
 SPEC = DescriptorSpec("toy", 16, "inner_product", "toy/1")
@@ -32,8 +31,13 @@ def _open(tmp_path, spec=SPEC) -> Archive:
 
 def _stage(archive: Archive, n: int, **meta) -> FrameVectors:
     frames = _frames(n)
-    archive.stage(VideoMetadata(path=f"/videos/{n}.mp4", **meta), video_id=f"vid{n:04d}", sha256=f"{n:064x}",
-                  info=INFO, frames=frames)
+    archive.stage(
+        VideoMetadata(path=f"/videos/{n}.mp4", **meta),
+        video_id=f"vid{n:04d}",
+        sha256=f"{n:064x}",
+        info=INFO,
+        frames=frames,
+    )
     return frames
 
 
@@ -92,8 +96,10 @@ class Dying:
 
     def __getattr__(self, name):
         if name == self._dies_at:
+
             def die(*args, **kwargs):
                 raise Crash(name)
+
             return die
         if name in self._noop:  # a dead process runs no cleanup
             return lambda *args, **kwargs: None
@@ -128,10 +134,14 @@ def test_recovery_after_a_crash_at_each_step(tmp_path, crash_after):
     with _open(tmp_path) as archive:
         committed = _stage(archive, 1)
         archive.commit()
-    wrap = {"raw_written": {"catalog": lambda c: Dying(c, "add_pending_video"),
-                            "vectors": lambda v: Dying(v, "", then_noop=("delete",))},
-            "catalog_pending": {"index_files": lambda f: _DyingIndexFiles(f, "")},
-            "index_saved": {"catalog": lambda c: Dying(c, "mark_committed")}}[crash_after]
+    wrap = {
+        "raw_written": {
+            "catalog": lambda c: Dying(c, "add_pending_video"),
+            "vectors": lambda v: Dying(v, "", then_noop=("delete",)),
+        },
+        "catalog_pending": {"index_files": lambda f: _DyingIndexFiles(f, "")},
+        "index_saved": {"catalog": lambda c: Dying(c, "mark_committed")},
+    }[crash_after]
     archive = _open_with(tmp_path, **wrap)
     with pytest.raises(Crash):
         _stage(archive, 2)
@@ -193,10 +203,21 @@ def test_only_one_writer_and_a_dead_writer_leaves_no_lock(tmp_path):
     with _open(tmp_path):
         with pytest.raises(ArchiveLockedError, match="pid"):
             _open(tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, sys.argv[1]);"
-        "from firstseen.archive import DataDirLock; DataDirLock(sys.argv[2]).acquire();"
-        "print('locked', flush=True); time.sleep(60)"), os.getcwd(), str(data)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; sys.path.insert(0, sys.argv[1]);"
+                "from firstseen.archive import DataDirLock; DataDirLock(sys.argv[2]).acquire();"
+                "print('locked', flush=True); time.sleep(60)"
+            ),
+            os.getcwd(),
+            str(data),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(ArchiveLockedError, match=str(holder.pid)):

@@ -1,4 +1,4 @@
-"""The background for score normalisation: the k-th neighbour similarity, and refusing a background the calibration was not fitted on."""
+"""The background for score normalisation: the k-th neighbour similarity; a background not calibrated on is refused."""
 
 from __future__ import annotations
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
-
-from firstseen.media.informative import informative_flags, measure
-from firstseen.media.decode import sample_frames
 from test_verification import scene
+
+from firstseen.media.decode import sample_frames
+from firstseen.media.informative import informative_flags, measure
 
 H, W = 202, 360
 
@@ -25,7 +25,7 @@ def colour_bars() -> np.ndarray:
     bars = np.zeros((H, W, 3), np.uint8)
     colours = [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192), (192, 0, 0), (0, 0, 192)]
     for i, c in enumerate(colours):
-        bars[:, i * W // 7:(i + 1) * W // 7] = c
+        bars[:, i * W // 7 : (i + 1) * W // 7] = c
     return bars
 
 

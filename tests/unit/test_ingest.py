@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from clips import make_distinct_clip
 
-from firstseen.params import IngestPolicy
 from firstseen.descriptors import create_descriptor
 from firstseen.errors import MediaError
 from firstseen.ingest.pipeline import describe_frames, describe_videos
 from firstseen.media.decode import sample_frames
+from firstseen.params import IngestPolicy
 
 
 @pytest.fixture(scope="module")

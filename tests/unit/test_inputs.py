@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from firstseen.ingest.manifest import CollectedInputs, InputProblem, collect_inputs, read_manifest
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
 
@@ -38,10 +38,18 @@ def problem_lines(result: CollectedInputs) -> dict[int | None, str]:
 
 def test_jsonl_full_record(tmp_path):
     video = touch(tmp_path / "clips" / "a.mp4")
-    manifest = jsonl(tmp_path / "m.jsonl", {
-        "path": "clips/a.mp4", "external_id": "ap-2019-0628-001", "title": " Flood in town ",
-        "source": "Northwind Wire", "published_at": "2019-06-28T10:00:00+02:00",
-        "uri": "https://archive.example.org/1", "location": "Lyon, France"})
+    manifest = jsonl(
+        tmp_path / "m.jsonl",
+        {
+            "path": "clips/a.mp4",
+            "external_id": "ap-2019-0628-001",
+            "title": " Flood in town ",
+            "source": "Northwind Wire",
+            "published_at": "2019-06-28T10:00:00+02:00",
+            "uri": "https://archive.example.org/1",
+            "location": "Lyon, France",
+        },
+    )
     result = read_manifest(manifest, now=NOW)
     assert result.problems == []
     [item] = result.items
@@ -65,8 +73,16 @@ def test_jsonl_only_path_is_required(tmp_path):
 def test_jsonl_blank_lines_and_comments_keep_physical_line_numbers(tmp_path):
     touch(tmp_path / "a.mp4")
     touch(tmp_path / "b.mp4")
-    manifest = jsonl(tmp_path / "m.jsonl", "# archive batch 7", "", {"path": "a.mp4"}, "   ",
-                     "  # indented comment", {"path": "b.mp4"}, "{bad")
+    manifest = jsonl(
+        tmp_path / "m.jsonl",
+        "# archive batch 7",
+        "",
+        {"path": "a.mp4"},
+        "   ",
+        "  # indented comment",
+        {"path": "b.mp4"},
+        "{bad",
+    )
     result = read_manifest(manifest, now=NOW)
     assert [i.manifest_line for i in result.items] == [3, 6]
     assert list(problem_lines(result)) == [7]
@@ -78,19 +94,19 @@ def test_jsonl_mixed_good_and_bad_lines(tmp_path):
     (tmp_path / "folder").mkdir()
     manifest = jsonl(
         tmp_path / "m.jsonl",
-        {"path": "a.mp4", "external_id": "x-1"},       # 1 ok
-        '{"path": "a.mp4",',                            # 2 invalid JSON
-        '["a.mp4"]',                                    # 3 not an object
-        "42",                                           # 4 not an object
-        {"title": "no path"},                           # 5 missing path
-        {"path": "  "},                                 # 6 empty path
-        {"path": "gone.mp4"},                           # 7 file not found
-        {"path": "folder"},                             # 8 not a file
-        {"path": "b.mp4", "title": 5},                  # 9 wrong type
-        {"path": "b.mp4", "external_id": "x-1"},        # 10 duplicate id
+        {"path": "a.mp4", "external_id": "x-1"},  # 1 ok
+        '{"path": "a.mp4",',  # 2 invalid JSON
+        '["a.mp4"]',  # 3 not an object
+        "42",  # 4 not an object
+        {"title": "no path"},  # 5 missing path
+        {"path": "  "},  # 6 empty path
+        {"path": "gone.mp4"},  # 7 file not found
+        {"path": "folder"},  # 8 not a file
+        {"path": "b.mp4", "title": 5},  # 9 wrong type
+        {"path": "b.mp4", "external_id": "x-1"},  # 10 duplicate id
         {"path": "b.mp4", "published_at": "28/06/2019"},  # 11 not ISO 8601
-        {"path": "b.mp4", "external_id": "x-2"},        # 12 ok
-        {"path": None},                                 # 13 null path
+        {"path": "b.mp4", "external_id": "x-2"},  # 12 ok
+        {"path": None},  # 13 null path
     )
     result = read_manifest(manifest, now=NOW)
     assert [(i.manifest_line, i.external_id) for i in result.items] == [(1, "x-1"), (12, "x-2")]
@@ -110,8 +126,17 @@ def test_jsonl_mixed_good_and_bad_lines(tmp_path):
     assert all(p.source == str(manifest) for p in result.problems)
 
 
-@pytest.mark.parametrize("field,value", [("path", 7), ("external_id", 123), ("source", ["a"]),
-                                         ("published_at", 2019), ("uri", {"u": 1}), ("location", True)])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("path", 7),
+        ("external_id", 123),
+        ("source", ["a"]),
+        ("published_at", 2019),
+        ("uri", {"u": 1}),
+        ("location", True),
+    ],
+)
 def test_jsonl_non_string_values_are_rejected(tmp_path, field, value):
     touch(tmp_path / "a.mp4")
     record = {"path": "a.mp4", field: value}
@@ -138,8 +163,9 @@ def test_jsonl_unknown_keys_are_ignored(tmp_path):
 
 def test_duplicate_id_is_judged_on_the_text_not_on_disk(tmp_path):
     touch(tmp_path / "b.mp4")
-    manifest = jsonl(tmp_path / "m.jsonl", {"path": "gone.mp4", "external_id": "x"},
-                     {"path": "b.mp4", "external_id": "x"})
+    manifest = jsonl(
+        tmp_path / "m.jsonl", {"path": "gone.mp4", "external_id": "x"}, {"path": "b.mp4", "external_id": "x"}
+    )
     reasons = problem_lines(read_manifest(manifest, now=NOW))
     assert "file not found" in reasons[1]
     assert reasons[2] == "duplicate external_id 'x' (first on line 1)"
@@ -163,16 +189,19 @@ def test_crlf_and_bom_are_accepted(tmp_path):
 # --- published_at ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("2019-06-28", datetime(2019, 6, 28, tzinfo=UTC)),
-    ("2019-06-28T10:30:00", datetime(2019, 6, 28, 10, 30, tzinfo=UTC)),       # naive -> UTC
-    ("2019-06-28T10:30:00Z", datetime(2019, 6, 28, 10, 30, tzinfo=UTC)),
-    ("2019-06-28T10:30:00-05:00", datetime(2019, 6, 28, 15, 30, tzinfo=UTC)),
-    ("2019-06-28 10:30", datetime(2019, 6, 28, 10, 30, tzinfo=UTC)),
-    ("1888-10-14", datetime(1888, 10, 14, tzinfo=UTC)),
-    ("2024-06-02T11:00:00Z", datetime(2024, 6, 2, 11, tzinfo=UTC)),           # within a day of now
-    ("2024-06-02", datetime(2024, 6, 2, tzinfo=UTC)),                         # "today" east of UTC
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2019-06-28", datetime(2019, 6, 28, tzinfo=UTC)),
+        ("2019-06-28T10:30:00", datetime(2019, 6, 28, 10, 30, tzinfo=UTC)),  # naive -> UTC
+        ("2019-06-28T10:30:00Z", datetime(2019, 6, 28, 10, 30, tzinfo=UTC)),
+        ("2019-06-28T10:30:00-05:00", datetime(2019, 6, 28, 15, 30, tzinfo=UTC)),
+        ("2019-06-28 10:30", datetime(2019, 6, 28, 10, 30, tzinfo=UTC)),
+        ("1888-10-14", datetime(1888, 10, 14, tzinfo=UTC)),
+        ("2024-06-02T11:00:00Z", datetime(2024, 6, 2, 11, tzinfo=UTC)),  # within a day of now
+        ("2024-06-02", datetime(2024, 6, 2, tzinfo=UTC)),  # "today" east of UTC
+    ],
+)
 def test_published_at_accepted(tmp_path, text, expected):
     touch(tmp_path / "a.mp4")
     result = read_manifest(jsonl(tmp_path / "m.jsonl", {"path": "a.mp4", "published_at": text}), now=NOW)
@@ -181,16 +210,19 @@ def test_published_at_accepted(tmp_path, text, expected):
     assert item.published_at == expected and item.published_at.utcoffset() == timedelta(0)
 
 
-@pytest.mark.parametrize("text,fragment", [
-    ("28/06/2019", "not an ISO 8601"),
-    ("2019", "not an ISO 8601"),
-    ("June 28, 2019", "not an ISO 8601"),
-    ("2019-02-30", "not an ISO 8601"),
-    ("2024-06-03T00:00:01Z", "in the future"),
-    ("2031-01-01", "in the future"),
-    ("1887-12-31", "before 1888"),
-    ("0001-01-01T00:00:00+05:00", "out of range"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("28/06/2019", "not an ISO 8601"),
+        ("2019", "not an ISO 8601"),
+        ("June 28, 2019", "not an ISO 8601"),
+        ("2019-02-30", "not an ISO 8601"),
+        ("2024-06-03T00:00:01Z", "in the future"),
+        ("2031-01-01", "in the future"),
+        ("1887-12-31", "before 1888"),
+        ("0001-01-01T00:00:00+05:00", "out of range"),
+    ],
+)
 def test_published_at_rejected(tmp_path, text, fragment):
     touch(tmp_path / "a.mp4")
     result = read_manifest(jsonl(tmp_path / "m.jsonl", {"path": "a.mp4", "published_at": text}), now=NOW)
@@ -214,8 +246,7 @@ def test_future_is_judged_against_the_real_clock_by_default(tmp_path):
 def test_relative_paths_resolve_against_the_manifest_folder(tmp_path, monkeypatch):
     video = touch(tmp_path / "archive" / "videos" / "a.mp4")
     other = touch(tmp_path / "elsewhere" / "b.mp4")
-    manifest = jsonl(tmp_path / "archive" / "lists" / "m.jsonl",
-                     {"path": "../videos/a.mp4"}, {"path": str(other)})
+    manifest = jsonl(tmp_path / "archive" / "lists" / "m.jsonl", {"path": "../videos/a.mp4"}, {"path": str(other)})
     monkeypatch.chdir(tmp_path / "elsewhere")  # the working folder must not matter
     result = read_manifest(Path(os.path.relpath(manifest)), now=NOW)
     assert result.problems == []
@@ -231,15 +262,16 @@ def test_csv_rows_header_counts_as_line_one(tmp_path):
     touch(tmp_path / "b.mov")
     manifest = tmp_path / "m.csv"
     manifest.write_text(
-        "path,external_id,title,source,published_at,uri,location,desk_notes\n"    # 1
+        "path,external_id,title,source,published_at,uri,location,desk_notes\n"  # 1
         "a.mp4,ap-1,Storm,Northwind Wire,2019-06-28,https://x.example/1,Oslo,keep\n"  # 2
-        "gone.mp4,ap-2,,,,,,\n"                                                     # 3
-        "\n"                                                                        # 4
-        "b.mov,ap-1,,,,,,\n"                                                        # 5 duplicate id
-        "b.mov,ap-3,,,yesterday,,,\n"                                              # 6 bad date
-        '"b.mov",ap-4,"Title, with comma",,2020-01-01T00:00:00Z,,,\n'              # 7
-        ",ap-5,,,,,,\n",                                                            # 8 empty path
-        encoding="utf-8")
+        "gone.mp4,ap-2,,,,,,\n"  # 3
+        "\n"  # 4
+        "b.mov,ap-1,,,,,,\n"  # 5 duplicate id
+        "b.mov,ap-3,,,yesterday,,,\n"  # 6 bad date
+        '"b.mov",ap-4,"Title, with comma",,2020-01-01T00:00:00Z,,,\n'  # 7
+        ",ap-5,,,,,,\n",  # 8 empty path
+        encoding="utf-8",
+    )
     result = read_manifest(manifest, now=NOW)
     assert [(i.manifest_line, i.external_id) for i in result.items] == [(2, "ap-1"), (7, "ap-4")]
     first, second = result.items
@@ -314,8 +346,19 @@ def test_problem_str_names_file_and_line():
 
 def test_folders_are_walked_sorted_recursively_skipping_hidden_and_non_video(tmp_path):
     root = tmp_path / "footage"
-    for name in ["b.mp4", "a.MOV", "notes.txt", "manifest.jsonl", ".hidden.mp4", "sub/c.mkv",
-                 "sub/deeper/d.webm", ".git/e.mp4", "a_dir/f.avi", "z.ogv", "noext"]:
+    for name in [
+        "b.mp4",
+        "a.MOV",
+        "notes.txt",
+        "manifest.jsonl",
+        ".hidden.mp4",
+        "sub/c.mkv",
+        "sub/deeper/d.webm",
+        ".git/e.mp4",
+        "a_dir/f.avi",
+        "z.ogv",
+        "noext",
+    ]:
         touch(root / name)
     result = collect_inputs([root], now=NOW)
     assert result.problems == []
@@ -337,7 +380,8 @@ def test_missing_positional_path_is_a_problem(tmp_path):
     assert [i.path for i in result.items] == [video.resolve()]
     assert [(p.source, p.line, p.reason) for p in result.problems] == [
         (str(tmp_path / "nope.mp4"), None, "no such file or folder"),
-        (str(tmp_path / "nodir"), None, "no such file or folder")]
+        (str(tmp_path / "nodir"), None, "no such file or folder"),
+    ]
 
 
 def test_positional_manifests_and_manifest_option(tmp_path):
@@ -348,7 +392,10 @@ def test_positional_manifests_and_manifest_option(tmp_path):
     m3 = jsonl(tmp_path / "three.ndjson", {"path": "c.mp4", "external_id": "three-c"}, "oops")
     result = collect_inputs([m1, m2], [m3], now=NOW)
     assert [(i.path, i.external_id, i.manifest_line) for i in result.items] == [
-        (a.resolve(), "one-a", 1), (b.resolve(), "two-b", 2), (c.resolve(), "three-c", 1)]
+        (a.resolve(), "one-a", 1),
+        (b.resolve(), "two-b", 2),
+        (c.resolve(), "three-c", 1),
+    ]
     assert [(p.source, p.line) for p in result.problems] == [(str(m3), 2)]
 
 
@@ -379,8 +426,9 @@ def test_manifest_metadata_wins_over_a_bare_path_and_keeps_first_place(tmp_path)
 
 def test_two_manifest_lines_for_one_file_report_the_second(tmp_path):
     touch(tmp_path / "a.mp4")
-    manifest = jsonl(tmp_path / "m.jsonl", {"path": "a.mp4", "external_id": "first"},
-                     {"path": "./a.mp4", "external_id": "second"})
+    manifest = jsonl(
+        tmp_path / "m.jsonl", {"path": "a.mp4", "external_id": "first"}, {"path": "./a.mp4", "external_id": "second"}
+    )
     assert len(read_manifest(manifest, now=NOW).items) == 2  # read_manifest reports lines, not files
     result = collect_inputs([], [manifest], now=NOW)
     assert [i.external_id for i in result.items] == ["first"]
@@ -425,10 +473,17 @@ def test_manifest_text_with_an_allowed_root(tmp_path):
 
     inside = touch(tmp_path / "footage" / "a.mp4")
     outside = touch(tmp_path / "private" / "b.mp4")
-    text = "\n".join([json.dumps({"path": "a.mp4"}), json.dumps({"path": str(outside)}),
-                      json.dumps({"path": "../private/b.mp4"}), "{bad"])
-    result = parse_manifest_text(text, base_dir=tmp_path / "footage", source="job 1", now=NOW,
-                                 allowed_root=tmp_path / "footage")
+    text = "\n".join(
+        [
+            json.dumps({"path": "a.mp4"}),
+            json.dumps({"path": str(outside)}),
+            json.dumps({"path": "../private/b.mp4"}),
+            "{bad",
+        ]
+    )
+    result = parse_manifest_text(
+        text, base_dir=tmp_path / "footage", source="job 1", now=NOW, allowed_root=tmp_path / "footage"
+    )
     assert [item.path for item in result.items] == [inside]
     reasons = problem_lines(result)
     assert set(reasons) == {2, 3, 4}

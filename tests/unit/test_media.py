@@ -13,15 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clips import draw_frame, make_audio_only, make_clip, make_truncated, read_index
+from paths import REPO
 from PIL import Image
 
-from clips import draw_frame, make_audio_only, make_clip, make_truncated, read_index
 from firstseen.errors import BadInputError, MediaError
 from firstseen.media.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, probe, sample_frames
 from firstseen.media.frames import frame_at
 from firstseen.media.stills import load_image
-
-from paths import REPO
 
 
 def expected_picks(times: list[float], fps: float) -> list[int]:
@@ -234,9 +233,7 @@ def test_mp4_without_its_index_is_a_corrupt_container(tmp_path):
     expect_media_error(make_truncated(clip, tmp_path / "cut.mp4", 0.6), r"^corrupt or unreadable video container")
 
 
-@pytest.mark.parametrize(
-    "name,opts", [("t.mkv", None), ("t.mp4", {"movflags": "faststart"})]
-)
+@pytest.mark.parametrize("name,opts", [("t.mkv", None), ("t.mp4", {"movflags": "faststart"})])
 def test_truncated_yields_what_decoded_then_raises(tmp_path, name, opts):
     clip = make_clip(tmp_path / name, fps=25, seconds=6.0, container_options=opts)
     cut = make_truncated(clip, tmp_path / ("cut" + name), 0.4)
@@ -264,7 +261,9 @@ def test_garbage_in_the_middle_is_reported_corrupt(tmp_path):
     bad.write_bytes(bytes(data))
     # FFmpeg conceals the damage and the demuxer drops 9 of 30 packets: what is left is
     # a clip that stops short of its declared duration.
-    with pytest.raises(MediaError, match=r"^(corrupt video: .* at ~\d+\.\ds|truncated: decoded 2\.\d s of 3\.0 s declared)$"):
+    with pytest.raises(
+        MediaError, match=r"^(corrupt video: .* at ~\d+\.\ds|truncated: decoded 2\.\d s of 3\.0 s declared)$"
+    ):
         list(sample_frames(bad, fps=None, max_side=64))
 
 
@@ -326,6 +325,7 @@ def test_load_image_rejects_non_images(tmp_path):
 
 # --- evidence frames (frame_at) --------------------------------------------------------------
 
+
 @pytest.mark.parametrize("gop", [1, 12, 250])
 def test_frame_at_returns_the_frame_on_screen(tmp_path, gop):
     path = make_clip(tmp_path / f"g{gop}.mp4", seconds=3.0, fps=Fraction(20), options={"g": str(gop)})
@@ -356,8 +356,9 @@ def test_frames_between_starts_over_where_a_keyframe_cannot_be_decoded_from(tmp_
     from the start: a still's exact moment must be the real picture."""
     from firstseen.media.frames import frames_between
 
-    path = make_clip(tmp_path / "refresh.mp4", seconds=3.0, fps=Fraction(20),
-                     options={"x264-params": "intra-refresh=1:keyint=10"})
+    path = make_clip(
+        tmp_path / "refresh.mp4", seconds=3.0, fps=Fraction(20), options={"x264-params": "intra-refresh=1:keyint=10"}
+    )
     frames = frames_between(path, 1.0, 1.5, max_side=160)
     assert [read_index(f.rgb) for f in frames] == list(range(20, 31))
     assert read_index(frame_at(path, 1.2, max_side=160).rgb) == 24

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from firstseen.storage.catalog import SqlCatalog
+from firstseen.records import VideoMetadata
 from firstseen.search.geometry import Region, SegmentEvidence
 from firstseen.search.provenance import copies_through_links, earliest_source, follow_link
-from firstseen.records import VideoMetadata
 from firstseen.search.results import MatchSegment, VideoMatch
+from firstseen.storage.catalog import SqlCatalog
 
 
-def _seg(q0, q1, s0, s1, *, speed=1.0, reversed=False, mirrored=False, score=0.9, timing_known=True,
-         verified=True):
+def _seg(q0, q1, s0, s1, *, speed=1.0, reversed=False, mirrored=False, score=0.9, timing_known=True, verified=True):
     """A segment; verified ones carry the evidence a link recorded at ingest keeps."""
     evidence = SegmentEvidence(3, 3, 120, False, Region(0, 0, 1, 1), Region(0, 0, 1, 1)) if verified else None
     return MatchSegment(q0, q1, s0, s1, speed, reversed, mirrored, score, timing_known, evidence)
@@ -31,9 +30,9 @@ def catalog(tmp_path: Path):
 
 
 def _video(cat: SqlCatalog, name: str, year: int | None, seconds: int = 60):
-    record = cat.add_pending_video(
+    cat.add_pending_video(
         VideoMetadata(path=Path(f"/footage/{name}.mp4"), external_id=name, title=name, source=f"outlet {name}",
-                      published_at=datetime(year, 6, 1, tzinfo=timezone.utc) if year else None),
+                      published_at=datetime(year, 6, 1, tzinfo=UTC) if year else None),
         video_id=name, sha256=hashlib.sha256(name.encode()).hexdigest(), duration_s=float(seconds), width=640,
         height=360, codec="h264", descriptor="sscd", frame_pts=np.arange(seconds, dtype=np.float64), run_id=None,
     )  # fmt: skip
@@ -120,7 +119,9 @@ def test_links_are_followed_across_several_hops_and_never_back(catalog):
     found = copies_through_links(direct, catalog.links.copy_links, catalog.get_video)
     assert {m.video_id for m in found} == {"a", "b", "c"}
     assert earliest_source(direct + found).video_id == "a"
-    assert {m.video_id for m in copies_through_links(direct, catalog.links.copy_links, catalog.get_video, max_hops=1)} == {"c"}
+    assert {
+        m.video_id for m in copies_through_links(direct, catalog.links.copy_links, catalog.get_video, max_hops=1)
+    } == {"c"}
 
 
 def test_earliest_prefers_dated_videos_and_breaks_ties_by_score(catalog):

@@ -53,8 +53,10 @@ def test_a_crop_is_placed_where_it_was_cut(verifier):
     truth = Region(0.0, 0.0, 0.6, 0.6)
     assert evidence.query_in_source.iou(truth) > 0.9
     assert evidence.source_in_query.whole  # the crop shows nothing the source does not
-    assert SegmentEvidence(1, 1, evidence.inliers, None, evidence.query_in_source, None).describe() \
+    assert (
+        SegmentEvidence(1, 1, evidence.inliers, None, evidence.query_in_source, None).describe()
         == "shows 36% of the source frame, its top left part"
+    )
 
 
 def test_a_downscaled_copy_verifies(verifier):
@@ -110,11 +112,15 @@ def test_unrelated_pictures_do_not_verify(verifier):
         assert not verifier.verify(scene(seed), scene(seed + 100)).verified
 
 
-@pytest.mark.parametrize("make", [
-    lambda: np.zeros((270, 480, 3), np.uint8),
-    lambda: np.full((270, 480, 3), 128, np.uint8),
-    lambda: np.tile(np.linspace(0, 255, 480, dtype=np.uint8)[None, :, None], (270, 1, 3)),
-], ids=["black", "grey", "gradient"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.zeros((270, 480, 3), np.uint8),
+        lambda: np.full((270, 480, 3), 128, np.uint8),
+        lambda: np.tile(np.linspace(0, 255, 480, dtype=np.uint8)[None, :, None], (270, 1, 3)),
+    ],
+    ids=["black", "grey", "gradient"],
+)
 def test_featureless_frames_never_verify_even_against_themselves(verifier, make):
     frame = make()
     evidence = verifier.verify(frame, frame)

@@ -1,4 +1,4 @@
-"""Proposal windows for sources that fill part of the frame: their geometry, the frames picked, proposals from a k-NN."""
+"""Proposal windows for sources filling part of the frame: their geometry, the frames picked, proposals from a k-NN."""
 
 from __future__ import annotations
 
@@ -57,13 +57,27 @@ def test_proposals_keep_each_videos_best_window_above_the_background_best_first(
     def search(vectors, k):
         rows = []
         for (row,) in vectors.astype(int):  # one window of one frame hits "a" well, another hits "b"
-            rows.append([FrameHit(1, "a", 2.0, 0.9 if row == 7 else 0.35),
-                         FrameHit(2, "b", 4.0, 0.6 if row == 20 else 0.1),
-                         FrameHit(3, "gone", 1.0, 0.99)])
+            rows.append(
+                [
+                    FrameHit(1, "a", 2.0, 0.9 if row == 7 else 0.35),
+                    FrameHit(2, "b", 4.0, 0.6 if row == 20 else 0.1),
+                    FrameHit(3, "gone", 1.0, 0.99),
+                ]
+            )
         return rows
 
-    found = propose(frames.__getitem__, np.ones(6, bool), describe, search, neighbours=3, background=_Background(),
-                    background_k=10, frames=2, videos=2, exclude=frozenset({"gone"}))
+    found = propose(
+        frames.__getitem__,
+        np.ones(6, bool),
+        describe,
+        search,
+        neighbours=3,
+        background=_Background(),
+        background_k=10,
+        frames=2,
+        videos=2,
+        exclude=frozenset({"gone"}),
+    )
     windows = proposal_windows(640, 360)
     assert described == [2 * len(windows)]  # one batch: two frames, every window
     assert [p.video_id for p in found] == ["a", "b"]
@@ -75,5 +89,15 @@ def test_proposals_keep_each_videos_best_window_above_the_background_best_first(
     assert [lead.query_frame for lead in found[0].leads] == [0, 5]
     assert found[0].leads[1].score == pytest.approx(0.05)
     # nothing more alike than the background's k-th picture is no lead
-    assert propose(frames.__getitem__, np.ones(6, bool), describe, lambda v, k: [[FrameHit(1, "a", 0, 0.3)]] * len(v),
-                   neighbours=1, background=_Background(), background_k=10) == []
+    assert (
+        propose(
+            frames.__getitem__,
+            np.ones(6, bool),
+            describe,
+            lambda v, k: [[FrameHit(1, "a", 0, 0.3)]] * len(v),
+            neighbours=1,
+            background=_Background(),
+            background_k=10,
+        )
+        == []
+    )

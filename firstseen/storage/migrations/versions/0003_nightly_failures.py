@@ -33,8 +33,12 @@ def upgrade() -> None:
         sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_run_id", sa.Integer(), nullable=True),
         sa.Column("quarantined_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(["last_run_id"], ["ingest_runs.run_id"], ondelete="SET NULL",
-                                name="fk_ingest_failures_last_run_id_ingest_runs"),
+        sa.ForeignKeyConstraint(
+            ["last_run_id"],
+            ["ingest_runs.run_id"],
+            ondelete="SET NULL",
+            name="fk_ingest_failures_last_run_id_ingest_runs",
+        ),
         sa.PrimaryKeyConstraint("path", name="pk_ingest_failures"),
     )
     with op.batch_alter_table("videos") as batch:

@@ -34,8 +34,9 @@ def upgrade() -> None:
         sa.Column("folded", sa.Text(), nullable=False),
         sa.Column("confidence", sa.Float(), nullable=False),
         sa.Column("box", sa.Text(), nullable=False),
-        sa.ForeignKeyConstraint(["video_id"], ["videos.video_id"], ondelete="CASCADE",
-                                name="fk_onscreen_text_video_id_videos"),
+        sa.ForeignKeyConstraint(
+            ["video_id"], ["videos.video_id"], ondelete="CASCADE", name="fk_onscreen_text_video_id_videos"
+        ),
         sa.PrimaryKeyConstraint("text_id", name="pk_onscreen_text"),
     )
     op.create_index("ix_onscreen_text_video_id", "onscreen_text", ["video_id", "start_s"])
@@ -46,18 +47,25 @@ def upgrade() -> None:
         sa.Column("frames_read", sa.Integer(), nullable=False),
         sa.Column("lines", sa.Integer(), nullable=False),
         sa.Column("read_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["video_id"], ["videos.video_id"], ondelete="CASCADE",
-                                name="fk_text_passes_video_id_videos"),
+        sa.ForeignKeyConstraint(
+            ["video_id"], ["videos.video_id"], ondelete="CASCADE", name="fk_text_passes_video_id_videos"
+        ),
         sa.PrimaryKeyConstraint("video_id", name="pk_text_passes"),
     )
     if op.get_bind().dialect.name == "sqlite":
-        op.execute("CREATE VIRTUAL TABLE onscreen_text_fts USING fts5(folded, content='onscreen_text', "
-                   "content_rowid='text_id', tokenize='unicode61 remove_diacritics 0')")
-        op.execute("CREATE TRIGGER onscreen_text_ai AFTER INSERT ON onscreen_text BEGIN "
-                   "INSERT INTO onscreen_text_fts(rowid, folded) VALUES (new.text_id, new.folded); END")
-        op.execute("CREATE TRIGGER onscreen_text_ad AFTER DELETE ON onscreen_text BEGIN "
-                   "INSERT INTO onscreen_text_fts(onscreen_text_fts, rowid, folded) "
-                   "VALUES ('delete', old.text_id, old.folded); END")
+        op.execute(
+            "CREATE VIRTUAL TABLE onscreen_text_fts USING fts5(folded, content='onscreen_text', "
+            "content_rowid='text_id', tokenize='unicode61 remove_diacritics 0')"
+        )
+        op.execute(
+            "CREATE TRIGGER onscreen_text_ai AFTER INSERT ON onscreen_text BEGIN "
+            "INSERT INTO onscreen_text_fts(rowid, folded) VALUES (new.text_id, new.folded); END"
+        )
+        op.execute(
+            "CREATE TRIGGER onscreen_text_ad AFTER DELETE ON onscreen_text BEGIN "
+            "INSERT INTO onscreen_text_fts(onscreen_text_fts, rowid, folded) "
+            "VALUES ('delete', old.text_id, old.folded); END"
+        )
     else:
         op.execute("CREATE INDEX ix_onscreen_text_fts ON onscreen_text USING gin (to_tsvector('simple', folded))")
 
