@@ -61,6 +61,12 @@ serve: demo
 test: footage background browser ocr compose-check
 	$(PY) -m pytest -q -ra
 
+# ruff (lint and format) over everything, mypy over the core; CI runs it before the tests.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
 # The fast tier: unit and contract tests (no browser, no HTTP server, no ingest of real footage), under a minute.
 test-fast: setup
 	$(PY) -m pytest -q -ra tests/unit tests/contract

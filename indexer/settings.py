@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from firstseen.settings import Settings
@@ -11,5 +13,5 @@ class NightlySettings(Settings):
     nightly_at: str = Field("02:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")  # local time (TZ)
 
 
-def get_nightly_settings(**overrides: object) -> NightlySettings:
+def get_nightly_settings(**overrides: Any) -> NightlySettings:
     return NightlySettings(**{k: v for k, v in overrides.items() if v is not None})

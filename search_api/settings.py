@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -50,6 +50,6 @@ class ApiSettings(Settings):
         return bool(self.api_read_keys or self.api_admin_keys)
 
 
-def get_api_settings(**overrides: object) -> ApiSettings:
+def get_api_settings(**overrides: Any) -> ApiSettings:
     """The API's settings from the environment, with explicit overrides (CLI flags) on top."""
     return ApiSettings(**{k: v for k, v in overrides.items() if v is not None})

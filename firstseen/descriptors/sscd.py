@@ -50,7 +50,7 @@ def resize_to_area(rgb: np.ndarray, side: int) -> np.ndarray:
     size = (max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8))
     if size == (w, h):
         return rgb
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
 
 
 class SscdDescriptor:

@@ -131,7 +131,7 @@ def _same_lines(pieces: list[tuple[int, int, int, int]]) -> list[tuple[int, int,
                 break
         else:
             merged.append([x, y, w, h])
-    return [tuple(m) for m in merged]
+    return [(m[0], m[1], m[2], m[3]) for m in merged]
 
 
 def _looks_like_text(band: np.ndarray) -> bool:

@@ -125,12 +125,12 @@ def frame_of(
     *,
     read: bool,
 ) -> PackFrame:
-    if side == "source" and video_id in missing:
+    if video_id is not None and video_id in missing:
         return PackFrame(name, side, t, None, reason=missing[video_id])
     try:
-        rgb = reader.query(t) if side == "query" else reader.source(video_id, t)
+        rgb = reader.query(t) if video_id is None else reader.source(video_id, t)
     except (FirstSeenError, OSError) as exc:
-        if side == "source":
+        if video_id is not None:
             missing[video_id] = str(exc)
         return PackFrame(name, side, t, None, reason=str(exc))
     text = reader.read_text(rgb) if read and reader.read_text else []
@@ -148,12 +148,12 @@ def frame_pairs(
     """Query and archive frames at these query times; the text on screen is read in the
     segment's middle frame on both sides (a strip's frames repeat the segment's picture)."""
     evidence = segment.evidence
-    query_boxes = (
-        [] if evidence is None or _is_whole(evidence.source_in_query) else [(evidence.source_in_query, QUERY_BOX)]
-    )
-    source_boxes = (
-        [] if evidence is None or _is_whole(evidence.query_in_source) else [(evidence.query_in_source, SOURCE_BOX)]
-    )
+    query_boxes: list[tuple[Region, tuple[int, int, int]]] = []
+    source_boxes: list[tuple[Region, tuple[int, int, int]]] = []
+    if evidence is not None and evidence.source_in_query is not None and not _is_whole(evidence.source_in_query):
+        query_boxes.append((evidence.source_in_query, QUERY_BOX))
+    if evidence is not None and evidence.query_in_source is not None and not _is_whole(evidence.query_in_source):
+        source_boxes.append((evidence.query_in_source, SOURCE_BOX))
     pairs = []
     for n, t in enumerate(times):
         # text is read in the middle frame: captions and chyrons stay on screen for seconds,

@@ -100,7 +100,7 @@ def describe_videos(
             if thumb_side:
                 thumbs.extend(encode_thumbnail(f.rgb, thumb_side) for f in batch)
             pts.extend(f.pts_s for f in batch)
-            if on_progress:
+            if on_progress and current is not None:
                 on_progress(current, batch[-1].pts_s)
             batch.clear()
 
@@ -143,6 +143,7 @@ def describe_frames(
     (result,) = list(describe_videos([Path(path)], descriptor, policy, fps=fps))
     if result.error is not None:
         raise result.error
+    assert result.vectors is not None  # no error: vectors
     return result.vectors
 
 

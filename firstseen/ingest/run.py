@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def configured_inputs(settings: Settings) -> tuple[list[Path], list[Path]]:
 def run_ingest(
     settings: Settings,
     paths: list[Path],
-    manifests: list[Path] = (),
+    manifests: Sequence[Path] = (),
     progress: Progress | None = None,
     *,
     parsed: CollectedInputs | None = None,
@@ -297,6 +298,7 @@ def _describe_and_stage(
         if described.error is not None:
             _failed(summary, progress, item.meta, str(described.error), ledger, item.file_stat)
             continue
+        assert described.vectors is not None  # no error: the pipeline gave vectors
         try:
             staged = stage_described(
                 archive,

@@ -319,13 +319,14 @@ def sample_frames(
             raise MediaError("no decodable video frames")
         if disordered > max(5, timed // 4):
             raise MediaError(f"corrupt video: {disordered} of {timed} frames out of order at ~{disorder_at:.1f}s")
+        assert latest is not None  # count > 0: a frame was decoded
         decoded_end = latest + gap
         if fps is not None:  # frames skipped on purpose still prove the data was there
             decoded_end = max(decoded_end, skipper.data_end_s)
         shortfall = _declared_shortfall(container, stream, decoded_end, float(origin * tb))
         # A short clip missing a quarter of its frames is as damaged as a long one missing
         # seconds, so the allowance shrinks with the duration (never below half a second).
-        allowance = None if shortfall is None else min(max_truncation_s, max(0.5, 0.1 * (decoded_end + shortfall)))
+        allowance = 0.0 if shortfall is None else min(max_truncation_s, max(0.5, 0.1 * (decoded_end + shortfall)))
         if shortfall is not None and shortfall > allowance:
             raise MediaError(
                 f"truncated: decoded {decoded_end:.1f} s of {decoded_end + shortfall:.1f} s declared", code="truncated"

@@ -51,7 +51,7 @@ def _read_group(path, group: list[float], max_side: int, *, seek: bool) -> dict[
             container.seek(origin + int(group[0] / tb_s), stream=stream, backward=True, any_frame=False)
         sar = float(stream.sample_aspect_ratio or 1) or 1.0
         pending, out = list(group), {}
-        shown = shown_t = None
+        shown, shown_t = None, 0.0
         try:
             for frame, ts in _in_display_time(container.decode(stream), depth=_reorder_depth(stream.codec_context)):
                 if frame.is_corrupt and seek:

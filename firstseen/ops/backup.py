@@ -101,6 +101,8 @@ def backup_archive(settings: Settings, dest: Path) -> BackupReport:
     partial = dest.parent / f".{dest.name}.partial-{os.getpid()}"
     try:
         manifest = store.read_manifest()  # again under the lock: a writer may have published since
+        if manifest is None:
+            raise FirstSeenError(f"the index manifest in {data_dir} went missing during the backup")
         shutil.rmtree(partial, ignore_errors=True)  # this pid's own leftover, if any
         partial.mkdir(parents=True)
         meta, linked = _snapshot(settings, manifest, partial)
@@ -191,7 +193,8 @@ def _dump_catalog(catalog: SqlCatalog, folder: Path) -> tuple[str, str | None, d
                 for t in metadata.sorted_tables
                 if t.name != _ALEMBIC
             }
-            videos = conn.execute(select(metadata.tables["videos"].c["video_id", "status"]))
+            table = metadata.tables["videos"]
+            videos = conn.execute(select(table.c.video_id, table.c.status))
             listed = [tuple(row) for row in videos]
             return conn.dialect.name, revision, tables, listed
 

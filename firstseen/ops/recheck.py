@@ -94,7 +94,8 @@ def recheck_archive(
         if refreshed is not None:
             archive.replace_raw_vectors(record.video_id, refreshed)
             report.refreshed += 1
-            report.uninformative_frames += int((~refreshed.informative).sum())
+            if refreshed.informative is not None:
+                report.uninformative_frames += int((~refreshed.informative).sum())
         if progress:
             progress(1)
     report.links_before = archive.stats().copy_links

@@ -34,6 +34,7 @@ def catalog_bytes(catalog: SqlCatalog) -> int:
                     "FROM pg_tables WHERE schemaname = current_schema()"
                 )
             ).scalar()
+            or 0
         )
 
 

@@ -152,10 +152,10 @@ def _vote(h: _Hits, pick: np.ndarray, min_count: int) -> tuple[_Cell | None, _Ce
     keys = (bins + (np.arange(rows) * width)[None, :]).ravel()
     weights = np.broadcast_to(h.weight[pick, None], bins.shape).ravel()
     if rows * width <= _DENSE_CELLS_MAX:
-        votes = np.bincount(keys, weights, minlength=rows * width).reshape(rows, width)
-        counts = np.bincount(keys, minlength=rows * width).reshape(rows, width)
-        votes = (votes[:, :-2] + votes[:, 1:-1] + votes[:, 2:]).ravel()
-        counts = (counts[:, :-2] + counts[:, 1:-1] + counts[:, 2:]).ravel()
+        grid_votes = np.bincount(keys, weights, minlength=rows * width).reshape(rows, width)
+        grid_counts = np.bincount(keys, minlength=rows * width).reshape(rows, width)
+        votes = (grid_votes[:, :-2] + grid_votes[:, 1:-1] + grid_votes[:, 2:]).ravel()
+        counts = (grid_counts[:, :-2] + grid_counts[:, 1:-1] + grid_counts[:, 2:]).ravel()
         cells, stride = None, width - 2
         split = h.speeds.size * stride
     else:  # a very long archive video: most cells are empty

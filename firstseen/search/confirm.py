@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -66,11 +67,11 @@ def pick_pairs(
     if not best:
         return []
     if len(inside) == 1:  # a still: several archive frames near the time, best first
-        i = best[0][1]
-        t = segment.source_at(float(query_pts[i]))
+        still = best[0][1]
+        t = segment.source_at(float(query_pts[still]))
         near = np.flatnonzero((np.abs(source_pts - t) <= 1.5 * step + 0.5) & source_ok)
-        ranked = near[np.argsort(-similarity[i, near])][:count]
-        return [(i, int(j)) for j in ranked]
+        ranked = near[np.argsort(-similarity[still, near])][:count]
+        return [(still, int(j)) for j in ranked]
     chunks = np.array_split(np.arange(len(best)), min(count, len(best)))
     return [(best[c[k]][1], best[c[k]][2]) for c in chunks if c.size for k in [int(np.argmax([best[x][0] for x in c]))]]
 
@@ -126,7 +127,7 @@ def verify_pairs(
     verifier: Verifier,
     pairs: Sequence[tuple[int, object]],
     query_image: ImageOf,
-    source_image: Callable[[object], np.ndarray],
+    source_image: Callable[[Any], np.ndarray],  # a sample index (thumbnails) or a time (the file)
     source_name: str = "",
     *,
     give_up_after: int = 2,

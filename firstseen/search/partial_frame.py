@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -60,7 +61,10 @@ def match_in_windows(
     proposal's frame pair must verify first; the picture it locates (the inset, else the
     proposing window) is then described in every frame, aligned, scored against the same
     calibrated threshold and confirmed like any candidate."""
-    found, unverifiable = [], []
+    found: list[CandidateMatch] = []
+    unverifiable: list[Unverifiable] = []
+    if verify.describe is None or query.image is None:  # searchable_in_windows says no
+        return found, unverifiable
     verifier = Verifier(verify.params)
     proposals = propose(
         query.image,
@@ -75,7 +79,9 @@ def match_in_windows(
     for proposal in proposals:
         try:
             stored = archive.raw_vectors(proposal.video_id, thumbnails=True)  # read once: located, aligned, confirmed
-            located = _locate(archive, query, proposal, stored, verifier, verify) if stored is not None else None
+            if stored is None:
+                continue
+            located = _locate(archive, query, proposal, stored, verifier, verify)
             if located is None:
                 continue
             inner = query.within(located)
@@ -112,10 +118,12 @@ def _locate(
     if frames.has_thumbnails:
         for lead in proposal.leads:
             j = int(np.argmin(np.abs(stored.pts_s - lead.source_pts)))
-            tries.append((lead, lambda j=j: frames.sample(j), (proposal.video_id, j)))
+            tries.append((lead, partial(frames.sample, j), (proposal.video_id, j)))
     for lead in proposal.leads[:1]:  # the archive samples a second apart: the moment may lie between
         for t in (lead.source_pts + f * step for f in (0, -0.25, 0.25, -0.5, 0.5)):
-            tries.append((lead, lambda t=max(0.0, t): frames.at(t), (proposal.video_id, "t", round(t, 3))))
+            tries.append((lead, partial(frames.at, max(0.0, t)), (proposal.video_id, "t", round(t, 3))))
+    if query.image is None:
+        return None
     for lead, source_image, key in tries:
         evidence = verifier.verify(
             query.image(lead.query_frame),

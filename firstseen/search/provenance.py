@@ -110,7 +110,7 @@ def copies_through_links(
 
 def _verified(link_segment: dict) -> bool:
     evidence = link_segment.get("evidence")
-    return bool(evidence) and int(evidence.get("pairs_verified", 0)) > 0
+    return isinstance(evidence, dict) and int(evidence.get("pairs_verified", 0)) > 0
 
 
 def earliest_source(matches: Sequence[VideoMatch]) -> VideoMatch | None:
@@ -122,5 +122,5 @@ def earliest_source(matches: Sequence[VideoMatch]) -> VideoMatch | None:
     return matches[0] if matches else None
 
 
-def _sort_key(value: datetime) -> float:
-    return value.timestamp()
+def _sort_key(value: datetime | None) -> float:
+    return value.timestamp() if value is not None else float("inf")

@@ -53,10 +53,10 @@ def format_result(result: SearchResult) -> str:
     if result.reason == "too_little_picture":
         lines.append("NO MATCH: too little in the picture to search (black, flat or a plain card).")
         return "\n".join(lines)
-    if not result.matches:
+    e = result.earliest
+    if not result.matches or e is None:
         lines.append("NO MATCH: this footage was not found in the archive.")
         return "\n".join(lines)
-    e = result.earliest
     lines += [
         "",
         "EARLIEST KNOWN SOURCE",

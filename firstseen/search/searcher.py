@@ -51,7 +51,9 @@ def find_sources(
         verify=verify,
         background=background,
     )
-    if not candidates and searchable_as_still(query, verify):  # a moment between samples (still_moment.py)
+    # nothing at the samples: a still may show a moment between them (still_moment.py), or the
+    # source may fill only part of the frame (partial_frame.py)
+    if not candidates and verify is not None and searchable_as_still(query, verify):
         candidates = match_still_moment(
             archive,
             query,
@@ -61,7 +63,7 @@ def find_sources(
             exclude=frozenset(u.video_id for u in unverifiable),
             background=background,
         )
-    if not candidates and searchable_in_windows(query, verify):  # a source in part of the frame (partial_frame.py)
+    if not candidates and verify is not None and searchable_in_windows(query, verify):
         candidates, failed = match_in_windows(
             archive,
             query,
@@ -72,8 +74,7 @@ def find_sources(
             background=background,
         )
         unverifiable = unverifiable + failed
-    records = {m.video_id: archive.video(m.video_id) for m in candidates}
-    direct = [VideoMatch(records[m.video_id], m.score, m.segments) for m in candidates if records[m.video_id]]
+    direct = [VideoMatch(record, m.score, m.segments) for m in candidates if (record := archive.video(m.video_id))]
     via_links = copies_through_links(direct, archive.copy_links, archive.video, verified_only=verify is not None)
     holders = sorted(direct + via_links, key=lambda m: -m.score)
     earliest = earliest_source(holders)

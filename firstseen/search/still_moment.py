@@ -98,7 +98,7 @@ def _at_its_moment(
 ) -> MatchSegment | None:
     """The still scored and verified at the best of the file's frames within a sample of t."""
     record, stored = archive.video(video_id), archive.raw_vectors(video_id)
-    if record is None or stored is None:
+    if record is None or stored is None or verify.describe is None or query.image is None:
         return None
     step = sample_step(stored.pts_s)
     frames = frames_between(record.path, max(0.0, t - step), t + step, max_side=verify.frame_side)

@@ -57,7 +57,7 @@ class _Features:
     ):
         self.height, self.width = gray.shape if frame_size is None else frame_size
         keypoints, descriptors = detector.detectAndCompute(gray, None)
-        self.points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2) + np.float32(offset)
+        self.points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2) + np.asarray(offset, np.float32)
         self.descriptors = descriptors
 
 

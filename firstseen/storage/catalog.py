@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import Table, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -194,7 +196,8 @@ class SqlCatalog(SqlDatabase):
             s.execute(
                 delete(CopyLinkRow).where(or_(CopyLinkRow.video_id == video_id, CopyLinkRow.other_video_id == video_id))
             )
-            return s.execute(delete(VideoRow).where(VideoRow.video_id == video_id)).rowcount > 0
+            deleted = cast(CursorResult, s.execute(delete(VideoRow).where(VideoRow.video_id == video_id)))
+            return deleted.rowcount > 0
 
     def resolve_frames(self, frame_ids: Iterable[int]) -> dict[int, tuple[str, float]]:
         """frame_id -> (video_id, pts_s), for frames of committed videos only."""
@@ -256,7 +259,7 @@ def _find_duplicate(s: Session, video_id: str, sha256: str, external_id: str | N
 def _upsert_meta(s: Session, key: str, value: str, *, overwrite: bool) -> None:
     # An upsert, not select-then-insert: two PostgreSQL writers could both see the key missing.
     dialect_insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(ArchiveMetaRow.__table__).values(key=key, value=value)
+    stmt = dialect_insert(cast(Table, ArchiveMetaRow.__table__)).values(key=key, value=value)
     if overwrite:
         stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
     else:
@@ -271,7 +274,7 @@ def _allocate_frame_ids(s: Session, n: int) -> int:
     stored = s.scalar(select(ArchiveMetaRow.value).where(ArchiveMetaRow.key == NEXT_FRAME_ID_KEY).with_for_update())
     highest = s.scalar(select(func.max(FrameRow.frame_id)))
     # The floor guards against a counter that was reset by hand: ids in use are never handed out twice.
-    first = max(int(stored), 0 if highest is None else int(highest) + 1)
+    first = max(int(stored or 0), 0 if highest is None else int(highest) + 1)
     s.execute(update(ArchiveMetaRow).where(ArchiveMetaRow.key == NEXT_FRAME_ID_KEY).values(value=str(first + n)))
     return first
 
@@ -283,12 +286,14 @@ def _insert_frames(s: Session, video_id: str, first: int, pts: list[float]) -> N
         return
     connection = s.connection()
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
-        with connection.connection.driver_connection.cursor() as cursor:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor:
             with cursor.copy("COPY frames (frame_id, video_id, pts_s) FROM STDIN") as copy:
                 for i, p in enumerate(pts):
                     copy.write_row((first + i, video_id, p))
         return
     s.execute(
-        FrameRow.__table__.insert(),
+        cast(Table, FrameRow.__table__).insert(),
         [{"frame_id": first + i, "video_id": video_id, "pts_s": p} for i, p in enumerate(pts)],
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, Text, delete, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, mapped_column
 
 from firstseen.storage.sql import SqlDatabase
@@ -119,7 +121,8 @@ class SqlFailureLedger:
             query = update(FailureRow).where(FailureRow.quarantined_at.is_not(None))
             if paths is not None:
                 query = query.where(FailureRow.path.in_(paths))
-            return s.execute(query.values(quarantined_at=None, attempts=0)).rowcount
+            released = cast(CursorResult, s.execute(query.values(quarantined_at=None, attempts=0)))
+            return released.rowcount
 
 
 def is_still_quarantined(record: FailureRecord | None, file_stat: tuple[int, int] | None) -> bool:

@@ -91,7 +91,9 @@ class MemoryCatalog:
             ("video_id", video_id, lambda v: v.video_id == video_id),
             ("external_id", meta.external_id, lambda v: v.external_id == meta.external_id),
         ):
-            existing = next((v for v in self._videos.values() if value is not None and same(v)), None)
+            if value is None:
+                continue
+            existing = next((v for v in self._videos.values() if same(v)), None)
             if existing is not None:
                 raise DuplicateVideoError(field, value, existing.video_id)
         record = VideoRecord(
@@ -118,7 +120,7 @@ class MemoryCatalog:
         )
         self._next_frame_id += len(pts)
         self._videos[video_id], self._pts[video_id] = record, pts.copy()
-        self._stats[video_id] = tuple(file_stat) if file_stat else None
+        self._stats[video_id] = (int(file_stat[0]), int(file_stat[1])) if file_stat else None
         return record
 
     def mark_committed(self, video_ids: Sequence[str], checkpoint: int) -> None:
@@ -276,15 +278,14 @@ class MemoryFailureLedger:
     def record(self, path: str, file_stat: tuple[int, int] | None, reason: str, run_id: int | None) -> FailureRecord:
         now = _now()
         old = self._rows.get(path)
-        fresh = old is None or (file_stat is not None and old.file_stat != tuple(file_stat))
-        attempts = 1 if fresh else old.attempts + 1
-        first = now if fresh else old.first_failed_at
-        quarantined_at = None if fresh else old.quarantined_at
+        stat = (int(file_stat[0]), int(file_stat[1])) if file_stat else None
+        if old is None or (stat is not None and old.file_stat != stat):  # new, or changed: a new file
+            attempts, first, quarantined_at = 1, now, None
+        else:
+            attempts, first, quarantined_at = old.attempts + 1, old.first_failed_at, old.quarantined_at
         if attempts >= self.max_attempts and quarantined_at is None:
             quarantined_at = now
-        self._rows[path] = FailureRecord(
-            path, tuple(file_stat) if file_stat else None, attempts, reason, first, now, run_id, quarantined_at
-        )
+        self._rows[path] = FailureRecord(path, stat, attempts, reason, first, now, run_id, quarantined_at)
         return self._rows[path]
 
     def clear(self, paths: list[str]) -> None:

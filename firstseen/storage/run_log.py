@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 
 from firstseen.records import RunRecord
 from firstseen.storage.sql import SqlDatabase, now, to_json, utc
@@ -73,7 +74,7 @@ class SqlRunLog:
         Their finished_at stays empty: when they died is not known."""
         with self.db.session(write=True) as s:
             query = update(IngestRunRow).where(IngestRunRow.status == "running").values(status="crashed")
-            return s.execute(query).rowcount
+            return cast(CursorResult, s.execute(query)).rowcount
 
     def last(self) -> RunRecord | None:
         runs = self.runs(limit=1)

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -20,6 +20,14 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _IN_CHUNK = 900  # below SQLite's historic limit of 999 bound parameters per statement
 _BUSY_TIMEOUT_S = 30.0
 _PG_MIGRATION_LOCK = 0x46_53_43_41_54  # advisory lock key: concurrent first opens must not race DDL
+
+
+@overload
+def utc(value: None) -> None: ...
+@overload
+def utc(value: datetime | date) -> datetime: ...
+@overload
+def utc(value: datetime | date | None) -> datetime | None: ...
 
 
 def utc(value: datetime | date | None) -> datetime | None:

@@ -163,7 +163,7 @@ class TextStore:
                 rows = s.scalars(select(TextRow).where(TextRow.text_id.in_(ids), TextRow.video_id.in_(committed)))
                 ranked = sorted(rows, key=lambda r: order[r.text_id])
             else:
-                ranked = s.scalars(
+                found = s.scalars(
                     select(TextRow)
                     .where(
                         text("to_tsvector('simple', folded) @@ plainto_tsquery('simple', :q)"),
@@ -175,7 +175,8 @@ class TextStore:
                         TextRow.start_s,
                     )
                     .params(q=" ".join(words))
-                ).all()
+                )
+                ranked = list(found)
             return [_span(r) for r in ranked[:limit]]
 
     def delete_video(self, video_id: str) -> None:

@@ -63,12 +63,18 @@ class FileVectorStore:
 
     def put(self, video_id: str, vectors: FrameVectors) -> None:
         buffer = io.BytesIO()
-        extra = {}
+        extra: dict[str, np.ndarray] = {}
         if vectors.informative is not None:
             extra["informative"] = vectors.informative
         if vectors.thumbnails is not None:
             extra |= {"thumb_data": vectors.thumbnails.data, "thumb_offsets": vectors.thumbnails.offsets}
-        np.savez(buffer, pts_s=vectors.pts_s, vectors=vectors.vectors, descriptor=np.array(vectors.descriptor), **extra)
+        arrays = {
+            "pts_s": vectors.pts_s,
+            "vectors": vectors.vectors,
+            "descriptor": np.array(vectors.descriptor),
+            **extra,
+        }
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle flag
         atomic_write_bytes(self._path(video_id), buffer.getbuffer())
 
     def get(self, video_id: str, *, thumbnails: bool = False) -> FrameVectors | None:

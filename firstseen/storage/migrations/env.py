@@ -42,7 +42,9 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is not configured"
+    engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         _configure(connection)
         with context.begin_transaction():
