@@ -3,7 +3,7 @@
 
 Backgrounds are frames of the fetched real footage (scripts/fetch_footage.py); on each, a
 known line is drawn as broadcasters do (a chyron bar, a shadowed caption, a corner label) in
-Latin, Cyrillic, Hangul or as a date (tests/text_frames.py). Each reader reads every frame;
+Latin, Cyrillic, Hangul or as a date (scripts/text_frames.py). Each reader reads every frame;
 reported per script: mean character accuracy (1 - CER, spaces ignored), the share of lines
 read exactly, and frames read per second. Readers: Tesseract with all languages (what the
 product runs), Tesseract with only the script's own language (an upper bound), and rapidocr
@@ -23,7 +23,6 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
 from text_frames import TEXTS, available, character_accuracy, draw_text_frame  # noqa: E402
 

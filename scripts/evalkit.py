@@ -24,7 +24,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
 import image_pool  # noqa: E402
 import unrelated  # noqa: E402

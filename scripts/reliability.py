@@ -37,7 +37,6 @@ from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
 from bench_api import free_port, wait_ready  # noqa: E402
 from edits import FrameSource, make_query  # noqa: E402

@@ -16,7 +16,7 @@ from pathlib import Path
 from firstseen.datadir import DataDir
 from firstseen.errors import BadInputError, FirstSeenError
 from firstseen.ingest.manifest import parse_manifest_text
-from firstseen.ingest.run import run_ingest
+from firstseen.ingest.run import ingest_inputs
 from firstseen.storage.atomic import atomic_write_bytes
 from search_api.settings import ApiSettings
 
@@ -173,7 +173,7 @@ class IngestJobs:
         try:
             text = (self.folder / f"{job['job_id']}.jsonl").read_text()
             parsed = parse_manifest_text(text, base_dir=base, source=f"job {job['job_id']}", allowed_root=root)
-            summary = run_ingest(self.settings, [], [], JobProgress(self, job), parsed=parsed)
+            summary = ingest_inputs(self.settings, parsed, JobProgress(self, job))
         except (FirstSeenError, OSError) as exc:
             with self.lock:
                 job.update(

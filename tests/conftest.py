@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -12,6 +13,9 @@ import toy_descriptor  # noqa: F401 - registers the tests' model-free descriptor
 from paths import REPO
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+# the edit generator, distractor footage and text frames are evaluation tooling the tests share
+sys.path.insert(0, str(REPO / "scripts"))
 
 PG_URL = os.environ.get("FIRSTSEEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

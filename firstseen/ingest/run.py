@@ -83,19 +83,35 @@ def run_ingest(
     manifests: Sequence[Path] = (),
     progress: Progress | None = None,
     *,
-    parsed: CollectedInputs | None = None,
     retry_quarantined: bool = False,
 ) -> IngestSummary:
-    """Ingest everything named (and parsed: manifest lines a caller has read already); a bad
-    input is recorded in the summary and the rest go on. A file that fails is retried by
-    later runs up to FIRSTSEEN_INGEST_MAX_ATTEMPTS times, then quarantined. Raises only for
-    failures of the archive itself (lock held, mismatch, storage errors)."""
+    """Ingest the files, folders and manifests named (collect_inputs reads them)."""
+    return ingest_inputs(
+        settings,
+        collect_inputs(paths, manifests),
+        progress,
+        retry_quarantined=retry_quarantined,
+        named=(paths, manifests),
+    )
+
+
+def ingest_inputs(
+    settings: Settings,
+    collected: CollectedInputs,
+    progress: Progress | None = None,
+    *,
+    retry_quarantined: bool = False,
+    named: tuple[Sequence[Path], Sequence[Path]] = ((), ()),
+) -> IngestSummary:
+    """Ingest work items already read (from paths and manifests, or manifest lines sent over
+    HTTP); a bad input is recorded in the summary and the rest go on. A file that fails is
+    retried by later runs up to FIRSTSEEN_INGEST_MAX_ATTEMPTS times, then quarantined. Raises
+    only for failures of the archive itself (lock held, mismatch, storage errors). named: the
+    paths and manifests the items came from, for the run log."""
+    paths, manifests = named
     progress = progress or LogProgress()
     started = time.perf_counter()
     summary = IngestSummary()
-    collected = collect_inputs(paths, manifests)
-    if parsed is not None:
-        collected = CollectedInputs(collected.items + parsed.items, collected.problems + parsed.problems)
     for problem in collected.problems:
         summary.fail(problem.source, problem.reason, problem.line)
 

@@ -232,6 +232,31 @@ def test_takedown_removes_a_video_from_search(small_archive, tmp_path):
         assert _post(client, small_archive["reversed"]).json()["verdict"] == "no_match"
 
 
+def test_a_takedown_waits_for_a_running_writer_then_gives_up_with_busy(small_archive, tmp_path):
+    import threading
+    import time
+
+    from firstseen.archive import DataDirLock
+
+    data = copy_archive(small_archive, tmp_path / "data")
+    writer = DataDirLock(data)  # an ingest or reindex holding the archive
+    writer.acquire()
+    threading.Timer(1.0, writer.release).start()
+    with TestClient(create_app(_settings(data, tmp_path, lock_wait_s=30))) as client:
+        external_id = small_archive["external_ids"]["vtest.avi"]
+        started = time.monotonic()
+        response = client.delete(f"/v1/videos/{external_id}")
+        assert response.status_code == 200 and response.json()["external_id"] == external_id
+        assert time.monotonic() - started >= 0.9, "it waited for the writer, as the CLI does"
+    writer.acquire()  # held again: past lock_wait_s the answer is "busy", never a 500
+    try:
+        with TestClient(create_app(_settings(data, tmp_path, lock_wait_s=0.2))) as client:
+            other = small_archive["external_ids"]["diver.mov"]
+            _error(client.delete(f"/v1/videos/{other}"), 409, "archive_busy")
+    finally:
+        writer.release()
+
+
 # ---- keys and scopes -----------------------------------------------------------------------
 
 

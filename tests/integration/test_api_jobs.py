@@ -14,7 +14,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from firstseen.ingest.progress import LogProgress  # noqa: E402
-from firstseen.ingest.run import run_ingest  # noqa: E402
+from firstseen.ingest.run import ingest_inputs, run_ingest  # noqa: E402
 from search_api.app import create_app  # noqa: E402
 from search_api.jobs import IngestJobs  # noqa: E402
 from search_api.settings import get_api_settings  # noqa: E402
@@ -152,9 +152,9 @@ def test_a_job_that_crashes_is_marked_failed_and_the_worker_goes_on(small_archiv
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("disk on fire")
-        return run_ingest(*args, **kwargs)
+        return ingest_inputs(*args, **kwargs)
 
-    monkeypatch.setattr(jobs_module, "run_ingest", flaky)
+    monkeypatch.setattr(jobs_module, "ingest_inputs", flaky)
     jobs = IngestJobs(_settings(data))
     jobs.start()
     try:

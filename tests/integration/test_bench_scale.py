@@ -7,11 +7,8 @@ import subprocess
 import sys
 
 import numpy as np
-from paths import REPO
-
-sys.path.insert(0, str(REPO / "scripts"))
-
 from bench_scale import RunningTopK, recall_at_k, tie_aware_recall  # noqa: E402
+from paths import REPO
 
 
 def _exact(scores: list[float]) -> RunningTopK:

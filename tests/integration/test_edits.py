@@ -1,4 +1,4 @@
-"""Tests for tests/edits.py: every edit decodes, and its truth names the source frames actually shown."""
+"""Tests for scripts/edits.py: every edit decodes, and its truth names the source frames actually shown."""
 
 from __future__ import annotations
 

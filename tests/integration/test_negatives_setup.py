@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import numpy as np
-from paths import REPO
-
-sys.path.insert(0, str(REPO / "scripts"))
 import fetch_footage  # noqa: E402
 import image_pool  # noqa: E402
+import numpy as np
 import unrelated  # noqa: E402
 
 

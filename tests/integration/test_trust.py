@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import unrelated  # noqa: E402
 from edits import FrameSource, _write_video, make_query
-from paths import REPO
 
 from cli.main import main
 from firstseen.records import FrameVectors
-
-sys.path.insert(0, str(REPO / "scripts"))
-import unrelated  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ARCHIVED = ["vtest.avi", "bikes.mp4", "diver.mov"]
