@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -201,3 +202,26 @@ class CatalogStats:
     committed_frames: int
     copy_links: int  # links between two videos, each counted once although stored both ways
     last_run: RunRecord | None
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def checked_new_video(video_id: str, sha256: str, frame_pts: np.ndarray) -> tuple[np.ndarray, str]:
+    """What every catalog checks before it adds a video: its frame times as float64, its sha256
+    in lower case. Raises ValueError for an empty or long id, a malformed hash, bad times."""
+    pts = np.asarray(frame_pts, dtype=np.float64)
+    if pts.ndim != 1 or not np.all(np.isfinite(pts)) or np.any(pts < 0):
+        raise ValueError("frame_pts must be a 1-d array of finite timestamps >= 0")
+    if not video_id or len(video_id) > 32:
+        raise ValueError(f"video_id must be 1 to 32 characters, got {video_id!r}")
+    sha256 = sha256.lower()
+    if not _SHA256.fullmatch(sha256):
+        raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+    return pts, sha256
+
+
+def check_run_outcome(status: str) -> None:
+    """A run finishes as ok, failed or crashed (the run log's rule, whatever the backend)."""
+    if status not in ("ok", "failed", "crashed"):
+        raise ValueError(f"a run finishes as ok, failed or crashed, not {status!r}")

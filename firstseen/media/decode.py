@@ -21,14 +21,11 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
 )
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(".jpg .jpeg .png .webp .bmp".split())
 
-# Defaults picked with scripts/bench_decode.py (numbers in its docstring). On the 2-core box it
-# ran on, SLICE/FRAME/AUTO were within run-to-run noise (+-30%), so AUTO stays: FFmpeg's own
-# choice, which also scales on many-core servers. NONREF skipping never beat that noise reliably
-# (h264 best case 1.2x) and moved 1 fps picks by up to 50 ms, so exact picks win.
+# FFmpeg's own threading choice: scripts/bench_decode.py found SLICE, FRAME and AUTO within
+# run-to-run noise on two cores, and AUTO also scales on many-core servers.
 THREAD_TYPE = "AUTO"  # module-level so the benchmark can try the others
-# When sampling (fps given), frames no other frame depends on are not decoded: it cuts decode
-# work by up to 3x on B-frame codecs, and the frames that are sampled keep their real PTS
-# (at most a frame later than the target). scripts/bench_ingest.py measures the effect.
+# When sampling (fps given), frames no other frame depends on are not decoded: less decoding on
+# B-frame codecs, and the frames sampled keep their real PTS (at most a frame after the target).
 SKIP_NONREF_DEFAULT = True
 
 # Timestamps are quantised to the container's time base (mp4 often 1/12800 or coarser), so a

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import cast
 
@@ -14,14 +13,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from firstseen.errors import DuplicateVideoError, FirstSeenError, VideoNotFoundError
-from firstseen.records import VideoMetadata, VideoRecord
+from firstseen.records import VideoMetadata, VideoRecord, checked_new_video
 from firstseen.storage.copy_links import SqlCopyLinks
 from firstseen.storage.run_log import SqlRunLog
 from firstseen.storage.sql import SqlDatabase, chunks, now, utc
 from firstseen.storage.tables import VIDEO_STATUSES, ArchiveMetaRow, CopyLinkRow, FrameRow, VideoRow
 
 NEXT_FRAME_ID_KEY = "next_frame_id"
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _video_record(row: VideoRow) -> VideoRecord:
@@ -115,14 +113,7 @@ class SqlCatalog(SqlDatabase):
         file_stat: tuple[int, int] | None = None,
     ) -> VideoRecord:
         """Insert a pending video and its frames under a freshly allocated, contiguous id range."""
-        pts = np.asarray(frame_pts, dtype=np.float64)
-        if pts.ndim != 1 or not np.all(np.isfinite(pts)) or np.any(pts < 0):
-            raise ValueError("frame_pts must be a 1-d array of finite timestamps >= 0")
-        if not video_id or len(video_id) > 32:
-            raise ValueError(f"video_id must be 1 to 32 characters, got {video_id!r}")
-        sha256 = sha256.lower()
-        if not _SHA256.fullmatch(sha256):
-            raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+        pts, sha256 = checked_new_video(video_id, sha256, frame_pts)
         try:
             with self.session(write=True) as s:
                 duplicate = _find_duplicate(s, video_id, sha256, meta.external_id)

@@ -25,13 +25,12 @@ class IvfPlan:
     @classmethod
     def for_size(cls, n_vectors: int, *, nlist: int = 0, nprobe: int = 0) -> IvfPlan:
         # About 8 sqrt(N) lists as a power of two (1M -> 8192, 10M -> 32768), the middle of
-        # FAISS's advice, so that lists are about the size of one video. With fewer, a list
-        # holds several unrelated videos, its centroid sits far from each of them, and a
-        # heavily edited query misses its own video's other shots: at 10M frames recall@10
-        # was 0.71 with 8192 lists and 0.94 with 16384, flat from nprobe 16 to 32
-        # (bench_scale.py). 10 training points a list and 10 k-means rounds keep training
-        # in minutes on two cores. The coarse quantizer stays exact: BLAS assigns ten
-        # million vectors faster on two cores than an HNSW graph does, and finds the true lists.
+        # FAISS's advice, so that a list is about one video's size: with fewer, a list holds
+        # several unrelated videos, its centroid sits far from each, and a heavily edited query
+        # misses its own video's other shots (the README's "Index at scale" has the recall).
+        # 10 training points a list and 10 k-means rounds keep training in minutes on two
+        # cores. The coarse quantizer stays exact: BLAS assigns faster than an HNSW graph on
+        # two cores, and finds the true lists.
         n_vectors = max(int(n_vectors), 1)
         if nlist <= 0:
             nlist = 1 << max(4, min(16, round(math.log2(8 * math.sqrt(n_vectors)))))
@@ -49,11 +48,9 @@ DEFAULT_NPROBE = 16
 TRAINING_POINTS_PER_LIST = 10
 KMEANS_ROUNDS = 10
 # FAISS 1.15 computes float distances with BLAS only from 128,000 queries up and otherwise
-# scans vector by vector. For a 120-frame clip against the 32768 centroids of a 10M archive
-# that scan made a search 222 ms; through FAISS's BLAS (an OpenMP build sharing FAISS's
-# threads) it takes 67 ms (scripts/bench_ivf_search.py). Numpy's BLAS is as fast alone but
-# its own threads fight FAISS's, which made the search slower (204 ms). Exact flat search
-# gains as much. All FAISS use goes through VectorIndex, so setting it here covers it all.
+# scans vector by vector, three times slower for a clip's frames against a large IVF's
+# centroids (README, "Index at scale"). FAISS's own BLAS, not numpy's: numpy's threads fight
+# FAISS's. All FAISS use goes through VectorIndex, so setting it here covers it all.
 BLAS_MIN_QUERIES = 20
 
 

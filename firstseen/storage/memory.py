@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -10,13 +9,18 @@ from datetime import UTC, datetime
 import numpy as np
 
 from firstseen.errors import DuplicateVideoError, FirstSeenError, VideoNotFoundError
-from firstseen.records import CopyLinkRecord, RunRecord, VideoMetadata, VideoRecord
+from firstseen.records import (
+    CopyLinkRecord,
+    RunRecord,
+    VideoMetadata,
+    VideoRecord,
+    check_run_outcome,
+    checked_new_video,
+)
 from firstseen.storage.copy_links import mirror_segment
 from firstseen.storage.failures import FailureRecord
 from firstseen.storage.sql import utc
-from firstseen.storage.tables import RUN_STATUSES, VIDEO_STATUSES
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+from firstseen.storage.tables import VIDEO_STATUSES
 
 
 def _now() -> datetime:
@@ -78,14 +82,7 @@ class MemoryCatalog:
         run_id: int | None,
         file_stat: tuple[int, int] | None = None,
     ) -> VideoRecord:
-        pts = np.asarray(frame_pts, dtype=np.float64)
-        if pts.ndim != 1 or not np.all(np.isfinite(pts)) or np.any(pts < 0):
-            raise ValueError("frame_pts must be a 1-d array of finite timestamps >= 0")
-        if not video_id or len(video_id) > 32:
-            raise ValueError(f"video_id must be 1 to 32 characters, got {video_id!r}")
-        sha256 = sha256.lower()
-        if not _SHA256.fullmatch(sha256):
-            raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+        pts, sha256 = checked_new_video(video_id, sha256, frame_pts)
         for field, value, same in (
             ("sha256", sha256, lambda v: v.sha256 == sha256),
             ("video_id", video_id, lambda v: v.video_id == video_id),
@@ -229,8 +226,7 @@ class MemoryRunLog:
         errors: list[dict],
         quarantined: int = 0,
     ) -> None:
-        if status not in RUN_STATUSES or status == "running":
-            raise ValueError(f"a run finishes as ok, failed or crashed, not {status!r}")
+        check_run_outcome(status)
         if run_id not in self._runs:
             raise KeyError(f"no ingest run {run_id}")
         self._runs[run_id] = replace(

@@ -8,9 +8,9 @@ from typing import Any, cast
 from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
 
-from firstseen.records import RunRecord
+from firstseen.records import RunRecord, check_run_outcome
 from firstseen.storage.sql import SqlDatabase, now, to_json, utc
-from firstseen.storage.tables import RUN_STATUSES, IngestRunRow
+from firstseen.storage.tables import IngestRunRow
 
 
 def _run_record(row: IngestRunRow) -> RunRecord:
@@ -51,8 +51,7 @@ class SqlRunLog:
         errors: list[dict[str, Any]],
         quarantined: int = 0,
     ) -> None:
-        if status not in RUN_STATUSES or status == "running":
-            raise ValueError(f"a run finishes as ok, failed or crashed, not {status!r}")
+        check_run_outcome(status)
         with self.db.session(write=True) as s:
             row = s.get(IngestRunRow, run_id)
             if row is None:
