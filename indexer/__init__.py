@@ -1,1 +1,1 @@
-"""The ingest worker shell: turns manifests and paths into ingest runs over the core archive."""
+"""The scheduler shell: the nightly job (ingest, on-screen text, index upkeep) and its health check."""

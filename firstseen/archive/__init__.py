@@ -1,14 +1,6 @@
 """The archive: the one facade over the catalog, raw vectors and index that callers use."""
 
-from firstseen.archive.archive import (
-    DESCRIPTOR_META_KEY,
-    Archive,
-    ArchiveStores,
-    CopyLinkFound,
-    DescriptorSpec,
-    FrameHit,
-    frame_ids,
-)
+from firstseen.archive.archive import DESCRIPTOR_META_KEY, Archive
 from firstseen.archive.opening import (
     has_published_index,
     memory_archive,
@@ -18,6 +10,7 @@ from firstseen.archive.opening import (
     sql_stores,
     stored_spec,
 )
+from firstseen.archive.records import ArchiveStores, CopyLinkFound, DescriptorSpec, FrameHit, frame_ids
 from firstseen.storage.lock import DataDirLock
 
 __all__ = [

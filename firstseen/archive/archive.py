@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from firstseen.archive.records import ArchiveStores, CopyLinkFound, DescriptorSpec, FrameHit
+from firstseen.archive.records import ArchiveStores, CopyLinkFound, DescriptorSpec, FrameHit, frame_ids, index_vectors
+from firstseen.archive.recovery import Recovery
 from firstseen.errors import ArchiveMismatchError, BadInputError, FirstSeenError
 from firstseen.records import CatalogStats, CopyLinkRecord, FrameVectors, VideoInfo, VideoMetadata, VideoRecord
 from firstseen.storage.faiss_index import IndexShape, TieredIndex, VectorIndex
@@ -28,7 +29,7 @@ from firstseen.storage.vectorstore import to_storage
 DESCRIPTOR_META_KEY = "descriptor"
 
 
-class Archive:
+class Archive(Recovery):
     def __init__(
         self,
         stores: ArchiveStores,
@@ -330,20 +331,6 @@ class Archive:
             self.commit()
         return moved
 
-    # ---- recovery ------------------------------------------------------------------------
-    def recover(self) -> dict[str, int]:
-        """Bring catalog, raw vectors and index back into agreement after a crash (recovery.py)."""
-        from firstseen.archive.recovery import recover
-
-        self._require_writable()
-        return recover(self)
-
-    def verify(self) -> list[str]:
-        """Problems that would mean the archive is inconsistent; empty when all agree."""
-        from firstseen.archive.recovery import problems
-
-        return problems(self._catalog, self._index, self._vectors)
-
     def close(self) -> None:
         try:
             if self.writable and (self._staged or self._index_dirty):
@@ -358,12 +345,3 @@ class Archive:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def index_vectors(stored: FrameVectors, binary: bool) -> np.ndarray:
-    return stored.vectors if binary else stored.vectors.astype(np.float32)
-
-
-def frame_ids(record: VideoRecord) -> np.ndarray:
-    """The one spelling of a video's frame ids: a contiguous range from its first."""
-    return np.arange(record.first_frame_id, record.first_frame_id + record.frame_count, dtype=np.int64)

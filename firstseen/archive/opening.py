@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from firstseen.archive.archive import DESCRIPTOR_META_KEY, Archive, ArchiveStores, DescriptorSpec
+from firstseen.archive.archive import DESCRIPTOR_META_KEY, Archive
+from firstseen.archive.records import ArchiveStores, DescriptorSpec
 from firstseen.datadir import DataDir
 from firstseen.errors import BadInputError
 from firstseen.storage.catalog import SqlCatalog

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
+from firstseen.records import FrameVectors, VideoRecord
 from firstseen.storage.protocols import CopyLinkStore, FailureLedger, IndexFiles, RunLog, VectorStore, VideoCatalog
 from firstseen.storage.stored_searches import SearchStore
 from firstseen.storage.text_store import TextStore
@@ -59,3 +62,12 @@ class ArchiveStores:
     index_files: IndexFiles
     text: TextStore | None = None  # on-screen text: SQL only
     searches: SearchStore | None = None  # kept searches (the API's), purged of a video at its takedown
+
+
+def index_vectors(stored: FrameVectors, binary: bool) -> np.ndarray:
+    return stored.vectors if binary else stored.vectors.astype(np.float32)
+
+
+def frame_ids(record: VideoRecord) -> np.ndarray:
+    """The one spelling of a video's frame ids: a contiguous range from its first."""
+    return np.arange(record.first_frame_id, record.first_frame_id + record.frame_count, dtype=np.int64)
