@@ -17,6 +17,7 @@ import numpy as np
 from firstseen.archive.records import ArchiveStores, CopyLinkFound, DescriptorSpec, FrameHit, frame_ids, index_vectors
 from firstseen.archive.recovery import Recovery
 from firstseen.errors import ArchiveMismatchError, BadInputError, FirstSeenError
+from firstseen.media.informative import GATE_VERSION
 from firstseen.records import CatalogStats, CopyLinkRecord, FrameVectors, VideoInfo, VideoMetadata, VideoRecord
 from firstseen.storage.faiss_index import IndexShape, TieredIndex, VectorIndex
 from firstseen.storage.index_store import IndexManifest
@@ -27,6 +28,7 @@ from firstseen.storage.text_store import TextStore
 from firstseen.storage.vectorstore import to_storage
 
 DESCRIPTOR_META_KEY = "descriptor"
+GATE_META_KEY = "informative_gate"  # which uninformative-frame test flagged the stored frames
 
 
 class Archive(Recovery):
@@ -57,8 +59,9 @@ class Archive(Recovery):
     def _check_spec(self) -> None:
         stored = self._catalog.get_meta(DESCRIPTOR_META_KEY)
         if stored is None:
-            if self.writable:
+            if self.writable:  # a new archive: every frame it stores is flagged by today's test
                 self._catalog.set_meta(DESCRIPTOR_META_KEY, json.dumps(self.spec.to_dict()))
+                self._catalog.set_meta(GATE_META_KEY, GATE_VERSION)
             return
         if json.loads(stored) != self.spec.to_dict():
             raise ArchiveMismatchError(
@@ -263,6 +266,14 @@ class Archive(Recovery):
         self._vectors.put(video_id, stored)
 
     # ---- copy links and ingest bookkeeping ----------------------------------------------
+    def flags_are_current(self) -> bool:
+        """Whether every stored frame flag comes from today's uninformative-frame test."""
+        return self._catalog.get_meta(GATE_META_KEY) == GATE_VERSION
+
+    def mark_flags_current(self) -> None:
+        self._require_writable()
+        self._catalog.set_meta(GATE_META_KEY, GATE_VERSION)
+
     def videos_awaiting_copy_links(self) -> list[str]:
         return self._catalog.videos_awaiting_copy_links()
 

@@ -44,11 +44,16 @@ class RecheckReport:
         return dict(self.__dict__)
 
 
-def refresh_frames(archive: Archive, policy: IngestPolicy, video_id: str, path: str) -> FrameVectors | None:
+def refresh_frames(
+    archive: Archive, policy: IngestPolicy, video_id: str, path: str, *, reflag: bool = False
+) -> FrameVectors | None:
     """Flags and thumbnails for a stored video, from its archived file decoded as at ingest;
-    None when it already has both. Frames are matched to the stored timestamps, nearest first."""
+    None when it already has both (and reflag, for flags from an older test, is not asked).
+    Frames are matched to the stored timestamps, nearest first."""
     stored = archive.raw_vectors(video_id, thumbnails=True)
-    if stored is None or stored.informative is not None and (stored.thumbnails or not policy.thumbnail_max_side):
+    if stored is None:
+        return None
+    if not reflag and stored.informative is not None and (stored.thumbnails or not policy.thumbnail_max_side):
         return None
     frames = list(
         sample_frames(
@@ -82,11 +87,12 @@ def recheck_archive(
 ) -> RecheckReport:
     policy = IngestPolicy.from_settings(settings)
     report = RecheckReport()
+    reflag = not archive.flags_are_current()  # flagged by an older uninformative-frame test
     videos = archive.videos("committed")
     report.videos = len(videos)
     for record in videos:
         try:
-            refreshed = refresh_frames(archive, policy, record.video_id, record.path)
+            refreshed = refresh_frames(archive, policy, record.video_id, record.path, reflag=reflag)
         except MediaError as exc:
             log.warning("recheck: %s (%s) left unflagged: %s", record.video_id, record.path, exc)
             report.missing.append({"video_id": record.video_id, "path": record.path, "reason": str(exc)})
@@ -98,6 +104,8 @@ def recheck_archive(
                 report.uninformative_frames += int((~refreshed.informative).sum())
         if progress:
             progress(1)
+    if reflag and not report.missing:
+        archive.mark_flags_current()
     report.links_before = archive.stats().copy_links
     archive.forget_copy_links()
     link_new_copies(

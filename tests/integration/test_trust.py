@@ -257,3 +257,36 @@ def test_recheck_brings_an_old_archive_up_to_date(trust_archive, footage, tmp_pa
             for link in archive.copy_links(r.video_id)
             for seg in link.segments
         )
+
+
+def test_recheck_flags_an_archive_again_when_the_frame_test_has_changed(trust_archive, tmp_path, capsys):
+    """Flags from an older uninformative-frame test (here: every frame flagged) are replaced once,
+    from the archived files; an archive already flagged by today's test is left alone."""
+    import shutil
+
+    import numpy as np
+
+    from firstseen.archive import open_archive
+
+    copy_dir = tmp_path / "old-flags"
+    shutil.copytree(trust_archive["data_dir"], copy_dir)
+    url = f"sqlite:///{copy_dir / 'catalog.sqlite'}"
+    with open_archive(copy_dir, url, writable=True) as archive:
+        assert archive.flags_are_current()  # ingested by today's code
+        records = archive.videos("committed")
+        for record in records:
+            stored = archive.raw_vectors(record.video_id, thumbnails=True)
+            stale = np.zeros(len(stored), bool)
+            archive.replace_raw_vectors(
+                record.video_id,
+                FrameVectors(stored.descriptor, stored.pts_s, stored.vectors, stale, stored.thumbnails),
+            )
+        archive._catalog.set_meta("informative_gate", "1")
+    assert main(["recheck", "--data-dir", str(copy_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["refreshed"] == len(records)
+    with open_archive(copy_dir, url) as archive:
+        assert archive.flags_are_current()
+        bikes = next(r for r in records if r.external_id == "evs-2023-0408-054")
+        assert archive.raw_vectors(bikes.video_id).informative.mean() > 0.9
+    assert main(["recheck", "--data-dir", str(copy_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["refreshed"] == 0, "current flags are not read again"

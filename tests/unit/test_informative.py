@@ -74,3 +74,27 @@ def test_real_footage_is_almost_all_informative(footage):
         frames = [f.rgb for f in sample_frames(footage / name, fps=1.0, max_side=360)]
         flags = informative_flags(frames)
         assert flags.mean() >= 0.9, f"{name}: {np.flatnonzero(~flags)} flagged"
+
+
+def test_a_hazy_or_blurred_picture_is_informative_where_flat_look_alikes_are_not():
+    import cv2
+
+    hazy = cv2.GaussianBlur(scene(2, W, H), (0, 0), 4.0)  # murky water, a crop scaled up
+    hazy = (hazy.astype(np.float32) * 0.6 + 51).astype(np.uint8)  # and low in contrast
+    judged = measure(hazy)
+    assert judged.textured_share < 0.04, "too few sharp edges at the judging size"
+    assert judged.informative and judged.coarse_textured_share >= 0.04, "at half the size its edges show"
+    for name, make in UNINFORMATIVE.items():  # the same second look finds nothing in the look-alikes
+        blurred = cv2.GaussianBlur(make(), (0, 0), 4.0)
+        assert not measure(blurred).informative, name
+
+
+def test_a_crop_of_real_hazy_footage_scaled_up_keeps_its_frames(footage):
+    import cv2
+
+    frames = [f.rgb for f in sample_frames(footage / "diver.mov", fps=1.0, max_side=360)]
+    h, w = frames[0].shape[:2]
+    crops = [cv2.resize(f[int(0.2 * h) : int(0.8 * h), int(0.2 * w) : int(0.8 * w)], (w, h)) for f in frames]
+    judged = [measure(c) for c in crops]
+    sharp_enough = sum(j.textured_share >= 0.04 for j in judged)  # what the judging size alone lets in
+    assert sum(j.informative for j in judged) >= max(0.8 * len(crops), sharp_enough + 3)
