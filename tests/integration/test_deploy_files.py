@@ -201,6 +201,20 @@ def test_dockerfile_base_and_model_install():
     assert ".onnx" not in body, "model files come from the package, never copied"
 
 
+def test_dockerfile_copies_every_package_the_distribution_holds():
+    """The console script is cli.main:main: an image without one of the packages does not start."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    copied = {args.split()[0] for word, args in _instructions() if word == "COPY"}
+    assert set(packages) <= copied, f"not copied into the image: {set(packages) - copied}"
+    entry = project["project"]["scripts"]["firstseen"].split(":")[0].split(".")[0]
+    assert entry in packages
+    imported = next(args for word, args in _instructions() if word == "RUN" and "import firstseen" in args)
+    assert all(p in imported for p in packages), "the build checks that every package imports"
+
+
 def test_dockerfile_runs_as_non_root_with_healthcheck_and_entrypoint():
     instructions = _instructions()
     users = [args for word, args in instructions if word == "USER"]
