@@ -208,7 +208,9 @@ def cmd_text_pass(args: argparse.Namespace) -> int:
         raise UsageError("on-screen text is turned off (FIRSTSEEN_OCR=false)")
     params = TextPassParams(every_s=settings.ocr_every_s, max_side=settings.ocr_max_side)
     with TesseractReader(settings.ocr_languages.split(",")) as reader:
-        summary = read_archive_text(settings.resolved_catalog_url(), reader, params, again=args.again)
+        summary = read_archive_text(
+            settings.data_dir, settings.resolved_catalog_url(), reader, params, again=args.again
+        )
     print(
         json.dumps(summary.to_dict(), indent=2)
         if args.json
@@ -222,7 +224,7 @@ def cmd_text(args: argparse.Namespace) -> int:
     from firstseen.evidence.text_pass import find_archive_text
 
     settings = settings_of(args)
-    found = find_archive_text(settings.resolved_catalog_url(), args.query, limit=args.limit)
+    found = find_archive_text(settings.data_dir, settings.resolved_catalog_url(), args.query, limit=args.limit)
     rows = [dict(span.to_dict(), external_id=video.external_id, title=video.title) for span, video in found]
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))

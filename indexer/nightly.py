@@ -70,7 +70,10 @@ def _text_pass(settings: Settings) -> dict:
     try:
         with reader:
             summary = read_archive_text(
-                settings.resolved_catalog_url(), reader, TextPassParams(settings.ocr_every_s, settings.ocr_max_side)
+                settings.data_dir,
+                settings.resolved_catalog_url(),
+                reader,
+                TextPassParams(settings.ocr_every_s, settings.ocr_max_side),
             )
     except FirstSeenError as exc:
         log.warning("on-screen text not read: %s", exc)

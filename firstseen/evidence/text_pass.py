@@ -13,7 +13,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
+from firstseen.archive import open_catalog_only
 from firstseen.errors import FirstSeenError
 from firstseen.evidence.onscreen_text import TextLine
 from firstseen.media.decode import sample_frames
@@ -150,20 +152,22 @@ def run_text_pass(
     return TextPassSummary(len(todo) - failed, frames, lines, failed, time.perf_counter() - started, footage)
 
 
-def read_archive_text(catalog_url: str, reader, params: TextPassParams, *, again: bool = False) -> TextPassSummary:
-    """The text pass over the archive whose catalog is at catalog_url (the CLI's and the nightly
-    job's one call). It needs only the catalog: the index is never loaded."""
-    with SqlCatalog.open(catalog_url) as catalog:
+def read_archive_text(
+    data_dir: Path, catalog_url: str, reader, params: TextPassParams, *, again: bool = False
+) -> TextPassSummary:
+    """The text pass over the archive in data_dir (the CLI's and the nightly job's one call). It
+    needs only the catalog: the index is never loaded. No archive there is bad input."""
+    catalog, _ = open_catalog_only(data_dir, catalog_url)
+    with catalog:
         return run_text_pass(catalog, reader, params, again=again)
 
 
-def find_archive_text(catalog_url: str, query: str, *, limit: int) -> list[tuple[TextSpan, VideoRecord]]:
+def find_archive_text(
+    data_dir: Path, catalog_url: str, query: str, *, limit: int
+) -> list[tuple[TextSpan, VideoRecord]]:
     """Spans of committed footage whose on-screen text holds every word of query, with their videos."""
-    with SqlCatalog.open(catalog_url) as catalog:
+    catalog, _ = open_catalog_only(data_dir, catalog_url)
+    with catalog:
         spans = TextStore(catalog).search(query, limit=limit)
         videos = {s.video_id: catalog.get_video(s.video_id) for s in spans}
-    return [
-        (s, videos[s.video_id])
-        for s in spans
-        if videos[s.video_id] is not None and videos[s.video_id].status == "committed"
-    ]
+    return [(s, v) for s in spans if (v := videos[s.video_id]) is not None and v.status == "committed"]

@@ -108,7 +108,8 @@ def backup_archive(settings: Settings, dest: Path) -> BackupReport:
         meta, linked = _snapshot(settings, manifest, partial)
         (partial / META_NAME).write_text(json.dumps(meta, indent=1, sort_keys=True))
         _fsync_file(partial / META_NAME)
-        for folder in (DataDir(partial).index, DataDir(partial).vectors, DataDir(partial).catalog_dump, partial):
+        made = DataDir(partial)
+        for folder in (made.index, made.vectors, made.catalog_dump, partial):
             fsync_dir(folder)
         if dest.exists():  # rename would silently replace an empty folder made meanwhile
             raise BadInputError(f"{dest} appeared while the backup ran")
@@ -133,21 +134,19 @@ def backup_archive(settings: Settings, dest: Path) -> BackupReport:
 
 def _snapshot(settings: Settings, manifest: IndexManifest, out: Path) -> tuple[dict, int]:
     """Index, catalog, then the raw vectors of the catalog's videos; returns backup.json and links."""
+    source, dest = DataDir(settings.data_dir), DataDir(out)
     data_dir = Path(settings.data_dir)
-    for folder in (DataDir(out).index, DataDir(out).vectors, DataDir(out).catalog_dump):
+    for folder in (dest.index, dest.vectors, dest.catalog_dump):
         folder.mkdir()
-    linked = sum(
-        _place_file(DataDir(data_dir).index / name, DataDir(out).index / name)
-        for name in [*manifest.files, MANIFEST_NAME]
-    )
+    linked = sum(_place_file(source.index / name, dest.index / name) for name in [*manifest.files, MANIFEST_NAME])
     with SqlCatalog(settings.resolved_catalog_url()) as catalog:  # not open(): migrating writes to the source
-        dialect, revision, tables, videos = _dump_catalog(catalog, DataDir(out).catalog_dump)
+        dialect, revision, tables, videos = _dump_catalog(catalog, dest.catalog_dump)
     for video_id, status in videos:
         if not video_id.isalnum():
             raise FirstSeenError(f"video id {video_id!r} in the catalog is not a safe file name")
-        src = DataDir(data_dir).vectors / f"{video_id}{FileVectorStore.suffix}"
+        src = source.vectors / f"{video_id}{FileVectorStore.suffix}"
         if src.exists():
-            linked += _place_file(src, DataDir(out).vectors / src.name)
+            linked += _place_file(src, dest.vectors / src.name)
         elif status == "committed":
             raise FirstSeenError(
                 f"raw vectors of committed video {video_id} are missing ({src}): the archive "
@@ -155,7 +154,7 @@ def _snapshot(settings: Settings, manifest: IndexManifest, out: Path) -> tuple[d
             )
         # A crash may leave a pending or removing video without its file; the writable open at
         # the end of a restore (recovery) finishes those, as it would here.
-    searches = DataDir(data_dir).searches  # stored searches (stored_searches.py): whole folders only, never .part
+    searches = source.searches  # stored searches (stored_searches.py): whole folders only, never .part
     for folder in sorted(searches.iterdir()) if searches.is_dir() else []:
         if folder.is_dir() and ID_PATTERN.match(folder.name) and (folder / "search.json").is_file():
             for src in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -242,7 +241,7 @@ def restore_archive(settings: Settings, src: Path) -> RestoreReport:
                     (data_dir / sub).mkdir()
                     written.append(data_dir / sub)
                 if any(rel.startswith("searches/") for rel in files):
-                    (DataDir(data_dir).searches).mkdir()
+                    DataDir(data_dir).searches.mkdir()
                     written.append(DataDir(data_dir).searches)
                 for rel in sorted(files):
                     if rel.startswith("searches/"):

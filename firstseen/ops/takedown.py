@@ -8,11 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from firstseen.archive import open_archive
+from firstseen.datadir import DataDir
+from firstseen.errors import BadInputError
 from firstseen.records import VideoRecord
 
 
 def take_down(data_dir: Path, catalog_url: str, ref: str, *, lock_wait_s: float) -> VideoRecord:
     """Remove the video with this id or external id; returns what it was. A ref the archive
     does not know is bad input; an archive whose writer holds on past lock_wait_s is locked."""
+    if not DataDir(data_dir).exists():  # a writable open would make the folder a mistyped path names
+        raise BadInputError(f"no archive in {data_dir} (run `firstseen ingest` first)")
     with open_archive(data_dir, catalog_url, writable=True, lock_wait_s=lock_wait_s) as archive:
         return archive.remove(ref)
