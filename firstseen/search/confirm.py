@@ -135,12 +135,21 @@ def verify_pairs(
 ) -> SegmentEvidence:
     """Check pairs in order (in a window of the query frames, where given); stop early once two
     verify or `give_up_after` fail with none verified (an unrelated candidate costs two pairs)."""
+    fetched: dict[Any, np.ndarray] = {}  # an archive frame read from the file is decoded once
+
+    def source_of(ref: Any) -> np.ndarray:
+        if ref not in fetched:
+            fetched[ref] = source_image(ref)
+        return fetched[ref]
+
+    first = pairs[: min(2, give_up_after)]  # checked whatever they show
+    verifier.prefetch(
+        [(query_image(i), i) for i, _ in first], [(source_of(ref), (source_name, ref)) for _, ref in first], window
+    )
     evidence = []
     for i, ref in pairs:
         evidence.append(
-            verifier.verify(
-                query_image(i), source_image(ref), query_key=i, source_key=(source_name, ref), window=window
-            )
+            verifier.verify(query_image(i), source_of(ref), query_key=i, source_key=(source_name, ref), window=window)
         )
         verified = sum(e.verified for e in evidence)
         if verified >= 2 or verified == 0 and len(evidence) >= give_up_after:

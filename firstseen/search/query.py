@@ -104,7 +104,7 @@ def _open_query(path: Path, params: QueryParams) -> tuple[QueryInfo, list[Sample
     return QueryInfo(path.name, "video", info.duration_s, 1), None, fps
 
 
-def _video_frames(path: Path, params: QueryParams, fps: float | None):
+def _video_frames(path: Path, params: QueryParams, fps: float | None, *, threads: int | None = None):
     # Sampled at a rate (not every frame), non-reference frames go undecoded as at ingest: a
     # pick lands at most a frame or two after its target, at its own real time, for about a
     # third less decoding on B-frame codecs.
@@ -112,7 +112,7 @@ def _video_frames(path: Path, params: QueryParams, fps: float | None):
         path,
         fps=fps,
         max_side=params.decode.max_side,
-        threads=params.decode.threads,
+        threads=params.decode.threads if threads is None else threads,
         max_truncation_s=params.decode.max_truncation_s,
     )
 
@@ -140,9 +140,14 @@ def _decode_while_describing(
     failure: list[BaseException] = []
     flags: list[bool] = []
 
+    # Beside inference the decoder gets one thread unless told otherwise: the descriptor's
+    # threads hold the cores, and FFmpeg's own pool only contends with them (the README's
+    # 30-second query measures both).
+    threads = params.decode.threads or 1
+
     def produce() -> None:
         try:
-            for frame in _video_frames(path, params, fps):
+            for frame in _video_frames(path, params, fps, threads=threads):
                 flags.append(measure(frame.rgb).informative)
                 frames_q.put(frame)
         except BaseException as exc:  # re-raised in the caller's thread
@@ -154,12 +159,14 @@ def _decode_while_describing(
     frames: list[SampledFrame] = []
     chunks: list[np.ndarray] = []
     batch: list[SampledFrame] = []
+    # a small first batch: inference starts after a few frames, not after a full batch's decoding
+    wanted = max(1, params.batch_size // 4)
     while (frame := frames_q.get()) is not None:
         batch.append(frame)
-        if len(batch) >= params.batch_size:
+        if len(batch) >= wanted:
             chunks.append(descriptor.describe([f.rgb for f in batch]))
             frames += batch
-            batch = []
+            batch, wanted = [], params.batch_size
     if failure:
         raise failure[0]
     if batch:

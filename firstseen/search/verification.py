@@ -11,6 +11,8 @@ a larger frame). Pure: frames in, evidence out."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -18,7 +20,8 @@ import numpy as np
 
 from firstseen.search.geometry import PairEvidence, Region, flipped_wins
 
-# One thread: searches run side by side in the API, and the frames here are small.
+# One thread inside OpenCV: searches run side by side in the API, and the frames here are
+# small. A search instead describes the frames of its first pairs two at a time (prefetch).
 cv2.setNumThreads(1)
 
 
@@ -103,23 +106,51 @@ class Verifier:
         self._matcher = cv2.BFMatcher(cv2.NORM_L2)
         self._cache: dict[tuple, _Features] = {}
 
+    def _detector_for_thread(self) -> cv2.SIFT:
+        return cv2.SIFT_create(nfeatures=self.params.features, contrastThreshold=self.params.contrast_threshold)
+
     def features(self, image: np.ndarray, key: tuple | None = None, window: Region | None = None) -> _Features:
         """Features of a frame, or of one window of it (the window alone fills max_side, so a
         small inset gets its share of keypoints), in the whole frame's coordinates."""
         key = key if key is None or window is None else (*key, window)
         if key is not None and key in self._cache:
             return self._cache[key]
-        if window is None:
-            found = _Features(_gray(image, self.params.max_side), self._detector)
-        else:
-            h, w = image.shape[:2]
-            x0, y0, x1, _ = window.pixel_box(w, h)
-            gray = _gray(window.crop(image), self.params.max_side)
-            scale = gray.shape[1] / max(1, min(x1, w) - x0)
-            found = _Features(gray, self._detector, (h * scale, w * scale), (x0 * scale, y0 * scale))
+        found = self._compute(image, window, self._detector)
         if key is not None:
             self._cache[key] = found
         return found
+
+    def _compute(self, image: np.ndarray, window: Region | None, detector: cv2.SIFT) -> _Features:
+        if window is None:
+            return _Features(_gray(image, self.params.max_side), detector)
+        h, w = image.shape[:2]
+        x0, y0, x1, _ = window.pixel_box(w, h)
+        gray = _gray(window.crop(image), self.params.max_side)
+        scale = gray.shape[1] / max(1, min(x1, w) - x0)
+        return _Features(gray, detector, (h * scale, w * scale), (x0 * scale, y0 * scale))
+
+    def prefetch(
+        self,
+        queries: Sequence[tuple[np.ndarray, object]],
+        sources: Sequence[tuple[np.ndarray, object]],
+        window: Region | None = None,
+    ) -> None:
+        """Compute, two at a time, the features that verify() will ask for under these keys
+        (query frames as shown, in the window where given; source frames whole). SIFT holds
+        no lock on Python while it works, so on two cores the first pairs of a search cost
+        half; each thread has its own detector, since OpenCV's are not shared."""
+        wanted: dict[tuple, tuple[np.ndarray, Region | None]] = {}
+        for image, key in queries:
+            full = ("query", key, False) if window is None else ("query", key, False, window)
+            wanted.setdefault(full, (image, window))
+        for image, key in sources:
+            wanted.setdefault(("source", key), (image, None))
+        missing = [(k, v) for k, v in wanted.items() if k not in self._cache]
+        if len(missing) < 2:
+            return
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify") as pool:
+            found = pool.map(lambda item: self._compute(item[1][0], item[1][1], self._detector_for_thread()), missing)
+            self._cache.update(zip((k for k, _ in missing), found))
 
     def verify(
         self,

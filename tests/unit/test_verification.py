@@ -161,3 +161,27 @@ def test_region_rejects_boxes_outside_the_frame():
     with pytest.raises(ValueError):
         Region(0.0, 0.0, 0.0, 0.5)
     assert Region.from_dict(Region(0.1, 0.2, 0.3, 0.4).to_dict()) == Region(0.1, 0.2, 0.3, 0.4)
+
+
+def test_prefetched_features_give_the_same_evidence_as_features_computed_in_turn():
+    source, crop = scene(21), np.ascontiguousarray(scene(21)[20:200, 40:400])
+    other = scene(22)
+    in_turn = Verifier()
+    expected = [
+        in_turn.verify(crop, source, query_key=0, source_key=("a", 0)),
+        in_turn.verify(crop, other, query_key=0, source_key=("b", 0)),
+    ]
+    window = Region(0.0, 0.0, 0.8, 0.8)
+    expected_window = Verifier().verify(crop, source, query_key=0, source_key=("a", 0), window=window)
+
+    ahead = Verifier()
+    ahead.prefetch([(crop, 0)], [(source, ("a", 0)), (other, ("b", 0))])
+    assert len(ahead._cache) == 3  # computed up front, on worker threads
+    assert [
+        ahead.verify(crop, source, query_key=0, source_key=("a", 0)),
+        ahead.verify(crop, other, query_key=0, source_key=("b", 0)),
+    ] == expected
+    assert len(ahead._cache) == 3 + (not expected[1].verified)  # only the failed pair's flipped view is new
+    windowed = Verifier()
+    windowed.prefetch([(crop, 0)], [(source, ("a", 0))], window)
+    assert windowed.verify(crop, source, query_key=0, source_key=("a", 0), window=window) == expected_window
