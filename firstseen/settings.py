@@ -31,6 +31,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("firstseen-data")
     catalog_url: str | None = None  # default: SQLite inside data_dir
+    # where the vectors live: unset or file: (FAISS files in data_dir), milvus://host:19530/db, or a
+    # Milvus Lite file (milvus-lite:///path/index.db); storage/milvus_index.py
+    index_url: str | None = None
 
     descriptor: str = "sscd"  # a registered plug-in; its own knobs live with it (descriptors/)
 

@@ -251,7 +251,13 @@ def text_search(
 def remove(request: Request, video_id: str) -> dict:
     settings = request.app.state.settings
     # a sync handler runs on a worker thread, so waiting for an ingest's lock blocks no other request
-    record = take_down(settings.data_dir, settings.resolved_catalog_url(), video_id, lock_wait_s=settings.lock_wait_s)
+    record = take_down(
+        settings.data_dir,
+        settings.resolved_catalog_url(),
+        video_id,
+        lock_wait_s=settings.lock_wait_s,
+        index_url=settings.index_url,
+    )
     _service(request).refresh()
     return {"removed": record.video_id, "external_id": record.external_id, "frames": record.frame_count}
 

@@ -69,7 +69,7 @@ class SearchService:
         with self._refresh_lock:
             try:
                 if self._searcher is None:
-                    if not has_published_index(self.settings.data_dir):
+                    if not has_published_index(self.settings.data_dir, self.settings.index_url):
                         # Cheap check first: opening loads the model, which is wasted until then.
                         self.unavailable_reason = f"no archive in {self.settings.data_dir} yet (ingest some footage)"
                         return False

@@ -36,6 +36,18 @@ def footage() -> Path:
     return folder
 
 
+def require_scale(module: str):
+    """The scale extra's module, or a skip where it is not installed (a failure under CI,
+    which installs it: `make setup`)."""
+    try:
+        return __import__(module)
+    except ImportError:
+        message = f"{module} is missing: pip install 'firstseen[scale]' (make setup installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message, allow_module_level=True)
+
+
 @pytest.fixture
 def settings(tmp_path: Path):
     from firstseen.settings import get_settings

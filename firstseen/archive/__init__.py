@@ -3,6 +3,7 @@
 from firstseen.archive.archive import DESCRIPTOR_META_KEY, Archive
 from firstseen.archive.opening import (
     has_published_index,
+    index_files,
     memory_archive,
     memory_stores,
     open_archive,
@@ -25,6 +26,7 @@ __all__ = [
     "FrameHit",
     "frame_ids",
     "has_published_index",
+    "index_files",
     "memory_archive",
     "open_archive",
     "open_catalog_only",

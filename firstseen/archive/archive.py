@@ -28,6 +28,7 @@ from firstseen.storage.text_store import TextStore
 from firstseen.storage.vectorstore import to_storage
 
 DESCRIPTOR_META_KEY = "descriptor"
+INDEX_HOME_META_KEY = "index_home"  # where the vectors were last published: faiss, or a Milvus address
 GATE_META_KEY = "informative_gate"  # which uninformative-frame test flagged the stored frames
 
 
@@ -40,6 +41,7 @@ class Archive(Recovery):
         writable: bool,
         lock: DataDirLock | None = None,
         nprobe: int = 0,
+        index_home: str = "faiss",
     ):
         self._catalog, self._index_store, self._vectors = stores.catalog, stores.index_files, stores.vectors
         self._links, self._runs, self._failures, self._text = stores.links, stores.runs, stores.failures, stores.text
@@ -53,8 +55,24 @@ class Archive(Recovery):
         self._index.set_nprobe(nprobe)
         self._staged: list[str] = []
         self._index_dirty = False
+        moving = self._index_moves_to(index_home)
         if writable:
-            self.recover()
+            self.recover()  # a new index home is filled from the raw vectors here
+            if moving:
+                self._catalog.set_meta(INDEX_HOME_META_KEY, index_home)
+
+    def _index_moves_to(self, home: str) -> bool:
+        """Whether the vectors are to live somewhere new (FAISS files to Milvus, say). A writer
+        moves them from the raw vectors at its recovery; a reader is told to let one do so."""
+        stored = self._catalog.get_meta(INDEX_HOME_META_KEY) or "faiss"
+        if stored == home:
+            return False
+        if not self.writable and self._catalog.videos("committed"):
+            raise ArchiveMismatchError(
+                f"this archive's vectors were published to {stored}, not to {home}; run one writer "
+                "(`firstseen ingest` or `firstseen reindex`) with this FIRSTSEEN_INDEX_URL to move them"
+            )
+        return True
 
     def _check_spec(self) -> None:
         stored = self._catalog.get_meta(DESCRIPTOR_META_KEY)
@@ -210,7 +228,9 @@ class Archive(Recovery):
     def _add_to_index(self, record: VideoRecord, stored: FrameVectors) -> None:
         # The index gets exactly what is stored (float16 rounded), so a rebuild from raw
         # vectors reproduces it bit for bit.
-        self._index.add(frame_ids(record), index_vectors(stored, self._index.binary))
+        self._index.add(
+            frame_ids(record), index_vectors(stored, self._index.binary), video_id=record.video_id, pts_s=stored.pts_s
+        )
         self._index_dirty = True
 
     def commit(self) -> int:
@@ -347,6 +367,7 @@ class Archive(Recovery):
             if self.writable and (self._staged or self._index_dirty):
                 self.commit()
         finally:
+            self._index_store.close()
             self._catalog.close()
             if self._lock:
                 self._lock.release()

@@ -15,6 +15,7 @@ from firstseen.storage.failures import SqlFailureLedger
 from firstseen.storage.index_store import IndexStore, MemoryIndexStore
 from firstseen.storage.lock import DataDirLock
 from firstseen.storage.memory import MemoryCatalog, MemoryCopyLinks, MemoryFailureLedger, MemoryRunLog
+from firstseen.storage.milvus_index import MilvusIndexStore, parse_index_url
 from firstseen.storage.run_log import SqlRunLog
 from firstseen.storage.stored_searches import SearchStore
 from firstseen.storage.text_store import TextStore
@@ -24,9 +25,15 @@ _NO_ARCHIVE = "no archive in {data_dir} (run `firstseen ingest` first)"
 _EMPTY_ARCHIVE = "the archive in {data_dir} is empty (run `firstseen ingest` first)"
 
 
-def has_published_index(data_dir: Path) -> bool:
-    """Whether a writer has published an index in data_dir yet (cheap: reads one small manifest)."""
-    return IndexStore(DataDir(data_dir).index).read_manifest() is not None
+def has_published_index(data_dir: Path, index_url: str | None = None) -> bool:
+    """Whether a writer has published an index yet (cheap: one small manifest or state row)."""
+    return index_files(DataDir(data_dir), index_url).read_manifest() is not None
+
+
+def index_files(where: DataDir, index_url: str | None) -> IndexStore | MilvusIndexStore:
+    """Where the archive's vector index lives: FAISS files in the data directory, or Milvus."""
+    target = parse_index_url(index_url)
+    return IndexStore(where.index) if target is None else MilvusIndexStore(target)
 
 
 def stored_spec(catalog: SqlCatalog) -> DescriptorSpec | None:
@@ -59,10 +66,11 @@ def open_archive(
     writable: bool = False,
     nprobe: int = 0,
     lock_wait_s: float = 0.0,
+    index_url: str | None = None,
 ) -> Archive:
     """Open the archive in data_dir. Writers take the lock (waiting up to lock_wait_s for
     another writer) and run recovery; readers do neither. Without a spec the archive's own
-    descriptor is used (stats, remove)."""
+    descriptor is used (stats, remove). index_url says where the vectors live (settings.py)."""
     where = DataDir(data_dir)
     lock = None
     if writable:
@@ -73,14 +81,20 @@ def open_archive(
         raise BadInputError(_NO_ARCHIVE.format(data_dir=where.root))
     try:
         catalog, spec = _open_catalog(where.root, catalog_url, spec)
-        return Archive(sql_stores(catalog, where), spec, writable=writable, lock=lock, nprobe=nprobe)
+        stores = sql_stores(catalog, where, index_url)
+        return Archive(stores, spec, writable=writable, lock=lock, nprobe=nprobe, index_home=_home(index_url))
     except BaseException:
         if lock:
             lock.release()
         raise
 
 
-def sql_stores(catalog: SqlCatalog, where: DataDir) -> ArchiveStores:
+def _home(index_url: str | None) -> str:
+    target = parse_index_url(index_url)
+    return "faiss" if target is None else f"milvus {target.uri} {target.db_name}".strip()
+
+
+def sql_stores(catalog: SqlCatalog, where: DataDir, index_url: str | None = None) -> ArchiveStores:
     """The embedded default: one SQL database for the catalog and its companions, files for the rest."""
     return ArchiveStores(
         catalog,
@@ -88,7 +102,7 @@ def sql_stores(catalog: SqlCatalog, where: DataDir) -> ArchiveStores:
         SqlRunLog(catalog),
         lambda max_attempts: SqlFailureLedger(catalog, max_attempts),
         FileVectorStore(where.vectors),
-        IndexStore(where.index),
+        index_files(where, index_url),
         TextStore(catalog),
         SearchStore(where.searches),
     )

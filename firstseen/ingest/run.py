@@ -123,6 +123,7 @@ def ingest_inputs(
         DescriptorSpec.of(descriptor),
         writable=True,
         nprobe=settings.index_nprobe,
+        index_url=settings.index_url,
     )
     try:
         summary.run_id = archive.start_run(

@@ -260,7 +260,9 @@ def restore_archive(settings: Settings, src: Path) -> RestoreReport:
         lock.release()
     # Rows committed, files in place: the restore is done. Problems found now are the backup's
     # own (it was taken from a damaged archive), which running again would not mend.
-    with open_archive(data_dir, url, writable=True, lock_wait_s=settings.lock_wait_s) as archive:
+    with open_archive(
+        data_dir, url, writable=True, lock_wait_s=settings.lock_wait_s, index_url=settings.index_url
+    ) as archive:
         problems = archive.verify()
     if problems:
         raise FirstSeenError(f"the restored archive in {data_dir} is inconsistent: {'; '.join(problems[:10])}")

@@ -136,7 +136,7 @@ def maintain_index(
     publish step takes the writer lock (waiting up to FIRSTSEEN_LOCK_WAIT_S for a run)."""
     data_dir, url = Path(settings.data_dir), settings.resolved_catalog_url()
     policy = IndexPolicy.from_settings(settings)
-    with open_archive(data_dir, url, spec, nprobe=policy.nprobe) as reader:
+    with open_archive(data_dir, url, spec, nprobe=policy.nprobe, index_url=settings.index_url) as reader:
         shape = reader.index_shape()
         action, reason = plan_maintenance(shape, policy, kind)
         if action == "none":
@@ -148,7 +148,13 @@ def maintain_index(
         spec = reader.spec
     started = time.perf_counter()
     with open_archive(
-        data_dir, url, spec, writable=True, nprobe=policy.nprobe, lock_wait_s=settings.lock_wait_s
+        data_dir,
+        url,
+        spec,
+        writable=True,
+        nprobe=policy.nprobe,
+        lock_wait_s=settings.lock_wait_s,
+        index_url=settings.index_url,
     ) as archive:
         if action == "merge":
             moved = archive.merge_delta()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from firstseen.archive import open_catalog_only
+from firstseen.archive import index_files, open_catalog_only
 from firstseen.datadir import DataDir
 from firstseen.records import CatalogStats
 from firstseen.settings import Settings
@@ -44,11 +44,14 @@ def archive_stats(settings: Settings) -> dict:
         runs = SqlRunLog(catalog)
         by_status, footage_s, frames = catalog.video_totals()
         catalog_stats = CatalogStats(by_status, footage_s, frames, SqlCopyLinks(catalog).count(), runs.last())
-        index_store = IndexStore(DataDir(settings.data_dir).index)
-        manifest = index_store.read_manifest()
-        index_bytes = (
+        index_store = index_files(DataDir(settings.data_dir), settings.index_url)
+        try:
+            manifest = index_store.read_manifest()
+        finally:
+            index_store.close()
+        index_bytes = (  # a Milvus collection's size is the server's to report
             sum(p.stat().st_size for p in (index_store.folder / n for n in manifest.files) if p.exists())
-            if manifest
+            if manifest and isinstance(index_store, IndexStore)
             else 0
         )
         failures = SqlFailureLedger(catalog, settings.ingest_max_attempts).all().values()
@@ -94,6 +97,7 @@ def _index_dict(manifest: IndexManifest | None) -> dict:
     main = manifest.main_count if manifest.main_file else 0
     return {
         "kind": manifest.kind,
+        "backend": manifest.backend,
         "main_vectors": main,
         "delta_vectors": manifest.count - main,
         "nlist": manifest.main_nlist,

@@ -130,6 +130,7 @@ class Searcher:
             settings.resolved_catalog_url(),
             DescriptorSpec.of(self.descriptor),
             nprobe=settings.index_nprobe,
+            index_url=settings.index_url,
         )
         self.verify = VerifyPolicy.from_settings(settings, self.descriptor.describe)
         self.query_params, self.search_params = (

@@ -37,6 +37,7 @@ class IndexManifest:
     main_built_for: int = 0
     main_nlist: int = 0  # with main_nprobe, lets `firstseen stats` describe the IVF unloaded
     main_nprobe: int = 0
+    backend: str = "faiss"  # or "milvus": then the vectors live in a collection, not in files
 
     @property
     def files(self) -> list[str]:
@@ -44,7 +45,7 @@ class IndexManifest:
 
     @property
     def kind(self) -> str:
-        return self.main_kind if self.main_file else "flat"
+        return self.main_kind if self.main_file or self.backend != "faiss" else "flat"
 
     @classmethod
     def from_json(cls, fields: dict) -> IndexManifest:
@@ -81,6 +82,9 @@ class IndexStore:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+
+    def close(self) -> None:
+        pass  # files: nothing held open
 
     def read_manifest(self) -> IndexManifest | None:
         path = self.folder / MANIFEST_NAME
@@ -166,6 +170,9 @@ class MemoryIndexStore:
 
     def read_manifest(self) -> IndexManifest | None:
         return self._saved[0] if self._saved else None
+
+    def close(self) -> None:
+        pass
 
     def load(
         self, descriptor: str, dim: int, metric: str, *, reuse: TieredIndex | None = None

@@ -1,0 +1,377 @@
+"""The vector index in Milvus (a server, or Milvus Lite in one process): frame ids, vectors, video ids and times.
+
+The same surface as the FAISS TieredIndex and its IndexStore, so the archive, its recovery and
+search run unchanged: the collection is keyed by the integer frame id and carries the video id
+and pts as scalar fields for filtering and read-back; the catalog stays the authority on what
+they mean (a search resolves hits through it, committed videos only). A checkpoint is a flush
+and one row of a small state collection, so readers see which checkpoint a writer published.
+
+Milvus Lite 3.x (pip `milvus-lite`) is a local rewrite on FAISS, not the Milvus engine: it has
+FLAT, IVF_FLAT, IVF_SQ8 and HNSW, no PQ, no binary vectors, and serves one process per file.
+IVF_PQ, DiskANN and the binary index types are asked of a server only (index_plan)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from firstseen.errors import ArchiveMismatchError, BadInputError, FirstSeenError
+from firstseen.storage.faiss_index import METRICS, IndexShape
+from firstseen.storage.index_store import FORMAT_VERSION, IndexManifest
+
+log = logging.getLogger(__name__)
+
+FRAMES = "firstseen_frames"
+STATE = "firstseen_index_state"
+_STATE_ROW = 0
+_BATCH = 2000  # rows per insert or delete call: gRPC messages stay far under their 64 MB cap
+LITE_INDEX_TYPES = frozenset({"FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW"})
+
+
+@dataclass(frozen=True, slots=True)
+class MilvusTarget:
+    """Where the vectors live: a Milvus server (uri, database) or a Milvus Lite file."""
+
+    uri: str
+    db_name: str = ""
+
+    @property
+    def lite(self) -> bool:
+        return not self.uri.startswith(("http://", "https://"))
+
+
+def parse_index_url(url: str | None) -> MilvusTarget | None:
+    """FIRSTSEEN_INDEX_URL: unset or file: -> None (FAISS files in the data directory);
+    milvus://host:19530/db (milvuss:// for TLS) -> a server; milvus-lite:///path/x.db or a
+    path ending in .db -> Milvus Lite."""
+    if url is None or url.strip() in ("", "file:") or url.startswith("file:"):
+        return None
+    if url.endswith(".db") and "://" not in url:
+        return MilvusTarget(url)
+    parsed = urlparse(url)
+    if parsed.scheme == "milvus-lite":
+        path = (parsed.netloc + parsed.path) if parsed.netloc else parsed.path
+        if not path.endswith(".db"):
+            raise BadInputError(f"a Milvus Lite index is a file ending in .db, got {url!r}")
+        return MilvusTarget(path)
+    if parsed.scheme in ("milvus", "milvuss"):
+        if not parsed.hostname:
+            raise BadInputError(f"FIRSTSEEN_INDEX_URL {url!r} names no Milvus host")
+        scheme = "https" if parsed.scheme == "milvuss" else "http"
+        return MilvusTarget(f"{scheme}://{parsed.hostname}:{parsed.port or 19530}", parsed.path.strip("/"))
+    raise BadInputError(
+        f"FIRSTSEEN_INDEX_URL {url!r} is not file:, milvus://host:port/db or a Milvus Lite path ending in .db"
+    )
+
+
+def connect(target: MilvusTarget):
+    """A pymilvus client for the target; a clear error where pymilvus or the file is not to be had."""
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as exc:
+        raise FirstSeenError(
+            "FIRSTSEEN_INDEX_URL names Milvus, but pymilvus is not installed: pip install 'firstseen[scale]'"
+        ) from exc
+    if target.lite:
+        Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
+        _quiet_lite_timestamps()
+    try:
+        return MilvusClient(uri=target.uri, db_name=target.db_name) if not target.lite else MilvusClient(target.uri)
+    except Exception as exc:  # pymilvus raises its own and grpc's; the reason is what matters here
+        reason = str(exc)
+        if target.lite and ("lock" in reason.lower() or "Locked" in type(exc).__name__):
+            raise FirstSeenError(
+                f"the Milvus Lite file {target.uri} is open in another process; Milvus Lite serves one "
+                "process per file, so an API beside an ingest needs a Milvus server (milvus://host:19530)"
+            ) from exc
+        raise FirstSeenError(f"cannot reach Milvus at {target.uri}: {reason}") from exc
+
+
+class _LiteHasNoTimestamps(logging.Filter):
+    """Milvus Lite does not implement AllocTimestamp, which pymilvus asks for while waiting on an
+    index build and then does without; its gRPC server would log each refusal as a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], NotImplementedError))
+
+
+def _quiet_lite_timestamps() -> None:
+    server_log = logging.getLogger("grpc._server")
+    if not any(isinstance(f, _LiteHasNoTimestamps) for f in server_log.filters):
+        server_log.addFilter(_LiteHasNoTimestamps())
+
+
+def index_plan(vectors: int, metric: str, *, lite: bool) -> tuple[str, dict]:
+    """The index type Milvus builds for an archive of this size, and its build parameters:
+    exact below a million frames (today's flat FAISS index), IVF_SQ8 to 50 million (the FAISS
+    IVF SQ8 of bench_scale), IVF_PQ beyond (a server only; DiskANN is the documented
+    alternative when the index must live on SSD). Binary vectors take BIN_IVF_FLAT."""
+    if metric == "hamming":
+        if lite:
+            raise FirstSeenError(
+                "Milvus Lite has no binary vectors; a binary descriptor (PDQ) needs a Milvus server or the FAISS index"
+            )
+        return ("BIN_FLAT", {}) if vectors < 1_000_000 else ("BIN_IVF_FLAT", {"nlist": _nlist(vectors)})
+    if vectors < 1_000_000:
+        return "FLAT", {}
+    if vectors < 50_000_000 or lite:
+        return "IVF_SQ8", {"nlist": _nlist(vectors)}
+    return "IVF_PQ", {"nlist": _nlist(vectors), "m": 64, "nbits": 8}
+
+
+def _nlist(vectors: int) -> int:
+    return int(min(65536, max(1024, 4 * np.sqrt(vectors))))
+
+
+def _metric_type(metric: str) -> str:
+    return "HAMMING" if metric == "hamming" else "IP"
+
+
+class MilvusIndex:
+    """One archive's frames in a Milvus collection: what TieredIndex is over FAISS files.
+    Reads that recovery and checkpoints rely on ask for strong consistency, so a writer
+    always sees its own inserts and deletes."""
+
+    def __init__(self, client, collection: str, descriptor: str, dim: int, metric: str, *, index_type: str, lite: bool):
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}")
+        self._client, self.collection, self.lite = client, collection, lite
+        self.descriptor, self.dim, self.metric = descriptor, dim, metric
+        self.index_type = index_type
+        self.main_built_for = 0
+        self._nprobe = 0
+
+    @property
+    def binary(self) -> bool:
+        return self.metric == "hamming"
+
+    @property
+    def kind(self) -> str:
+        return f"milvus-{self.index_type.lower()}"
+
+    def __len__(self) -> int:
+        rows = self._client.query(self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong")
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def set_nprobe(self, nprobe: int) -> None:
+        self._nprobe = nprobe
+
+    def _vector_rows(self, vectors: np.ndarray) -> list:
+        width = self.dim // 8 if self.binary else self.dim
+        if vectors.ndim != 2 or vectors.shape[1] != width:
+            raise ValueError(f"expected vectors of width {width}, got shape {vectors.shape}")
+        if self.binary:
+            return [bytes(v) for v in np.ascontiguousarray(vectors, dtype=np.uint8)]
+        return np.ascontiguousarray(vectors, dtype=np.float32).tolist()
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray, *, video_id: str, pts_s: np.ndarray) -> None:
+        """Insert one video's frames, keyed by their frame ids, with its id and their times."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        rows = self._vector_rows(vectors)
+        if not (len(ids) == len(rows) == len(pts_s)):
+            raise ValueError(f"{len(ids)} ids, {len(rows)} vectors and {len(pts_s)} times")
+        for start in range(0, len(ids), _BATCH):
+            self._client.insert(
+                self.collection,
+                [
+                    {"frame_id": int(i), "video_id": video_id, "pts_s": float(t), "vector": v}
+                    for i, t, v in zip(
+                        ids[start : start + _BATCH], pts_s[start : start + _BATCH], rows[start : start + _BATCH]
+                    )
+                ],
+            )
+
+    def _search_params(self, k: int) -> dict:
+        params: dict = {}
+        if self.index_type.startswith(("IVF", "BIN_IVF")) and self._nprobe:
+            params["nprobe"] = self._nprobe
+        elif self.index_type.startswith("HNSW"):
+            params["ef"] = max(k, 64)
+        return {"metric_type": _metric_type(self.metric), "params": params}
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (n, k), similarities (higher is closer); missing: -inf and -1."""
+        data = self._vector_rows(np.asarray(vectors))
+        scores = np.full((len(data), k), -np.inf, np.float32)
+        ids = np.full((len(data), k), -1, np.int64)
+        if not data:
+            return scores, ids
+        results = self._client.search(
+            self.collection,
+            data=data,
+            limit=k,
+            search_params=self._search_params(k),
+            consistency_level="Strong",
+        )
+        for row, hits in enumerate(results):
+            for col, hit in enumerate(list(hits)[:k]):
+                distance = float(hit["distance"])
+                scores[row, col] = 1.0 - distance / self.dim if self.binary else distance
+                ids[row, col] = int(hit["id"] if "id" in hit else hit["frame_id"])
+        order = np.argsort(-scores, axis=1, kind="stable")  # the engine's order, made sure of
+        return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Delete frames by id, one contiguous run at a time (a video's ids are one run)."""
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        if ids.size == 0:
+            return 0
+        breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+        removed = 0
+        for run in np.split(ids, breaks):
+            result = self._client.delete(
+                self.collection, filter=f"frame_id >= {int(run[0])} and frame_id <= {int(run[-1])}"
+            )
+            removed += int(result.get("delete_count", 0)) if isinstance(result, dict) else len(result)
+        return removed
+
+    def ids(self) -> np.ndarray:
+        """Every frame id held, for recovery and the consistency check. A server pages through
+        a query iterator (a query's offset + limit is capped at 16,384 there); Milvus Lite has
+        no iterator (no timestamp allocation) and answers one query uncapped."""
+        if self.lite:
+            rows = self._client.query(self.collection, filter="", output_fields=["frame_id"], limit=max(1, len(self)))
+            return np.array(sorted(int(r["frame_id"]) for r in rows), dtype=np.int64)
+        found: list[int] = []
+        iterator = self._client.query_iterator(
+            self.collection, batch_size=10_000, output_fields=["frame_id"], consistency_level="Strong"
+        )
+        try:
+            while batch := iterator.next():
+                found.extend(int(r["frame_id"]) for r in batch)
+        finally:
+            iterator.close()
+        return np.array(found, dtype=np.int64)
+
+    def frames_of(self, video_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One video's (frame ids, pts, vectors) read back from Milvus, in frame order."""
+        rows = self._client.query(
+            self.collection,
+            filter=f'video_id == "{_quoted(video_id)}"',
+            output_fields=["frame_id", "pts_s", "vector"],
+            consistency_level="Strong",
+            limit=16384,
+        )
+        rows.sort(key=lambda r: r["frame_id"])
+        vectors = np.array([r["vector"] for r in rows], dtype=np.uint8 if self.binary else np.float32)
+        return (
+            np.array([r["frame_id"] for r in rows], np.int64),
+            np.array([r["pts_s"] for r in rows], np.float64),
+            vectors.reshape(len(rows), -1),
+        )
+
+    def shape(self) -> IndexShape:
+        return IndexShape(self.kind, len(self), 0, self.main_built_for, 0, self._nprobe)
+
+    def merge_delta(self) -> int:
+        return 0  # Milvus seals and indexes its own growing segments
+
+
+def _quoted(value: str) -> str:
+    if not all(c.isalnum() or c in "-_." for c in value):
+        raise BadInputError(f"a video id holds only letters, digits, '-', '_' and '.', got {value!r}")
+    return value
+
+
+class MilvusIndexStore:
+    """The index files' counterpart on Milvus: the frames collection, created on first use,
+    and a one-row state collection naming the checkpoint a writer last published."""
+
+    def __init__(self, target: MilvusTarget, *, collection: str = FRAMES, client=None):
+        self.target, self.collection = target, collection
+        self.state = f"{collection}_state"
+        self._client = client if client is not None else connect(target)
+
+    def read_manifest(self) -> IndexManifest | None:
+        if not self._client.has_collection(self.state):
+            return None
+        rows = self._client.query(
+            self.state, filter=f"id == {_STATE_ROW}", output_fields=["*"], consistency_level="Strong"
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return IndexManifest(
+            format_version=FORMAT_VERSION, descriptor=row["descriptor"], dim=int(row["dim"]), metric=row["metric"],
+            count=int(row["count"]), checkpoint=int(row["checkpoint"]), saved_at=row["saved_at"], delta_file="",
+            main_kind=f"milvus-{row['index_type'].lower()}", main_count=int(row["count"]),
+            main_built_for=int(row["built_for"]), backend="milvus",
+        )  # fmt: skip
+
+    def load(self, descriptor: str, dim: int, metric: str, *, reuse=None) -> tuple[MilvusIndex, int]:
+        manifest = self.read_manifest()
+        if manifest is not None and (manifest.descriptor, manifest.dim, manifest.metric) != (descriptor, dim, metric):
+            raise ArchiveMismatchError(
+                f"the Milvus collection {self.collection} at {self.target.uri} holds {manifest.descriptor!r} "
+                f"vectors ({manifest.dim}-d, {manifest.metric}); it cannot be opened with {descriptor!r} "
+                f"({dim}-d, {metric}). Use the archive's descriptor or another collection."
+            )
+        index_type = self._ensure_collections(dim, metric)
+        index = MilvusIndex(
+            self._client, self.collection, descriptor, dim, metric, index_type=index_type, lite=self.target.lite
+        )
+        index.main_built_for = manifest.main_built_for if manifest else 0
+        return index, manifest.checkpoint if manifest else 0
+
+    def _ensure_collections(self, dim: int, metric: str) -> str:
+        from pymilvus import DataType
+
+        if metric == "hamming" and self.target.lite:
+            index_plan(0, metric, lite=True)  # raises: Milvus Lite has no binary vectors
+        if not self._client.has_collection(self.collection):
+            schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("frame_id", DataType.INT64, is_primary=True)
+            schema.add_field("video_id", DataType.VARCHAR, max_length=64)
+            schema.add_field("pts_s", DataType.DOUBLE)
+            if metric == "hamming":
+                schema.add_field("vector", DataType.BINARY_VECTOR, dim=dim)
+            else:
+                schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+            index_type, build = index_plan(0, metric, lite=self.target.lite)
+            params = self._client.prepare_index_params()
+            params.add_index("vector", index_type=index_type, metric_type=_metric_type(metric), params=build)
+            self._client.create_collection(self.collection, schema=schema, index_params=params)
+            log.info("created Milvus collection %s (%s) at %s", self.collection, index_type, self.target.uri)
+        if not self._client.has_collection(self.state):
+            schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("id", DataType.INT64, is_primary=True)
+            for name in ("descriptor", "metric", "saved_at", "index_type"):
+                schema.add_field(name, DataType.VARCHAR, max_length=128)
+            for name in ("dim", "count", "checkpoint", "built_for"):
+                schema.add_field(name, DataType.INT64)
+            schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in each collection
+            params = self._client.prepare_index_params()
+            params.add_index("unused", index_type="FLAT", metric_type="L2")
+            self._client.create_collection(self.state, schema=schema, index_params=params)
+        return self.index_type()
+
+    def index_type(self) -> str:
+        described = self._client.describe_index(self.collection, "vector") or {}
+        return str(described.get("index_type", "FLAT"))
+
+    def save(self, index: MilvusIndex, checkpoint: int) -> IndexManifest:
+        """Publish a checkpoint: the frames flushed, then the state row naming it."""
+        self._client.flush(self.collection)
+        self._client.upsert(
+            self.state,
+            [
+                {
+                    "id": _STATE_ROW, "descriptor": index.descriptor, "metric": index.metric,
+                    "saved_at": datetime.now(UTC).isoformat(), "index_type": index.index_type,
+                    "dim": index.dim, "count": len(index), "checkpoint": checkpoint,
+                    "built_for": index.main_built_for, "unused": [0.0, 0.0],
+                }
+            ],
+        )  # fmt: skip
+        self._client.flush(self.state)
+        manifest = self.read_manifest()
+        assert manifest is not None
+        return manifest
+
+    def close(self) -> None:
+        self._client.close()
