@@ -353,6 +353,17 @@ class Archive(Recovery):
         self._index_dirty = True
         return self.commit()
 
+    def rebuild_in_engine(self, index_type: str, build: dict) -> int:
+        """Have the index engine rebuild its own index (Milvus) and publish the checkpoint."""
+        self._require_writable()
+        rebuild = getattr(self._index, "rebuild", None)
+        if rebuild is None:
+            raise FirstSeenError("this archive's index is FAISS files; it is rebuilt from the raw vectors")
+        self.commit()
+        rebuild(index_type, build)
+        self._index_dirty = True
+        return self.commit()
+
     def merge_delta(self) -> int:
         """Fold the delta into an IVF main (no retraining) and publish; returns vectors moved."""
         self._require_writable()

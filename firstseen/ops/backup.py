@@ -17,14 +17,14 @@ from pathlib import Path
 from sqlalchemy import DateTime, MetaData, func, select, text
 from sqlalchemy.engine import Connection, make_url
 
-from firstseen.archive import DataDirLock, open_archive
+from firstseen.archive import DataDirLock, index_files, open_archive
 from firstseen.datadir import DataDir
 from firstseen.errors import BadInputError, FirstSeenError
 from firstseen.fileid import sha256_file
 from firstseen.settings import Settings
 from firstseen.storage.atomic import fsync_dir
 from firstseen.storage.catalog import SqlCatalog
-from firstseen.storage.index_store import MANIFEST_NAME, IndexManifest, IndexStore
+from firstseen.storage.index_store import MANIFEST_NAME, IndexManifest
 from firstseen.storage.stored_searches import ID_PATTERN
 from firstseen.storage.text_store import DERIVED_TABLE_PREFIX
 from firstseen.storage.vectorstore import FileVectorStore
@@ -94,7 +94,7 @@ def backup_archive(settings: Settings, dest: Path) -> BackupReport:
     dest, data_dir = Path(dest), Path(settings.data_dir)
     if dest.exists():
         raise BadInputError(f"{dest} already exists; a backup goes to a new folder")
-    store = IndexStore(DataDir(data_dir).index)
+    store = index_files(DataDir(data_dir), settings.index_url)
     if not data_dir.is_dir() or store.read_manifest() is None:
         raise BadInputError(f"no archive in {data_dir} to back up")
     (lock := DataDirLock(data_dir)).acquire(wait_s=settings.lock_wait_s)
@@ -138,7 +138,10 @@ def _snapshot(settings: Settings, manifest: IndexManifest, out: Path) -> tuple[d
     data_dir = Path(settings.data_dir)
     for folder in (dest.index, dest.vectors, dest.catalog_dump):
         folder.mkdir()
-    linked = sum(_place_file(source.index / name, dest.index / name) for name in [*manifest.files, MANIFEST_NAME])
+    # On Milvus the collection holds exactly the raw vectors (float16-rounded, as FAISS does), so
+    # the raw vectors are its export: a restore refills whichever index its target names from them.
+    in_files = [*manifest.files, MANIFEST_NAME] if manifest.backend == "faiss" else []
+    linked = sum(_place_file(source.index / name, dest.index / name) for name in in_files)
     with SqlCatalog(settings.resolved_catalog_url()) as catalog:  # not open(): migrating writes to the source
         dialect, revision, tables, videos = _dump_catalog(catalog, dest.catalog_dump)
     for video_id, status in videos:
@@ -168,6 +171,7 @@ def _snapshot(settings: Settings, manifest: IndexManifest, out: Path) -> tuple[d
         "alembic_revision": revision,
         "checkpoint": manifest.checkpoint,
         "index_count": manifest.count,
+        "index_backend": manifest.backend,
         "videos": tables.get("videos", 0),
         "frames": tables.get("frames", 0),
         "tables": tables,
@@ -287,7 +291,9 @@ def _read_meta(src: Path) -> dict:
     except (OSError, ValueError) as exc:
         raise BadInputError(f"{src} is not a FirstSeen backup: {path} is missing or unreadable ({exc})") from exc
     files = meta.get("files") if isinstance(meta, dict) else None
-    if not isinstance(files, dict) or meta.get("format") != FORMAT or f"index/{MANIFEST_NAME}" not in files:
+    if not isinstance(files, dict) or meta.get("format") != FORMAT:
+        raise BadInputError(f"{path} is not a backup in format {FORMAT}, the one this FirstSeen reads")
+    if meta.get("index_backend", "faiss") == "faiss" and f"index/{MANIFEST_NAME}" not in files:
         raise BadInputError(f"{path} is not a backup in format {FORMAT}, the one this FirstSeen reads")
     if unsafe := [rel for rel in files if not _SAFE_PATH.fullmatch(rel)]:
         raise BadInputError(f"{path} lists unexpected files {unsafe[:5]}")

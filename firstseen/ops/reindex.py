@@ -16,6 +16,7 @@ from firstseen.errors import BadInputError, FirstSeenError
 from firstseen.params import IndexPolicy
 from firstseen.settings import Settings
 from firstseen.storage.faiss_index import IndexShape, IvfPlan, VectorIndex
+from firstseen.storage.milvus_index import index_plan, parse_index_url
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,43 @@ def build_main(
     return main, covered, plan, train_s, time.perf_counter() - started
 
 
+def _maintain_in_milvus(
+    settings: Settings, kind: str, spec: DescriptorSpec | None, lite: bool, policy: IndexPolicy
+) -> MaintenanceReport:
+    """On Milvus a reindex is Milvus's own index build, chosen by the archive's size
+    (milvus_index.index_plan), under the writer's lock like every publish."""
+    if kind not in KINDS:
+        raise BadInputError(f"unknown index kind {kind!r}; expected one of {', '.join(KINDS)}")
+    started = time.perf_counter()
+    with open_archive(
+        settings.data_dir,
+        settings.resolved_catalog_url(),
+        spec,
+        writable=True,
+        nprobe=policy.nprobe,
+        lock_wait_s=settings.lock_wait_s,
+        index_url=settings.index_url,
+    ) as archive:
+        shape = archive.index_shape()
+        floor = {"flat": 2**62, "ivf": 0}.get(kind, policy.ivf_min_vectors)
+        index_type, build = index_plan(shape.vectors, archive.metric, lite=lite, exact_below=floor)
+        if shape.kind == f"milvus-{index_type.lower()}" and kind == "auto":
+            return MaintenanceReport("none", f"{shape.vectors} vectors: {index_type} is current", shape.kind,
+                                     shape.vectors, archive.checkpoint)  # fmt: skip
+        log.info("Milvus builds %s over %d vectors", index_type, shape.vectors)
+        checkpoint = archive.rebuild_in_engine(index_type, build)
+        shape = archive.index_shape()
+        return MaintenanceReport(
+            "rebuilt",
+            f"{shape.vectors} vectors: Milvus built {index_type}",
+            shape.kind,
+            shape.vectors,
+            checkpoint,
+            nlist=int(build.get("nlist", 0)),
+            publish_s=round(time.perf_counter() - started, 3),
+        )
+
+
 def maintain_index(
     settings: Settings, kind: str = "auto", *, spec: DescriptorSpec | None = None, progress: ProgressFn | None = None
 ) -> MaintenanceReport:
@@ -136,6 +174,9 @@ def maintain_index(
     publish step takes the writer lock (waiting up to FIRSTSEEN_LOCK_WAIT_S for a run)."""
     data_dir, url = Path(settings.data_dir), settings.resolved_catalog_url()
     policy = IndexPolicy.from_settings(settings)
+    target = parse_index_url(settings.index_url)
+    if target is not None:
+        return _maintain_in_milvus(settings, kind, spec, target.lite, policy)
     with open_archive(data_dir, url, spec, nprobe=policy.nprobe, index_url=settings.index_url) as reader:
         shape = reader.index_shape()
         action, reason = plan_maintenance(shape, policy, kind)

@@ -106,7 +106,7 @@ def _quiet_lite_timestamps() -> None:
         server_log.addFilter(_LiteHasNoTimestamps())
 
 
-def index_plan(vectors: int, metric: str, *, lite: bool) -> tuple[str, dict]:
+def index_plan(vectors: int, metric: str, *, lite: bool, exact_below: int = 1_000_000) -> tuple[str, dict]:
     """The index type Milvus builds for an archive of this size, and its build parameters:
     exact below a million frames (today's flat FAISS index), IVF_SQ8 to 50 million (the FAISS
     IVF SQ8 of bench_scale), IVF_PQ beyond (a server only; DiskANN is the documented
@@ -116,8 +116,8 @@ def index_plan(vectors: int, metric: str, *, lite: bool) -> tuple[str, dict]:
             raise FirstSeenError(
                 "Milvus Lite has no binary vectors; a binary descriptor (PDQ) needs a Milvus server or the FAISS index"
             )
-        return ("BIN_FLAT", {}) if vectors < 1_000_000 else ("BIN_IVF_FLAT", {"nlist": _nlist(vectors)})
-    if vectors < 1_000_000:
+        return ("BIN_FLAT", {}) if vectors < exact_below else ("BIN_IVF_FLAT", {"nlist": _nlist(vectors)})
+    if vectors < exact_below:
         return "FLAT", {}
     if vectors < 50_000_000 or lite:
         return "IVF_SQ8", {"nlist": _nlist(vectors)}
@@ -270,6 +270,21 @@ class MilvusIndex:
 
     def merge_delta(self) -> int:
         return 0  # Milvus seals and indexes its own growing segments
+
+    def rebuild(self, index_type: str, build: dict) -> None:
+        """Milvus's own index build, in place: the collection is released, re-indexed and
+        loaded again (searches wait meanwhile; the vectors never leave Milvus)."""
+        if self.lite and index_type not in LITE_INDEX_TYPES:
+            raise FirstSeenError(f"Milvus Lite cannot build {index_type}; it has {', '.join(sorted(LITE_INDEX_TYPES))}")
+        from pymilvus import MilvusClient
+
+        params = MilvusClient.prepare_index_params()
+        params.add_index("vector", index_type=index_type, metric_type=_metric_type(self.metric), params=build)
+        self._client.release_collection(self.collection)
+        self._client.drop_index(self.collection, "vector")
+        self._client.create_index(self.collection, params)
+        self._client.load_collection(self.collection)
+        self.index_type, self.main_built_for = index_type, len(self)
 
 
 def _quoted(value: str) -> str:

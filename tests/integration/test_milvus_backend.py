@@ -86,3 +86,30 @@ def test_a_faiss_archive_moves_to_milvus_at_its_first_writer(small_archive, tmp_
     moved = get_settings(data_dir=data, index_url=url)
     original = get_settings(data_dir=small_archive["data_dir"])
     assert answer(moved, small_archive["reversed"]) == answer(original, small_archive["reversed"])
+
+
+def test_reindex_on_milvus_is_milvus_own_index_build(small_archive, tmp_path):
+    from firstseen.archive import open_archive
+    from firstseen.ops.reindex import maintain_index
+
+    data = copy_archive(small_archive, tmp_path / "data")
+    settings = get_settings(data_dir=data, index_url=f"milvus-lite://{tmp_path}/ivf.db")
+    report = maintain_index(settings, "ivf")  # a writer: the vectors move to Milvus first
+    assert (report.action, report.kind) == ("rebuilt", "milvus-ivf_sq8") and report.nlist >= 1024
+    assert maintain_index(settings, "auto").kind == "milvus-flat"  # a small archive goes back to exact
+    with open_archive(data, settings.resolved_catalog_url(), index_url=settings.index_url) as reader:
+        assert reader.index_shape().kind == "milvus-flat" and reader.checkpoint == report.checkpoint + 1
+    original = get_settings(data_dir=small_archive["data_dir"])
+    assert answer(settings, small_archive["reversed"]) == answer(original, small_archive["reversed"])
+
+
+@pytest.mark.parametrize("target", ["faiss", "milvus"])
+def test_a_milvus_backup_restores_onto_either_index(small_archive, milvus_archive, tmp_path, target):
+    from firstseen.ops.backup import backup_archive, restore_archive
+
+    report = backup_archive(milvus_archive["settings"], tmp_path / "backup")
+    assert report.videos == 3 and not (tmp_path / "backup" / "index" / "manifest.json").exists()
+    url = None if target == "faiss" else f"milvus-lite://{tmp_path}/restored.db"
+    restored = get_settings(data_dir=tmp_path / "restored", index_url=url)
+    restore_archive(restored, tmp_path / "backup")  # ends with a writer's verify: the index refilled
+    assert answer(restored, small_archive["reversed"]) == answer(milvus_archive["settings"], small_archive["reversed"])
