@@ -174,9 +174,9 @@ def maintain_index(
     publish step takes the writer lock (waiting up to FIRSTSEEN_LOCK_WAIT_S for a run)."""
     data_dir, url = Path(settings.data_dir), settings.resolved_catalog_url()
     policy = IndexPolicy.from_settings(settings)
-    target = parse_index_url(settings.index_url)
-    if target is not None:
-        return _maintain_in_milvus(settings, kind, spec, target.lite, policy)
+    milvus = parse_index_url(settings.index_url)
+    if milvus is not None:
+        return _maintain_in_milvus(settings, kind, spec, milvus.lite, policy)
     with open_archive(data_dir, url, spec, nprobe=policy.nprobe, index_url=settings.index_url) as reader:
         shape = reader.index_shape()
         action, reason = plan_maintenance(shape, policy, kind)
