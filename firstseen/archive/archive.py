@@ -21,7 +21,7 @@ from firstseen.media.informative import GATE_VERSION
 from firstseen.records import CatalogStats, CopyLinkRecord, FrameVectors, VideoInfo, VideoMetadata, VideoRecord
 from firstseen.storage.faiss_index import IndexShape, TieredIndex, VectorIndex
 from firstseen.storage.index_store import IndexManifest
-from firstseen.storage.lock import DataDirLock
+from firstseen.storage.lock import DataDirLock, WriterLock
 from firstseen.storage.protocols import FailureLedger
 from firstseen.storage.stored_searches import SearchStore
 from firstseen.storage.text_store import TextStore
@@ -39,7 +39,7 @@ class Archive(Recovery):
         spec: DescriptorSpec,
         *,
         writable: bool,
-        lock: DataDirLock | None = None,
+        lock: WriterLock | DataDirLock | None = None,
         nprobe: int = 0,
         index_home: str = "faiss",
     ):

@@ -13,7 +13,7 @@ from firstseen.storage.catalog import SqlCatalog
 from firstseen.storage.copy_links import SqlCopyLinks
 from firstseen.storage.failures import SqlFailureLedger
 from firstseen.storage.index_store import IndexStore, MemoryIndexStore
-from firstseen.storage.lock import DataDirLock
+from firstseen.storage.lock import WriterLock
 from firstseen.storage.memory import MemoryCatalog, MemoryCopyLinks, MemoryFailureLedger, MemoryRunLog
 from firstseen.storage.milvus_index import MilvusIndexStore, parse_index_url
 from firstseen.storage.run_log import SqlRunLog
@@ -75,7 +75,7 @@ def open_archive(
     lock = None
     if writable:
         where.root.mkdir(parents=True, exist_ok=True)
-        lock = DataDirLock(where)
+        lock = WriterLock(where, catalog_url)
         lock.acquire(wait_s=lock_wait_s)
     elif not where.exists():
         raise BadInputError(_NO_ARCHIVE.format(data_dir=where.root))

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import DateTime, MetaData, func, select, text
 from sqlalchemy.engine import Connection, make_url
 
-from firstseen.archive import DataDirLock, index_files, open_archive
+from firstseen.archive import index_files, open_archive
 from firstseen.datadir import DataDir
 from firstseen.errors import BadInputError, FirstSeenError
 from firstseen.fileid import sha256_file
@@ -25,6 +25,7 @@ from firstseen.settings import Settings
 from firstseen.storage.atomic import fsync_dir
 from firstseen.storage.catalog import SqlCatalog
 from firstseen.storage.index_store import MANIFEST_NAME, IndexManifest
+from firstseen.storage.lock import WriterLock
 from firstseen.storage.stored_searches import ID_PATTERN
 from firstseen.storage.text_store import DERIVED_TABLE_PREFIX
 from firstseen.storage.vectorstore import FileVectorStore
@@ -97,7 +98,7 @@ def backup_archive(settings: Settings, dest: Path) -> BackupReport:
     store = index_files(DataDir(data_dir), settings.index_url)
     if not data_dir.is_dir() or store.read_manifest() is None:
         raise BadInputError(f"no archive in {data_dir} to back up")
-    (lock := DataDirLock(data_dir)).acquire(wait_s=settings.lock_wait_s)
+    (lock := WriterLock(data_dir, settings.resolved_catalog_url())).acquire(wait_s=settings.lock_wait_s)
     partial = dest.parent / f".{dest.name}.partial-{os.getpid()}"
     try:
         manifest = store.read_manifest()  # again under the lock: a writer may have published since
@@ -233,7 +234,7 @@ def restore_archive(settings: Settings, src: Path) -> RestoreReport:
         raise BadInputError(f"the backup is damaged: {bad[:5]} missing or not matching their sha256 in {META_NAME}")
     _check_target_empty(settings)  # before the lock, which would leave ingest.lock in a refused folder
     url = settings.resolved_catalog_url()
-    (lock := DataDirLock(data_dir)).acquire(wait_s=settings.lock_wait_s)
+    (lock := WriterLock(data_dir, settings.resolved_catalog_url())).acquire(wait_s=settings.lock_wait_s)
     written: list[Path] = []
     try:
         _check_target_empty(settings)  # again under the lock: what counts is what no one else can change

@@ -118,3 +118,26 @@ class CopyLinkRow(Base):
     score: Mapped[float] = mapped_column(Float)
     segments: Mapped[str] = mapped_column(Text)  # JSON list of segment objects
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+JOB_STATUSES = ("queued", "claimed", "committed", "failed")
+
+
+class IngestJobRow(Base):
+    """One file's ingest job in the shared ledger (storage/job_ledger.py)."""
+
+    __tablename__ = "ingest_jobs"
+    __table_args__ = (UniqueConstraint("job_key"),)
+
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_key: Mapped[str] = mapped_column(Text)  # the file as it was enqueued: path, size, mtime
+    path: Mapped[str] = mapped_column(Text)
+    item: Mapped[str] = mapped_column(Text)  # the manifest item (JSON): what any worker needs to ingest it
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    token: Mapped[str | None] = mapped_column(String(36))  # the current claim's; a commit must carry it
+    worker: Mapped[str | None] = mapped_column(Text)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claims: Mapped[int] = mapped_column(Integer)
+    video_id: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -68,7 +68,7 @@ def test_migrations_create_schema_and_are_idempotent(catalog_url):
         assert TABLES <= set(inspect(cat.engine).get_table_names())
         cat.set_meta("descriptor", "sscd")
         with cat.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
             if conn.dialect.name == "sqlite":
                 pragma = lambda name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
                 assert (pragma("foreign_keys"), pragma("journal_mode"), pragma("synchronous")) == (1, "wal", 2)
