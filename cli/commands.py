@@ -26,7 +26,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     paths, manifests = [Path(p) for p in args.paths], [Path(m) for m in args.manifest or []]
     if not paths and not manifests:
         paths, manifests = configured_inputs(settings)
-    summary = run_ingest(settings, paths, manifests, make_progress(), retry_quarantined=args.retry_quarantined)
+    if args.shared or args.executor != "local":
+        from firstseen.ingest.manifest import collect_inputs
+        from firstseen.ingest.shared import ingest_shared, local_executor
+
+        executor = local_executor
+        if args.executor == "ray":
+            from firstseen.ingest.ray_executor import ray_executor
+
+            executor = ray_executor(args.ray_address)
+        summary = ingest_shared(settings, collect_inputs(paths, manifests), make_progress(), executor=executor)
+    else:
+        summary = run_ingest(settings, paths, manifests, make_progress(), retry_quarantined=args.retry_quarantined)
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:

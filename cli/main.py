@@ -34,6 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--retry-quarantined", action="store_true", help="give quarantined files another full set of attempts"
     )
+    ingest.add_argument(
+        "--shared",
+        action="store_true",
+        help="share the work with other ingest processes (any machine) through the catalog's job ledger; "
+        "commits go through the archive-wide lock (a PostgreSQL catalog for several machines)",
+    )
+    ingest.add_argument(
+        "--executor", choices=["local", "ray"], default="local", help="where decoding and description run"
+    )
+    ingest.add_argument("--ray-address", help="a Ray cluster to run on (default: a local one)")
     ingest.set_defaults(run=commands.cmd_ingest)
 
     nightly = sub.add_parser(

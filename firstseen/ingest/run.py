@@ -143,7 +143,7 @@ def ingest_inputs(
         _describe_and_stage(archive, descriptor, policy, todo, summary, progress, ledger)
         summary.checkpoint = archive.commit()
         ledger.ledger.clear(ledger.succeeded)
-        summary.copy_links = _link_copies(archive, descriptor, settings)
+        summary.copy_links = link_copies(archive, descriptor, settings)
         summary.wall_s = time.perf_counter() - started
         archive.finish_run(
             summary.run_id,
@@ -162,7 +162,7 @@ def ingest_inputs(
     return summary
 
 
-def _link_copies(archive, descriptor, settings: Settings) -> int:
+def link_copies(archive, descriptor, settings: Settings) -> int:
     """Record copy links for every committed video still without them (this run's, and any
     a crashed run left). Without a calibration for this descriptor no link can be judged, so
     the videos wait, unlinked, for a run that has one."""

@@ -21,7 +21,7 @@ from sqlalchemy import func, insert, select, update
 
 from firstseen.errors import FirstSeenError
 from firstseen.storage.sql import SqlDatabase
-from firstseen.storage.tables import IngestJobRow
+from firstseen.storage.tables import IngestJobRow, VideoRow
 
 
 class StaleClaimError(FirstSeenError):
@@ -72,6 +72,33 @@ class SqlJobLedger:
     def __init__(self, database: SqlDatabase):
         self._db = database
         self._skip_locked = database.engine.dialect.name == "postgresql"
+        self._owned = False
+
+    @classmethod
+    def open(cls, catalog_url: str) -> SqlJobLedger:
+        """A ledger over its own connection to the catalog (migrated to the newest schema)."""
+        from firstseen.storage.catalog import SqlCatalog
+
+        ledger = cls(SqlCatalog.open(catalog_url))
+        ledger._owned = True
+        return ledger
+
+    def archived_as(self, sha256: str) -> str | None:
+        """The committed video with these bytes, if any: a claimed file already archived is done."""
+        with self._db.session() as s:
+            return s.execute(
+                select(VideoRow.video_id).where(VideoRow.sha256 == sha256, VideoRow.status == "committed")
+            ).scalar_one_or_none()
+
+    def failure_ledger(self, max_attempts: int):
+        """The catalog's failure ledger (retries and quarantine), as a single-process run keeps it."""
+        from firstseen.storage.failures import SqlFailureLedger
+
+        return SqlFailureLedger(self._db, max_attempts)
+
+    def close(self) -> None:
+        if self._owned:
+            self._db.close()
 
     def enqueue(self, jobs: list[tuple[str, str, dict]]) -> int:
         """Queue (job_key, path, item) unless that key is queued already; a failed job given
