@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -79,13 +80,12 @@ def _pg_admin_engine():
     return create_engine(PG_URL)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def catalog_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite'}"
-        return
+@contextlib.contextmanager
+def pg_schema_url():
+    """A URL to a fresh schema of the test PostgreSQL database, dropped afterwards (the database
+    is shared: one schema per test)."""
     admin = _pg_admin_engine()
-    schema = f"fs_test_{uuid.uuid4().hex[:16]}"  # the database is shared: one schema per test
+    schema = f"fs_test_{uuid.uuid4().hex[:16]}"
     with admin.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
@@ -95,6 +95,15 @@ def catalog_url(request, tmp_path):
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def catalog_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite'}"
+        return
+    with pg_schema_url() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -135,19 +134,10 @@ class TestSqliteLedger(JobLedgerContract):
 class TestPostgresLedger(TestSqliteLedger):
     @pytest.fixture
     def url(self):
-        from conftest import PG_URL, _pg_admin_engine
+        from conftest import pg_schema_url
 
-        admin = _pg_admin_engine()
-        schema = f"fs_test_{uuid.uuid4().hex[:16]}"
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        try:
-            yield url.render_as_string(hide_password=False)
-        finally:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            admin.dispose()
+        with pg_schema_url() as url:
+            yield url
 
 
 @pytest.mark.postgres

@@ -5,7 +5,6 @@ does for signal types. A new backend subclasses StorageContract and provides `st
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy.engine import make_url
 
 from firstseen.errors import DuplicateVideoError, FirstSeenError, VideoNotFoundError
 from firstseen.records import VideoMetadata, VideoRecord
@@ -328,20 +326,10 @@ class TestSqliteStores(StorageContract):
 class TestPostgresStores(StorageContract):
     @pytest.fixture
     def stores(self):
-        from conftest import PG_URL, _pg_admin_engine
+        from conftest import pg_schema_url
 
-        admin = _pg_admin_engine()
-        schema = f"fs_test_{uuid.uuid4().hex[:16]}"
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        try:
-            with SqlCatalog.open(url.render_as_string(hide_password=False)) as catalog:
-                yield _sql_stores(catalog)
-        finally:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            admin.dispose()
+        with pg_schema_url() as url, SqlCatalog.open(url) as catalog:
+            yield _sql_stores(catalog)
 
 
 class TestMemoryStores(StorageContract):

@@ -7,11 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 from clips import make_distinct_clip
-from sqlalchemy.engine import make_url
 
 from firstseen.archive import open_archive
 from firstseen.storage.job_ledger import JobCounts, SqlJobLedger
@@ -22,19 +20,10 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def pg_url():
-    from conftest import PG_URL, _pg_admin_engine
+    from conftest import pg_schema_url
 
-    admin = _pg_admin_engine()
-    schema = f"fs_test_{uuid.uuid4().hex[:16]}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    with pg_schema_url() as url:
+        yield url
 
 
 @pytest.fixture
