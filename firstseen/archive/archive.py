@@ -14,12 +14,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from firstseen.archive.maintenance import IndexMaintenance
 from firstseen.archive.records import ArchiveStores, CopyLinkFound, DescriptorSpec, FrameHit, frame_ids, index_vectors
 from firstseen.archive.recovery import Recovery
 from firstseen.errors import ArchiveMismatchError, BadInputError, FirstSeenError
 from firstseen.media.informative import GATE_VERSION
 from firstseen.records import CatalogStats, CopyLinkRecord, FrameVectors, VideoInfo, VideoMetadata, VideoRecord
-from firstseen.storage.faiss_index import IndexShape, TieredIndex, VectorIndex
+from firstseen.storage.faiss_index import IndexShape
 from firstseen.storage.index_store import IndexManifest
 from firstseen.storage.lock import DataDirLock, WriterLock
 from firstseen.storage.protocols import FailureLedger
@@ -32,7 +33,7 @@ INDEX_HOME_META_KEY = "index_home"  # where the vectors were last published: fai
 GATE_META_KEY = "informative_gate"  # which uninformative-frame test flagged the stored frames
 
 
-class Archive(Recovery):
+class Archive(Recovery, IndexMaintenance):
     def __init__(
         self,
         stores: ArchiveStores,
@@ -100,8 +101,18 @@ class Archive(Recovery):
         return self._catalog.videos(status)
 
     def raw_vectors(self, video_id: str, *, thumbnails: bool = False) -> FrameVectors | None:
-        """A video's stored vectors with their timestamps and flags (and thumbnails on request)."""
-        return self._vectors.get(video_id, thumbnails=thumbnails)
+        """A video's stored vectors with their timestamps and flags (and thumbnails on request).
+        Where this process does not reach the raw store (a search replica without the shared
+        mount) and the index keeps them (Milvus), they are read back from the index, without
+        thumbnails: verification then reads the archived file's frames."""
+        stored = self._vectors.get(video_id, thumbnails=thumbnails)
+        frames_of = getattr(self._index, "frames_of", None)
+        if stored is not None or frames_of is None:
+            return stored
+        _, pts, vectors, informative = frames_of(video_id)
+        if not len(pts):
+            return None
+        return FrameVectors(self.spec.name, pts, vectors, informative)
 
     def copy_links(self, video_id: str) -> list[CopyLinkRecord]:
         """Verified links from this video to others holding the same footage, best first."""
@@ -229,7 +240,11 @@ class Archive(Recovery):
         # The index gets exactly what is stored (float16 rounded), so a rebuild from raw
         # vectors reproduces it bit for bit.
         self._index.add(
-            frame_ids(record), index_vectors(stored, self._index.binary), video_id=record.video_id, pts_s=stored.pts_s
+            frame_ids(record),
+            index_vectors(stored, self._index.binary),
+            video_id=record.video_id,
+            pts_s=stored.pts_s,
+            informative=stored.informative_mask(),
         )
         self._index_dirty = True
 
@@ -321,57 +336,6 @@ class Archive(Recovery):
     def finish_run(self, run_id: int, **outcome) -> None:
         self._require_writable()
         self._runs.finish_run(run_id, **outcome)
-
-    # ---- index maintenance ---------------------------------------------------------------
-    def adopt_main(self, main: VectorIndex, covered: dict[str, tuple[int, int]], built_for: int) -> int:
-        """Publish a main index rebuilt from raw vectors as the next checkpoint.
-
-        covered maps each video the build read to its (first_frame_id, frame_count). The
-        build ran without the lock, so the archive may have moved on: videos removed since
-        leave the main, videos added since go to the new delta, straight from raw storage."""
-        self._require_writable()
-        self.commit()
-        records = {r.video_id: r for r in self._catalog.videos()}
-        for video_id, (first, count) in covered.items():
-            record = records.get(video_id)
-            if record is None or (record.first_frame_id, record.frame_count) != (first, count):
-                main.remove(np.arange(first, first + count, dtype=np.int64))
-        delta = VectorIndex(self.spec.name, self.spec.dim, self.spec.metric)
-        for record in records.values():
-            if covered.get(record.video_id) == (record.first_frame_id, record.frame_count):
-                continue
-            stored = self._vectors.get(record.video_id)
-            if stored is None or len(stored) != record.frame_count:
-                raise FirstSeenError(
-                    f"raw vectors of video {record.video_id} are missing or damaged; restore them from a backup"
-                )
-            delta.add(frame_ids(record), index_vectors(stored, self._index.binary))
-        self._index = TieredIndex(
-            self.spec.name, self.spec.dim, self.spec.metric, main=main, delta=delta, main_built_for=built_for
-        )
-        self._index.set_nprobe(self.nprobe)
-        self._index_dirty = True
-        return self.commit()
-
-    def rebuild_in_engine(self, index_type: str, build: dict) -> int:
-        """Have the index engine rebuild its own index (Milvus) and publish the checkpoint."""
-        self._require_writable()
-        rebuild = getattr(self._index, "rebuild", None)
-        if rebuild is None:
-            raise FirstSeenError("this archive's index is FAISS files; it is rebuilt from the raw vectors")
-        self.commit()
-        rebuild(index_type, build)
-        self._index_dirty = True
-        return self.commit()
-
-    def merge_delta(self) -> int:
-        """Fold the delta into an IVF main (no retraining) and publish; returns vectors moved."""
-        self._require_writable()
-        moved = self._index.merge_delta()
-        if moved:
-            self._index_dirty = True
-            self.commit()
-        return moved
 
     def close(self) -> None:
         try:

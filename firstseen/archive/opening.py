@@ -15,7 +15,8 @@ from firstseen.storage.failures import SqlFailureLedger
 from firstseen.storage.index_store import IndexStore, MemoryIndexStore
 from firstseen.storage.lock import WriterLock
 from firstseen.storage.memory import MemoryCatalog, MemoryCopyLinks, MemoryFailureLedger, MemoryRunLog
-from firstseen.storage.milvus_index import MilvusIndexStore, parse_index_url
+from firstseen.storage.milvus_index import MilvusIndexStore
+from firstseen.storage.milvus_target import parse_index_url
 from firstseen.storage.run_log import SqlRunLog
 from firstseen.storage.stored_searches import SearchStore
 from firstseen.storage.text_store import TextStore

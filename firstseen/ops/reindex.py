@@ -16,7 +16,7 @@ from firstseen.errors import BadInputError, FirstSeenError
 from firstseen.params import IndexPolicy
 from firstseen.settings import Settings
 from firstseen.storage.faiss_index import IndexShape, IvfPlan, VectorIndex
-from firstseen.storage.milvus_index import index_plan, parse_index_url
+from firstseen.storage.milvus_target import index_plan, parse_index_url
 
 log = logging.getLogger(__name__)
 

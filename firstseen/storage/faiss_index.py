@@ -282,9 +282,17 @@ class TieredIndex:
         if self.main is not None:
             self.main.set_nprobe(nprobe)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray, *, video_id: str = "", pts_s: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        *,
+        video_id: str = "",
+        pts_s: np.ndarray | None = None,
+        informative: np.ndarray | None = None,
+    ) -> None:
         """New vectors go to the delta. FAISS keeps ids only (the catalog says which video and
-        time each is); video_id and pts_s are for backends that keep them as fields (Milvus)."""
+        time each is); video_id, pts_s and informative are for backends that keep them as fields (Milvus)."""
         self.delta.add(ids, vectors)
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,23 +6,26 @@ and pts as scalar fields for filtering and read-back; the catalog stays the auth
 they mean (a search resolves hits through it, committed videos only). A checkpoint is a flush
 and one row of a small state collection, so readers see which checkpoint a writer published.
 
-Milvus Lite 3.x (pip `milvus-lite`) is a local rewrite on FAISS, not the Milvus engine: it has
-FLAT, IVF_FLAT, IVF_SQ8 and HNSW, no PQ, no binary vectors, and serves one process per file.
-IVF_PQ, DiskANN and the binary index types are asked of a server only (index_plan)."""
+Where the index lives and how it is reached (FIRSTSEEN_INDEX_URL, the client, the index type
+by size) is milvus_target.py."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
 from firstseen.errors import ArchiveMismatchError, BadInputError, FirstSeenError
 from firstseen.storage.faiss_index import METRICS, IndexShape
 from firstseen.storage.index_store import FORMAT_VERSION, IndexManifest
+from firstseen.storage.milvus_target import (
+    LITE_INDEX_TYPES,
+    MilvusTarget,
+    connect,
+    index_plan,
+    metric_type,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,106 +33,6 @@ FRAMES = "firstseen_frames"
 STATE = "firstseen_index_state"
 _STATE_ROW = 0
 _BATCH = 2000  # rows per insert or delete call: gRPC messages stay far under their 64 MB cap
-LITE_INDEX_TYPES = frozenset({"FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW"})
-
-
-@dataclass(frozen=True, slots=True)
-class MilvusTarget:
-    """Where the vectors live: a Milvus server (uri, database) or a Milvus Lite file."""
-
-    uri: str
-    db_name: str = ""
-
-    @property
-    def lite(self) -> bool:
-        return not self.uri.startswith(("http://", "https://"))
-
-
-def parse_index_url(url: str | None) -> MilvusTarget | None:
-    """FIRSTSEEN_INDEX_URL: unset or file: -> None (FAISS files in the data directory);
-    milvus://host:19530/db (milvuss:// for TLS) -> a server; milvus-lite:///path/x.db or a
-    path ending in .db -> Milvus Lite."""
-    if url is None or url.strip() in ("", "file:") or url.startswith("file:"):
-        return None
-    if url.endswith(".db") and "://" not in url:
-        return MilvusTarget(url)
-    parsed = urlparse(url)
-    if parsed.scheme == "milvus-lite":
-        path = (parsed.netloc + parsed.path) if parsed.netloc else parsed.path
-        if not path.endswith(".db"):
-            raise BadInputError(f"a Milvus Lite index is a file ending in .db, got {url!r}")
-        return MilvusTarget(path)
-    if parsed.scheme in ("milvus", "milvuss"):
-        if not parsed.hostname:
-            raise BadInputError(f"FIRSTSEEN_INDEX_URL {url!r} names no Milvus host")
-        scheme = "https" if parsed.scheme == "milvuss" else "http"
-        return MilvusTarget(f"{scheme}://{parsed.hostname}:{parsed.port or 19530}", parsed.path.strip("/"))
-    raise BadInputError(
-        f"FIRSTSEEN_INDEX_URL {url!r} is not file:, milvus://host:port/db or a Milvus Lite path ending in .db"
-    )
-
-
-def connect(target: MilvusTarget):
-    """A pymilvus client for the target; a clear error where pymilvus or the file is not to be had."""
-    try:
-        from pymilvus import MilvusClient
-    except ImportError as exc:
-        raise FirstSeenError(
-            "FIRSTSEEN_INDEX_URL names Milvus, but pymilvus is not installed: pip install 'firstseen[scale]'"
-        ) from exc
-    if target.lite:
-        Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
-        _quiet_lite_timestamps()
-    try:
-        return MilvusClient(uri=target.uri, db_name=target.db_name) if not target.lite else MilvusClient(target.uri)
-    except Exception as exc:  # pymilvus raises its own and grpc's; the reason is what matters here
-        reason = str(exc)
-        if target.lite and ("lock" in reason.lower() or "Locked" in type(exc).__name__):
-            raise FirstSeenError(
-                f"the Milvus Lite file {target.uri} is open in another process; Milvus Lite serves one "
-                "process per file, so an API beside an ingest needs a Milvus server (milvus://host:19530)"
-            ) from exc
-        raise FirstSeenError(f"cannot reach Milvus at {target.uri}: {reason}") from exc
-
-
-class _LiteHasNoTimestamps(logging.Filter):
-    """Milvus Lite does not implement AllocTimestamp, which pymilvus asks for while waiting on an
-    index build and then does without; its gRPC server would log each refusal as a traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], NotImplementedError))
-
-
-def _quiet_lite_timestamps() -> None:
-    server_log = logging.getLogger("grpc._server")
-    if not any(isinstance(f, _LiteHasNoTimestamps) for f in server_log.filters):
-        server_log.addFilter(_LiteHasNoTimestamps())
-
-
-def index_plan(vectors: int, metric: str, *, lite: bool, exact_below: int = 1_000_000) -> tuple[str, dict]:
-    """The index type Milvus builds for an archive of this size, and its build parameters:
-    exact below a million frames (today's flat FAISS index), IVF_SQ8 to 50 million (the FAISS
-    IVF SQ8 of bench_scale), IVF_PQ beyond (a server only; DiskANN is the documented
-    alternative when the index must live on SSD). Binary vectors take BIN_IVF_FLAT."""
-    if metric == "hamming":
-        if lite:
-            raise FirstSeenError(
-                "Milvus Lite has no binary vectors; a binary descriptor (PDQ) needs a Milvus server or the FAISS index"
-            )
-        return ("BIN_FLAT", {}) if vectors < exact_below else ("BIN_IVF_FLAT", {"nlist": _nlist(vectors)})
-    if vectors < exact_below:
-        return "FLAT", {}
-    if vectors < 50_000_000 or lite:
-        return "IVF_SQ8", {"nlist": _nlist(vectors)}
-    return "IVF_PQ", {"nlist": _nlist(vectors), "m": 64, "nbits": 8}
-
-
-def _nlist(vectors: int) -> int:
-    return int(min(65536, max(1024, 4 * np.sqrt(vectors))))
-
-
-def _metric_type(metric: str) -> str:
-    return "HAMMING" if metric == "hamming" else "IP"
 
 
 class MilvusIndex:
@@ -169,19 +72,32 @@ class MilvusIndex:
             return [bytes(v) for v in np.ascontiguousarray(vectors, dtype=np.uint8)]
         return np.ascontiguousarray(vectors, dtype=np.float32).tolist()
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray, *, video_id: str, pts_s: np.ndarray) -> None:
-        """Insert one video's frames, keyed by their frame ids, with its id and their times."""
+    def add(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        *,
+        video_id: str,
+        pts_s: np.ndarray,
+        informative: np.ndarray | None = None,
+    ) -> None:
+        """Insert one video's frames, keyed by their frame ids, with its id, their times and
+        their evidence flags (so its vectors can be read back whole: frames_of)."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         rows = self._vector_rows(vectors)
-        if not (len(ids) == len(rows) == len(pts_s)):
-            raise ValueError(f"{len(ids)} ids, {len(rows)} vectors and {len(pts_s)} times")
+        flags = np.ones(len(ids), bool) if informative is None else np.asarray(informative, bool)
+        if not (len(ids) == len(rows) == len(pts_s) == len(flags)):
+            raise ValueError(f"{len(ids)} ids, {len(rows)} vectors, {len(pts_s)} times and {len(flags)} flags")
         for start in range(0, len(ids), _BATCH):
             self._client.insert(
                 self.collection,
                 [
-                    {"frame_id": int(i), "video_id": video_id, "pts_s": float(t), "vector": v}
-                    for i, t, v in zip(
-                        ids[start : start + _BATCH], pts_s[start : start + _BATCH], rows[start : start + _BATCH]
+                    {"frame_id": int(i), "video_id": video_id, "pts_s": float(t), "informative": bool(f), "vector": v}
+                    for i, t, f, v in zip(
+                        ids[start : start + _BATCH],
+                        pts_s[start : start + _BATCH],
+                        flags[start : start + _BATCH],
+                        rows[start : start + _BATCH],
                     )
                 ],
             )
@@ -192,7 +108,7 @@ class MilvusIndex:
             params["nprobe"] = self._nprobe
         elif self.index_type.startswith("HNSW"):
             params["ef"] = max(k, 64)
-        return {"metric_type": _metric_type(self.metric), "params": params}
+        return {"metric_type": metric_type(self.metric), "params": params}
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (n, k), similarities (higher is closer); missing: -inf and -1."""
@@ -248,14 +164,15 @@ class MilvusIndex:
             iterator.close()
         return np.array(found, dtype=np.int64)
 
-    def frames_of(self, video_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One video's (frame ids, pts, vectors) read back from Milvus, in frame order."""
+    def frames_of(self, video_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One video's (frame ids, pts, vectors, evidence flags) read back from Milvus, in frame
+        order: a search replica with no shared file system aligns on these."""
         rows = self._client.query(
             self.collection,
             filter=f'video_id == "{_quoted(video_id)}"',
-            output_fields=["frame_id", "pts_s", "vector"],
+            output_fields=["frame_id", "pts_s", "informative", "vector"],
             consistency_level="Strong",
-            limit=16384,
+            limit=16384,  # a server's cap on one query: 4.5 hours at 1 frame a second
         )
         rows.sort(key=lambda r: r["frame_id"])
         vectors = np.array([r["vector"] for r in rows], dtype=np.uint8 if self.binary else np.float32)
@@ -263,6 +180,7 @@ class MilvusIndex:
             np.array([r["frame_id"] for r in rows], np.int64),
             np.array([r["pts_s"] for r in rows], np.float64),
             vectors.reshape(len(rows), -1),
+            np.array([bool(r["informative"]) for r in rows], bool),
         )
 
     def shape(self) -> IndexShape:
@@ -279,7 +197,7 @@ class MilvusIndex:
         from pymilvus import MilvusClient
 
         params = MilvusClient.prepare_index_params()
-        params.add_index("vector", index_type=index_type, metric_type=_metric_type(self.metric), params=build)
+        params.add_index("vector", index_type=index_type, metric_type=metric_type(self.metric), params=build)
         self._client.release_collection(self.collection)
         self._client.drop_index(self.collection, "vector")
         self._client.create_index(self.collection, params)
@@ -343,13 +261,14 @@ class MilvusIndexStore:
             schema.add_field("frame_id", DataType.INT64, is_primary=True)
             schema.add_field("video_id", DataType.VARCHAR, max_length=64)
             schema.add_field("pts_s", DataType.DOUBLE)
+            schema.add_field("informative", DataType.BOOL)
             if metric == "hamming":
                 schema.add_field("vector", DataType.BINARY_VECTOR, dim=dim)
             else:
                 schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
             index_type, build = index_plan(0, metric, lite=self.target.lite)
             params = self._client.prepare_index_params()
-            params.add_index("vector", index_type=index_type, metric_type=_metric_type(metric), params=build)
+            params.add_index("vector", index_type=index_type, metric_type=metric_type(metric), params=build)
             self._client.create_collection(self.collection, schema=schema, index_params=params)
             log.info("created Milvus collection %s (%s) at %s", self.collection, index_type, self.target.uri)
         if not self._client.has_collection(self.state):

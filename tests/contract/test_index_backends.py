@@ -136,6 +136,7 @@ class TestMemoryIndex(IndexBackendContract):
 class TestMilvusLite(IndexBackendContract):
     def store(self, tmp_path):
         require_scale("pymilvus")
-        from firstseen.storage.milvus_index import MilvusIndexStore, parse_index_url
+        from firstseen.storage.milvus_index import MilvusIndexStore
+        from firstseen.storage.milvus_target import parse_index_url
 
         return MilvusIndexStore(parse_index_url(f"milvus-lite://{tmp_path}/index.db"))

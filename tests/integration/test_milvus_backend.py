@@ -113,3 +113,26 @@ def test_a_milvus_backup_restores_onto_either_index(small_archive, milvus_archiv
     restored = get_settings(data_dir=tmp_path / "restored", index_url=url)
     restore_archive(restored, tmp_path / "backup")  # ends with a writer's verify: the index refilled
     assert answer(restored, small_archive["reversed"]) == answer(milvus_archive["settings"], small_archive["reversed"])
+
+
+def test_a_replica_without_the_raw_vectors_aligns_on_vectors_read_back_from_milvus(
+    small_archive, milvus_archive, tmp_path, monkeypatch
+):
+    """A search replica that does not mount the raw vectors (nor the thumbnails) finds the same
+    sources and segments: it reads each candidate's vectors and flags back from Milvus, and
+    verifies on the archived files' own frames."""
+    import shutil
+
+    settings = milvus_archive["settings"]
+    replica = tmp_path / "replica"
+    shutil.copytree(settings.data_dir, replica, ignore=shutil.ignore_patterns("vectors", "ingest.lock"))
+    on_replica = get_settings(data_dir=replica, index_url=settings.index_url)
+    expected = {query: answer(settings, small_archive[query]) for query in ("reversed", "mirrored", "unseen")}
+    from firstseen.storage.milvus_index import MilvusIndex
+
+    read_back: list[str] = []
+    original = MilvusIndex.frames_of
+    monkeypatch.setattr(MilvusIndex, "frames_of", lambda self, v: read_back.append(v) or original(self, v))
+    for query, wanted in expected.items():
+        assert answer(on_replica, small_archive[query]) == wanted
+    assert read_back, "the replica never read vectors back from Milvus"
