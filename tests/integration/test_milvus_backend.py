@@ -136,3 +136,32 @@ def test_a_replica_without_the_raw_vectors_aligns_on_vectors_read_back_from_milv
     for query, wanted in expected.items():
         assert answer(on_replica, small_archive[query]) == wanted
     assert read_back, "the replica never read vectors back from Milvus"
+
+
+def test_the_api_searches_and_takes_down_on_milvus(small_archive, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from firstseen.archive import open_archive
+    from search_api.app import create_app
+    from search_api.settings import get_api_settings
+
+    data = copy_archive(small_archive, tmp_path / "data")
+    url = f"milvus-lite://{tmp_path}/api.db"
+    catalog = get_settings(data_dir=data).resolved_catalog_url()
+    with open_archive(data, catalog, writable=True, index_url=url):
+        pass  # the first writer moves the vectors into Milvus
+    (tmp_path / "uploads").mkdir()
+    settings = get_api_settings(data_dir=data, index_url=url, api_upload_dir=tmp_path / "uploads")
+    external_id = small_archive["external_ids"]["vtest.avi"]
+
+    def search(client) -> dict:
+        with open(small_archive["reversed"], "rb") as fh:
+            return client.post("/v1/search", files={"file": ("clip.mp4", fh, "video/mp4")}).json()
+
+    with TestClient(create_app(settings)) as client:
+        found = search(client)
+        assert found["verdict"] == "match" and found["earliest"]["external_id"] == external_id
+        assert client.delete(f"/v1/videos/{external_id}").json()["external_id"] == external_id
+        assert search(client)["verdict"] == "no_match"
+    with open_archive(data, catalog, writable=True, index_url=url) as archive:
+        assert archive.verify() == []  # the video's frames left the collection with it
