@@ -26,7 +26,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     paths, manifests = [Path(p) for p in args.paths], [Path(m) for m in args.manifest or []]
     if not paths and not manifests:
         paths, manifests = configured_inputs(settings)
-    if args.shared or args.executor != "local":
+    if args.shared or settings.ingest_shared or args.executor != "local":
         from firstseen.ingest.manifest import collect_inputs
         from firstseen.ingest.shared import ingest_shared, local_executor
 

@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     ingest_max_attempts: int = Field(3, ge=1, le=100)  # a video failing this often is quarantined
     # shared ingest (--shared): files claimed at a time, and how long a claim lives unrenewed
     # (a killed process's files are taken again after it)
+    ingest_shared: bool = False  # the nightly run and `ingest` take the shared path (job ledger)
     ingest_claim_batch: int = Field(4, ge=1, le=1000)
     ingest_lease_s: float = Field(900.0, gt=0)
     lock_wait_s: float = Field(600.0, ge=0)  # reindex and backup wait this long for a running writer

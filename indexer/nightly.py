@@ -13,8 +13,10 @@ from pathlib import Path
 
 from firstseen.datadir import DataDir
 from firstseen.errors import ArchiveLockedError, FirstSeenError
+from firstseen.ingest.manifest import collect_inputs
 from firstseen.ingest.progress import Progress
 from firstseen.ingest.run import configured_inputs, run_ingest
+from firstseen.ingest.shared import ingest_shared
 from firstseen.ops.reindex import maintain_index
 from firstseen.settings import Settings
 from firstseen.storage.atomic import atomic_write_bytes
@@ -31,7 +33,10 @@ def run_nightly_once(settings: Settings, progress: Progress | None = None) -> di
 
     Raises ArchiveLockedError when another run holds the archive: runs never overlap."""
     paths, manifests = configured_inputs(settings)
-    summary = run_ingest(settings, paths, manifests, progress)
+    if settings.ingest_shared:  # one of several indexers (any machine) sharing the archive's job ledger
+        summary = ingest_shared(settings, collect_inputs(paths, manifests), progress)
+    else:
+        summary = run_ingest(settings, paths, manifests, progress)
     outcome: dict = {"ingest": summary.to_dict()}
     log.info(
         "ingest run %s: %d added, %d skipped, %d failed, %d quarantined",

@@ -183,6 +183,7 @@ def ingest_shared(
                     progress.video_done(str(item.meta.path), "added", f"{staged.frames} frames", staged.footage_s)
         with writer() as archive:
             summary.copy_links = link_copies(archive, descriptor, settings)
+            summary.checkpoint = archive.commit()  # what the archive is at now, whoever committed it
             summary.wall_s = time.perf_counter() - started
             archive.finish_run(
                 summary.run_id, status="failed" if summary.failed else "ok", added=summary.added,

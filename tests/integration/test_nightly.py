@@ -570,3 +570,26 @@ def test_healthcheck_follows_the_status_file(tmp_path, capsys):
     assert not nightly.healthy(settings)[0]
     code, _, _ = _run(capsys, "nightly", "--healthcheck", "--data-dir", settings.data_dir)
     assert code == 1
+
+
+def test_a_shared_nightly_run_goes_through_the_job_ledger(tmp_path, clip_pool, monkeypatch, capsys):
+    from firstseen.storage.job_ledger import JobCounts, SqlJobLedger
+
+    drop = tmp_path / "drop"
+    for i in range(2):
+        _put(clip_pool[i], drop / f"v{i}.mp4")
+    data = tmp_path / "data"
+    monkeypatch.setenv("FIRSTSEEN_DATA_DIR", str(data))
+    monkeypatch.setenv("FIRSTSEEN_INGEST_DROP_DIRS", str(drop))
+    monkeypatch.setenv("FIRSTSEEN_INGEST_SHARED", "true")
+    code, out, err = _run(capsys, "nightly", "--once")
+    assert code == 0, err
+    assert json.loads(out)["ingest"]["added"] == 2
+    code, out, err = _run(capsys, "nightly", "--once")  # the same files again: queued once, done
+    assert code == 0 and json.loads(out)["ingest"]["added"] == 0, err
+    assert json.loads(out)["index"]["action"] == "none"  # maintained, not mistaken for an empty archive
+    ledger = SqlJobLedger.open(f"sqlite:///{data / 'catalog.sqlite'}")
+    try:
+        assert ledger.counts() == JobCounts(committed=2)
+    finally:
+        ledger.close()
