@@ -34,6 +34,15 @@ ProgressFn = Callable[[Path, float], None]
 _STOP = object()
 
 
+def describe_batch(
+    pictures: list[np.ndarray], descriptor: FrameDescriptor, thumbnail_side: int
+) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+    """One batch of sampled frames: vectors, evidence flags and (thumbnail_side > 0) grey
+    thumbnails, as every executor stores them."""
+    thumbs = [encode_thumbnail(p, thumbnail_side) for p in pictures] if thumbnail_side else []
+    return descriptor.describe(pictures), informative_flags(pictures), thumbs
+
+
 def describe_videos(
     paths: Iterable[Path],
     descriptor: FrameDescriptor,
@@ -95,10 +104,10 @@ def describe_videos(
 
     def flush() -> None:
         if batch:
-            chunks.append(descriptor.describe([f.rgb for f in batch]))
-            flags.append(informative_flags([f.rgb for f in batch]))
-            if thumb_side:
-                thumbs.extend(encode_thumbnail(f.rgb, thumb_side) for f in batch)
+            vectors, informative, batch_thumbs = describe_batch([f.rgb for f in batch], descriptor, thumb_side)
+            chunks.append(vectors)
+            flags.append(informative)
+            thumbs.extend(batch_thumbs)
             pts.extend(f.pts_s for f in batch)
             if on_progress and current is not None:
                 on_progress(current, batch[-1].pts_s)

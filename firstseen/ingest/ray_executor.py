@@ -65,13 +65,17 @@ class _Describer:
         self.thumbnail_side = thumbnail_side
 
     def __call__(self, row: dict) -> dict:
-        from firstseen.media.informative import informative_flags
-        from firstseen.search.verification import encode_thumbnail
+        from firstseen.ingest.pipeline import describe_batch
 
         frames = list(row.pop("frames"))
-        row["vectors"] = self.descriptor.describe(frames) if frames else np.zeros((0, self.descriptor.dim), np.float32)
-        row["informative"] = informative_flags(frames) if frames else np.zeros(0, bool)
-        row["thumbnails"] = [encode_thumbnail(f, self.thumbnail_side) for f in frames] if self.thumbnail_side else []
+        if frames:
+            row["vectors"], row["informative"], row["thumbnails"] = describe_batch(
+                frames, self.descriptor, self.thumbnail_side
+            )
+        else:
+            row["vectors"], row["informative"], row["thumbnails"] = (
+                np.zeros((0, self.descriptor.dim), np.float32), np.zeros(0, bool), [],
+            )  # fmt: skip
         return row
 
 

@@ -62,6 +62,14 @@ class IngestSummary:
             "frames_per_s": round(self.frames / self.wall_s, 2) if self.wall_s else 0.0,
         }
 
+    @classmethod
+    def of(cls, collected: CollectedInputs) -> IngestSummary:
+        """A run's summary, starting with what reading its inputs already refused."""
+        summary = cls()
+        for problem in collected.problems:
+            summary.fail(problem.source, problem.reason, problem.line)
+        return summary
+
     def fail(self, path: str, reason: str, line: int | None = None) -> None:
         self.failed += 1
         self.errors.append({"path": path, "line": line, "reason": reason})
@@ -111,9 +119,7 @@ def ingest_inputs(
     paths, manifests = named
     progress = progress or LogProgress()
     started = time.perf_counter()
-    summary = IngestSummary()
-    for problem in collected.problems:
-        summary.fail(problem.source, problem.reason, problem.line)
+    summary = IngestSummary.of(collected)
 
     policy = IngestPolicy.from_settings(settings)
     descriptor = create_descriptor(settings.descriptor, settings)

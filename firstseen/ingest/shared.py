@@ -103,9 +103,7 @@ def ingest_shared(
     progress = progress or LogProgress()
     worker = worker or f"{socket.gethostname()}:{os.getpid()}"
     started = time.perf_counter()
-    summary = IngestSummary()
-    for problem in collected.problems:
-        summary.fail(problem.source, problem.reason, problem.line)
+    summary = IngestSummary.of(collected)
     policy = IngestPolicy.from_settings(settings)
     descriptor = create_descriptor(settings.descriptor, settings)
     spec = DescriptorSpec.of(descriptor)

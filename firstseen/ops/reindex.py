@@ -128,6 +128,19 @@ def build_main(
     return main, covered, plan, train_s, time.perf_counter() - started
 
 
+def _publisher(settings: Settings, spec: DescriptorSpec | None, policy: IndexPolicy) -> Archive:
+    """The archive opened to publish: the writer's lock, waited for up to FIRSTSEEN_LOCK_WAIT_S."""
+    return open_archive(
+        settings.data_dir,
+        settings.resolved_catalog_url(),
+        spec,
+        writable=True,
+        nprobe=policy.nprobe,
+        lock_wait_s=settings.lock_wait_s,
+        index_url=settings.index_url,
+    )
+
+
 def _maintain_in_milvus(
     settings: Settings, kind: str, spec: DescriptorSpec | None, lite: bool, policy: IndexPolicy
 ) -> MaintenanceReport:
@@ -136,15 +149,7 @@ def _maintain_in_milvus(
     if kind not in KINDS:
         raise BadInputError(f"unknown index kind {kind!r}; expected one of {', '.join(KINDS)}")
     started = time.perf_counter()
-    with open_archive(
-        settings.data_dir,
-        settings.resolved_catalog_url(),
-        spec,
-        writable=True,
-        nprobe=policy.nprobe,
-        lock_wait_s=settings.lock_wait_s,
-        index_url=settings.index_url,
-    ) as archive:
+    with _publisher(settings, spec, policy) as archive:
         shape = archive.index_shape()
         floor = {"flat": 2**62, "ivf": 0}.get(kind, policy.ivf_min_vectors)
         index_type, build = index_plan(shape.vectors, archive.metric, lite=lite, exact_below=floor)
@@ -188,15 +193,7 @@ def maintain_index(
             main, covered, plan, train_s, add_s = build_main(reader, target, policy, progress)
         spec = reader.spec
     started = time.perf_counter()
-    with open_archive(
-        data_dir,
-        url,
-        spec,
-        writable=True,
-        nprobe=policy.nprobe,
-        lock_wait_s=settings.lock_wait_s,
-        index_url=settings.index_url,
-    ) as archive:
+    with _publisher(settings, spec, policy) as archive:
         if action == "merge":
             moved = archive.merge_delta()
             log.info("merged %d delta vectors into the IVF", moved)

@@ -48,6 +48,7 @@ class MilvusIndex:
         self.index_type = index_type
         self.main_built_for = 0
         self._nprobe = 0
+        self._count: int | None = None
 
     @property
     def binary(self) -> bool:
@@ -58,8 +59,14 @@ class MilvusIndex:
         return f"milvus-{self.index_type.lower()}"
 
     def __len__(self) -> int:
-        rows = self._client.query(self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong")
-        return int(rows[0]["count(*)"]) if rows else 0
+        """Frames held: counted by the server once, then kept by this handle's adds and removes
+        (a search asks on every call; a reader gets a new handle at each checkpoint it loads)."""
+        if self._count is None:
+            rows = self._client.query(
+                self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong"
+            )
+            self._count = int(rows[0]["count(*)"]) if rows else 0
+        return self._count
 
     def set_nprobe(self, nprobe: int) -> None:
         self._nprobe = nprobe
@@ -101,6 +108,8 @@ class MilvusIndex:
                     )
                 ],
             )
+        if self._count is not None:
+            self._count += len(ids)
 
     def _search_params(self, k: int) -> dict:
         params: dict = {}
@@ -144,6 +153,7 @@ class MilvusIndex:
                 self.collection, filter=f"frame_id >= {int(run[0])} and frame_id <= {int(run[-1])}"
             )
             removed += int(result.get("delete_count", 0)) if isinstance(result, dict) else len(result)
+        self._count = None  # a delete may name ids that were not there: count again when asked
         return removed
 
     def ids(self) -> np.ndarray:

@@ -14,7 +14,7 @@ from clips import make_distinct_clip
 from firstseen.archive import open_archive
 from firstseen.storage.job_ledger import JobCounts, SqlJobLedger
 
-CLIPS = 8
+CLIPS = 16  # enough work that the later of two processes to start still finds some
 pytestmark = pytest.mark.postgres
 
 
@@ -31,7 +31,7 @@ def folder(tmp_path):
     drop = tmp_path / "drop"
     drop.mkdir()
     for seed in range(CLIPS):
-        make_distinct_clip(drop / f"clip{seed:02d}.mp4", 100 + seed, seconds=3.0)
+        make_distinct_clip(drop / f"clip{seed:02d}.mp4", 100 + seed, seconds=4.0)
     return drop
 
 
