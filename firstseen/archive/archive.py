@@ -5,6 +5,8 @@ Write protocol, which crash recovery relies on:
   commit: index saved as checkpoint N (atomic rename) -> catalog rows marked committed
   remove: catalog row marked removing -> index saved without its ids -> raw file and rows deleted
 Search only sees committed videos, so a video is visible only when all three are written.
+On Milvus the index keeps the vectors too and is read back as the raw store (VectorsInIndex);
+the files then hold what this machine staged, with its thumbnails.
 Callers get what they need by method; the stores themselves stay private to the archive."""
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from firstseen.storage.lock import DataDirLock, WriterLock
 from firstseen.storage.protocols import FailureLedger
 from firstseen.storage.stored_searches import SearchStore
 from firstseen.storage.text_store import TextStore
-from firstseen.storage.vectorstore import to_storage
+from firstseen.storage.vectorstore import VectorsInIndex, to_storage
 
 DESCRIPTOR_META_KEY = "descriptor"
 INDEX_HOME_META_KEY = "index_home"  # where the vectors were last published: faiss, or a Milvus address
@@ -57,10 +59,16 @@ class Archive(Recovery, IndexMaintenance):
         self._staged: list[str] = []
         self._index_dirty = False
         moving = self._index_moves_to(index_home)
+        # Where the index keeps the vectors (Milvus), they are read back from it; a move there
+        # is filled from the files first.
+        in_index = VectorsInIndex(stores.vectors, lambda: self._index) if hasattr(self._index, "frames_of") else None
+        if in_index and not moving:
+            self._vectors = in_index
         if writable:
             self.recover()  # a new index home is filled from the raw vectors here
             if moving:
                 self._catalog.set_meta(INDEX_HOME_META_KEY, index_home)
+        self._vectors = in_index or self._vectors
 
     def _index_moves_to(self, home: str) -> bool:
         """Whether the vectors are to live somewhere new (FAISS files to Milvus, say). A writer
@@ -101,18 +109,11 @@ class Archive(Recovery, IndexMaintenance):
         return self._catalog.videos(status)
 
     def raw_vectors(self, video_id: str, *, thumbnails: bool = False) -> FrameVectors | None:
-        """A video's stored vectors with their timestamps and flags (and thumbnails on request).
-        Where this process does not reach the raw store (a search replica without the shared
-        mount) and the index keeps them (Milvus), they are read back from the index, without
-        thumbnails: verification then reads the archived file's frames."""
-        stored = self._vectors.get(video_id, thumbnails=thumbnails)
-        frames_of = getattr(self._index, "frames_of", None)
-        if stored is not None or frames_of is None:
-            return stored
-        _, pts, vectors, informative = frames_of(video_id)
-        if not len(pts):
-            return None
-        return FrameVectors(self.spec.name, pts, vectors, informative)
+        """A video's stored vectors with their timestamps and flags (and thumbnails on request,
+        where this machine holds them). On Milvus they are read back from the index by video
+        id, so no shared file system is needed; without thumbnails, verification reads the
+        archived file's frames."""
+        return self._vectors.get(video_id, thumbnails=thumbnails)
 
     def copy_links(self, video_id: str) -> list[CopyLinkRecord]:
         """Verified links from this video to others holding the same footage, best first."""
@@ -298,7 +299,14 @@ class Archive(Recovery, IndexMaintenance):
         old = self._vectors.get(video_id)
         if old is None or len(old) != len(stored) or not np.array_equal(old.pts_s, stored.pts_s):
             raise FirstSeenError(f"raw vectors of {video_id} can only be refreshed with the same frames")
-        self._vectors.put(video_id, stored)
+        stored = to_storage(stored, self.spec.metric)
+        if isinstance(self._vectors, VectorsInIndex):
+            record = self._catalog.get_video(video_id)
+            assert record is not None
+            self._vectors.replace(video_id, frame_ids(record), stored)
+            self._index_dirty = True
+        else:
+            self._vectors.put(video_id, stored)
 
     # ---- copy links and ingest bookkeeping ----------------------------------------------
     def flags_are_current(self) -> bool:

@@ -45,7 +45,8 @@ class Recovery:
         report = {"rolled_forward": 0, "rolled_back": 0, "removals_finished": 0, "orphans_dropped": 0}
         # This runs at every writable open (each nightly ingest), so the common case, a
         # committed video whose ids are all in the index and whose raw file exists, reads
-        # nothing: a video's ids are one contiguous range, counted in the sorted id array.
+        # nothing: a video's ids are one contiguous range, counted in the sorted id array (on
+        # Milvus the index is the raw store, so whole there is whole).
         index_ids = np.sort(self._index.ids())
         accounted = np.zeros(len(index_ids), dtype=bool)
         on_disk = vectors.video_ids()
@@ -58,7 +59,8 @@ class Recovery:
                 self._finish_removal(record)
                 report["removals_finished"] += 1
                 continue
-            if record.status == "committed" and whole_in_index and record.video_id in on_disk:
+            raw_whole = vectors.index_keeps_vectors or record.video_id in on_disk
+            if record.status == "committed" and whole_in_index and raw_whole:
                 continue
             stored = vectors.get(record.video_id)
             if stored is None or len(stored) != record.frame_count:

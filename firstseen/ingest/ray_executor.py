@@ -1,16 +1,20 @@
-"""The Ray executor: decoding as Ray Data tasks on CPU workers, description in actors that load the model once.
+"""The Ray executor: decoding as Ray tasks on CPU workers, description in a pool of actors that load the model once.
 
 Behind the same interface as the local executor (shared.Executor): paths in, one Described per
-video out, in order; the ingest around it (ledger, commits, copy links) is unchanged. Decode
-tasks stream each video as chunks of sampled frames; descriptor actors describe a chunk and
-compute its frame flags and thumbnails, exactly as pipeline.describe_videos does, so a video
-gets the same vectors on either executor. On a GPU node an actor's onnxruntime takes the CUDA
-provider where onnxruntime-gpu replaces onnxruntime (documented, not testable here). CPUs are
-handed out in fractions: on two cores a whole CPU per actor beside the decode tasks starves Ray."""
+video out, in order; the ingest around it (ledger, commits, copy links) is unchanged. A decode
+task is a Ray generator that streams one video as chunks of sampled frames; each chunk goes to
+the next descriptor actor, which describes it and computes its frame flags and thumbnails with
+pipeline.describe_batch, so a video gets the same vectors on either executor. The actors are
+made once per executor and serve every claim batch of the run: the model loads once per actor,
+not once per batch (Ray Data would make a new actor pool for each dataset). A killed actor is
+restarted by Ray and its chunk described again. On a GPU node an actor's onnxruntime takes the
+CUDA provider where onnxruntime-gpu replaces onnxruntime (documented, not testable here). CPUs
+are handed out in fractions: on two cores a whole CPU per actor beside the decode tasks starves Ray."""
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -24,21 +28,23 @@ from firstseen.records import FrameVectors, Thumbnails
 from firstseen.settings import Settings
 
 DECODE_CPUS = 0.5  # a decode task: FFmpeg on one thread, mostly waiting on the actors
+VIDEOS_AHEAD = 2  # videos decoding beyond the one being assembled: the actors never wait on a file's open
+CHUNKS_QUEUED_PER_ACTOR = 2  # chunks waiting at each actor: enough to keep it busy, few enough to bound memory
+ACTOR_RESTARTS = 3  # a killed actor comes back this many times, its chunks described again
 
 
-def _decode(row: dict, policy: IngestPolicy) -> Iterator[dict]:
-    """One video as chunks of sampled frames (a batch each), then its end or its error."""
+def _decode(path: str, policy: IngestPolicy) -> Iterator[dict]:
+    """One video as chunks of sampled frames (a batch each); a decode error ends it as a last, empty chunk."""
     from firstseen.media.decode import sample_frames
 
-    path, chunk = row["path"], 0
     frames: list = []
 
-    def emit(last: bool, error: str = "") -> dict:
+    def emit(error: str = "") -> dict:
         return {
-            "path": path, "chunk": chunk, "last": last, "error": error,
+            "error": error,
             "pts": np.array([f.pts_s for f in frames], np.float64),
             "frames": np.stack([f.rgb for f in frames]) if frames else np.zeros((0, 1, 1, 3), np.uint8),
-        }  # fmt: skip
+        }
 
     try:
         for frame in sample_frames(
@@ -47,43 +53,101 @@ def _decode(row: dict, policy: IngestPolicy) -> Iterator[dict]:
         ):  # fmt: skip
             frames.append(frame)
             if len(frames) >= policy.batch_size:
-                yield emit(False)
-                chunk, frames = chunk + 1, []
-        yield emit(True)
+                yield emit()
+                frames = []
+        if frames:
+            yield emit()
     except MediaError as exc:
         frames = []
-        yield emit(True, str(exc) or "unreadable video")
+        yield emit(str(exc) or "unreadable video")
 
 
 class _Describer:
     """A Ray actor: the descriptor loaded once, then chunk after chunk described and flagged."""
 
-    def __init__(self, settings: Settings, thumbnail_side: int):
+    def __init__(self, settings: Settings):
         from firstseen.descriptors import create_descriptor
 
         self.descriptor = create_descriptor(settings.descriptor, settings)
-        self.thumbnail_side = thumbnail_side
 
-    def __call__(self, row: dict) -> dict:
+    def describe(self, chunk: dict, thumbnail_side: int) -> dict:
         from firstseen.ingest.pipeline import describe_batch
 
-        frames = list(row.pop("frames"))
+        frames = list(chunk.pop("frames"))
         if frames:
-            row["vectors"], row["informative"], row["thumbnails"] = describe_batch(
-                frames, self.descriptor, self.thumbnail_side
+            chunk["vectors"], chunk["informative"], chunk["thumbnails"] = describe_batch(
+                frames, self.descriptor, thumbnail_side
             )
         else:
-            row["vectors"], row["informative"], row["thumbnails"] = (
+            chunk["vectors"], chunk["informative"], chunk["thumbnails"] = (
                 np.zeros((0, self.descriptor.dim), np.float32), np.zeros(0, bool), [],
             )  # fmt: skip
-        return row
+        chunk["actor_pid"] = os.getpid()
+        return chunk
 
 
-def ray_executor(address: str | None, settings: Settings, *, actors: int = 1):
+class RayExecutor:
+    """Paths in, Described out, in order, on a Ray cluster; the actor pool outlives each call."""
+
+    def __init__(self, settings: Settings, actors: int):
+        import ray
+
+        cpus = float(ray.cluster_resources().get("CPU", 1))
+        self.actor_cpus = max(0.25, min(1.0, (cpus - DECODE_CPUS) / actors))
+        self._settings = settings.model_copy(update={"onnx_threads": max(1, int(self.actor_cpus))})
+        self._size = actors
+        self._actors: list = []
+        self.actor_pids: set[int] = set()  # which actor processes described something (a restart is a new one)
+
+    def _pool(self) -> list:
+        import ray
+
+        if not self._actors:
+            actor = ray.remote(_Describer).options(
+                num_cpus=self.actor_cpus, max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS
+            )
+            self._actors = [actor.remote(self._settings) for _ in range(self._size)]
+        return self._actors
+
+    def __call__(self, paths: Iterable[Path], descriptor: FrameDescriptor, policy: IngestPolicy) -> Iterator[Described]:
+        import ray
+
+        actors = self._pool()
+        decode = ray.remote(_decode).options(
+            num_cpus=DECODE_CPUS, _generator_backpressure_num_objects=CHUNKS_QUEUED_PER_ACTOR
+        )
+        names = iter([str(p) for p in paths])
+        decoding: deque = deque()
+
+        def start_next() -> None:
+            name = next(names, None)
+            if name is not None:
+                decoding.append((name, decode.remote(name, policy)))
+
+        for _ in range(1 + VIDEOS_AHEAD):
+            start_next()
+        turn = 0
+        waiting: list = []  # described chunks not yet known done, across videos
+        while decoding:
+            name, chunks = decoding.popleft()
+            start_next()
+            described = []
+            for chunk in chunks:
+                while len(waiting) >= CHUNKS_QUEUED_PER_ACTOR * len(actors):
+                    _, waiting = ray.wait(waiting, num_returns=1)
+                ref = actors[turn % len(actors)].describe.remote(chunk, policy.thumbnail_max_side)
+                turn += 1
+                described.append(ref)
+                waiting.append(ref)
+            parts = ray.get(described)
+            self.actor_pids.update(p["actor_pid"] for p in parts)
+            yield _assemble(Path(name), parts, descriptor.name, bool(policy.thumbnail_max_side))
+
+
+def ray_executor(address: str | None, settings: Settings, *, actors: int = 1) -> RayExecutor:
     """An executor on the Ray cluster at address (None: a local one on this machine's cores)."""
     try:
         import ray
-        import ray.data
     except ImportError as exc:
         raise FirstSeenError("--executor ray needs Ray: pip install 'firstseen[scale]'") from exc
     if not ray.is_initialized():
@@ -91,48 +155,22 @@ def ray_executor(address: str | None, settings: Settings, *, actors: int = 1):
             address=address, num_cpus=None if address else os.cpu_count(), include_dashboard=False,
             log_to_driver=False, configure_logging=False,
         )  # fmt: skip
-    cpus = float(ray.cluster_resources().get("CPU", 1))
-    actor_cpus = max(0.25, min(1.0, (cpus - DECODE_CPUS) / actors))
-    actor_settings = settings.model_copy(update={"onnx_threads": max(1, int(actor_cpus))})
-
-    def execute(paths: Iterable[Path], descriptor: FrameDescriptor, policy: IngestPolicy) -> Iterator[Described]:
-        names = [str(p) for p in paths]
-        if not names:
-            return
-        ray.data.DataContext.get_current().execution_options.preserve_order = True
-        dataset = (
-            ray.data.from_items([{"path": p} for p in names], override_num_blocks=len(names))
-            .flat_map(_decode, fn_kwargs={"policy": policy}, num_cpus=DECODE_CPUS)  # type: ignore[arg-type]
-            .map(
-                _Describer,  # type: ignore[arg-type]
-                fn_constructor_kwargs={"settings": actor_settings,
-                                                   "thumbnail_side": policy.thumbnail_max_side},
-                concurrency=actors, num_cpus=actor_cpus,
-            )
-        )  # fmt: skip
-        parts: list[dict] = []
-        for row in dataset.iter_rows():
-            parts.append(row)
-            if row["last"]:
-                yield _assemble(Path(row["path"]), parts, descriptor.name, bool(policy.thumbnail_max_side))
-                parts = []
-
-    return execute
+    return RayExecutor(settings, actors)
 
 
 def _assemble(path: Path, parts: list[dict], descriptor: str, thumbnails: bool) -> Described:
-    error = parts[-1]["error"]
+    error = next((p["error"] for p in parts if p["error"]), "")
     if error:
         return Described(path, None, MediaError(error))
-    pts = np.concatenate([p["pts"] for p in parts])
-    if len(pts) == 0:
+    if not parts:
         return Described(path, None, MediaError("no decodable video frames"))
+    pts = np.concatenate([p["pts"] for p in parts])
     return Described(
         path,
         FrameVectors(
             descriptor,
             pts,
-            np.concatenate([p["vectors"] for p in parts if len(p["vectors"])]),
+            np.concatenate([p["vectors"] for p in parts]),
             np.concatenate([np.asarray(p["informative"], bool) for p in parts]),
             Thumbnails.pack([t for p in parts for t in p["thumbnails"]]) if thumbnails else None,
         ),

@@ -28,7 +28,7 @@ from firstseen.storage.index_store import MANIFEST_NAME, IndexManifest
 from firstseen.storage.lock import WriterLock
 from firstseen.storage.stored_searches import ID_PATTERN
 from firstseen.storage.text_store import DERIVED_TABLE_PREFIX
-from firstseen.storage.vectorstore import FileVectorStore
+from firstseen.storage.vectorstore import FileVectorStore, VectorsInIndex, to_storage
 
 FORMAT = 1
 META_NAME = "backup.json"
@@ -106,7 +106,7 @@ def backup_archive(settings: Settings, dest: Path) -> BackupReport:
             raise FirstSeenError(f"the index manifest in {data_dir} went missing during the backup")
         shutil.rmtree(partial, ignore_errors=True)  # this pid's own leftover, if any
         partial.mkdir(parents=True)
-        meta, linked = _snapshot(settings, manifest, partial)
+        meta, linked = _snapshot(settings, manifest, partial, store)
         (partial / META_NAME).write_text(json.dumps(meta, indent=1, sort_keys=True))
         _fsync_file(partial / META_NAME)
         made = DataDir(partial)
@@ -121,6 +121,7 @@ def backup_archive(settings: Settings, dest: Path) -> BackupReport:
         raise
     finally:
         lock.release()
+        store.close()
     return BackupReport(
         dest=dest,
         checkpoint=manifest.checkpoint,
@@ -133,27 +134,33 @@ def backup_archive(settings: Settings, dest: Path) -> BackupReport:
     )
 
 
-def _snapshot(settings: Settings, manifest: IndexManifest, out: Path) -> tuple[dict, int]:
+def _snapshot(settings: Settings, manifest: IndexManifest, out: Path, store) -> tuple[dict, int]:
     """Index, catalog, then the raw vectors of the catalog's videos; returns backup.json and links."""
     source, dest = DataDir(settings.data_dir), DataDir(out)
     data_dir = Path(settings.data_dir)
     for folder in (dest.index, dest.vectors, dest.catalog_dump):
         folder.mkdir()
-    # On Milvus the collection holds exactly the raw vectors (float16-rounded, as FAISS does), so
-    # the raw vectors are its export: a restore refills whichever index its target names from them.
     in_files = [*manifest.files, MANIFEST_NAME] if manifest.backend == "faiss" else []
     linked = sum(_place_file(source.index / name, dest.index / name) for name in in_files)
     with SqlCatalog(settings.resolved_catalog_url()) as catalog:  # not open(): migrating writes to the source
         dialect, revision, tables, videos = _dump_catalog(catalog, dest.catalog_dump)
+    exported = _collection_export(manifest, store, source)
     for video_id, status in videos:
         if not video_id.isalnum():
             raise FirstSeenError(f"video id {video_id!r} in the catalog is not a safe file name")
         src = source.vectors / f"{video_id}{FileVectorStore.suffix}"
-        if src.exists():
+        if exported is not None:
+            stored = exported.get(video_id, thumbnails=True)
+            if stored is not None:
+                FileVectorStore(dest.vectors).put(video_id, to_storage(stored, manifest.metric))
+                continue
+        elif src.exists():
             linked += _place_file(src, dest.vectors / src.name)
-        elif status == "committed":
+            continue
+        if status == "committed":
+            where = src if exported is None else "the Milvus collection"
             raise FirstSeenError(
-                f"raw vectors of committed video {video_id} are missing ({src}): the archive "
+                f"raw vectors of committed video {video_id} are missing ({where}): the archive "
                 "is damaged, and so would its backup be"
             )
         # A crash may leave a pending or removing video without its file; the writable open at
@@ -179,6 +186,16 @@ def _snapshot(settings: Settings, manifest: IndexManifest, out: Path) -> tuple[d
         "files": {p.relative_to(out).as_posix(): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()},
     }
     return meta, linked
+
+
+def _collection_export(manifest: IndexManifest, store, source: DataDir) -> VectorsInIndex | None:
+    """On Milvus, each video's vectors, times and flags read out of the collection (exactly the
+    raw vectors, float16-rounded as FAISS keeps them), with the thumbnails this machine holds:
+    the export a restore refills whichever index its target names from. None on FAISS files."""
+    if manifest.backend == "faiss":
+        return None
+    index, _ = store.load(manifest.descriptor, manifest.dim, manifest.metric)
+    return VectorsInIndex(FileVectorStore(source.vectors), lambda: index)
 
 
 def _dump_catalog(catalog: SqlCatalog, folder: Path) -> tuple[str, str | None, dict[str, int], list]:

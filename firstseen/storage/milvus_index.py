@@ -87,16 +87,19 @@ class MilvusIndex:
         video_id: str,
         pts_s: np.ndarray,
         informative: np.ndarray | None = None,
+        replace: bool = False,
     ) -> None:
         """Insert one video's frames, keyed by their frame ids, with its id, their times and
-        their evidence flags (so its vectors can be read back whole: frames_of)."""
+        their evidence flags (so its vectors can be read back whole: frames_of); replace:
+        frames already held get the rows given (new flags), by upsert."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         rows = self._vector_rows(vectors)
         flags = np.ones(len(ids), bool) if informative is None else np.asarray(informative, bool)
         if not (len(ids) == len(rows) == len(pts_s) == len(flags)):
             raise ValueError(f"{len(ids)} ids, {len(rows)} vectors, {len(pts_s)} times and {len(flags)} flags")
+        write = self._client.upsert if replace else self._client.insert
         for start in range(0, len(ids), _BATCH):
-            self._client.insert(
+            write(
                 self.collection,
                 [
                     {"frame_id": int(i), "video_id": video_id, "pts_s": float(t), "informative": bool(f), "vector": v}
@@ -108,7 +111,7 @@ class MilvusIndex:
                     )
                 ],
             )
-        if self._count is not None:
+        if self._count is not None and not replace:
             self._count += len(ids)
 
     def _search_params(self, k: int) -> dict:
@@ -189,7 +192,7 @@ class MilvusIndex:
         return (
             np.array([r["frame_id"] for r in rows], np.int64),
             np.array([r["pts_s"] for r in rows], np.float64),
-            vectors.reshape(len(rows), -1),
+            vectors.reshape(len(rows), self.dim // 8 if self.binary else self.dim),
             np.array([bool(r["informative"]) for r in rows], bool),
         )
 

@@ -11,6 +11,7 @@ from firstseen.descriptors import storage_dtype
 from firstseen.errors import FirstSeenError
 from firstseen.records import FrameVectors, Thumbnails
 from firstseen.storage.atomic import atomic_write_bytes
+from firstseen.storage.protocols import VectorStore
 
 
 def to_storage(vectors: FrameVectors, metric: str) -> FrameVectors:
@@ -26,6 +27,8 @@ def to_storage(vectors: FrameVectors, metric: str) -> FrameVectors:
 
 class MemoryVectorStore:
     """For tests: same behaviour, no disk."""
+
+    index_keeps_vectors = False
 
     def __init__(self) -> None:
         self._items: dict[str, FrameVectors] = {}
@@ -51,6 +54,7 @@ class FileVectorStore:
     written atomically: a file that exists is whole."""
 
     suffix = ".npz"
+    index_keeps_vectors = False
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -100,3 +104,45 @@ class FileVectorStore:
 
     def video_ids(self) -> set[str]:
         return {p.stem for p in self.folder.glob(f"*{self.suffix}")}
+
+
+class VectorsInIndex:
+    """Raw vectors where the index itself keeps each frame's vector, time and flag (Milvus):
+    read back from the index by video id, so writers and replicas on any machine see the same
+    vectors and flags with no shared file system. The files beside it keep what the index
+    cannot (thumbnails) for the videos this machine staged or refreshed; without them evidence
+    is read from the archived footage. Flags are changed in both (Archive.replace_raw_vectors)."""
+
+    index_keeps_vectors = True
+
+    def __init__(self, files: VectorStore, index):
+        self._files, self._index = files, index  # index: a callable giving the archive's current index
+
+    def put(self, video_id: str, vectors: FrameVectors) -> None:
+        """At staging: the files only (the archive adds the vectors to the index itself)."""
+        self._files.put(video_id, vectors)
+
+    def replace(self, video_id: str, frame_ids: np.ndarray, stored: FrameVectors) -> None:
+        """A committed video's frames with new flags or thumbnails: the index's rows are
+        replaced too, since every other machine reads the flags from there."""
+        self._files.put(video_id, stored)
+        self._index().add(
+            frame_ids, stored.vectors, video_id=video_id, pts_s=stored.pts_s,
+            informative=stored.informative_mask(), replace=True,
+        )  # fmt: skip
+
+    def get(self, video_id: str, *, thumbnails: bool = False) -> FrameVectors | None:
+        index = self._index()
+        _, pts, vectors, informative = index.frames_of(video_id)
+        if not len(pts):
+            return None
+        local = self._files.get(video_id, thumbnails=True) if thumbnails else None
+        thumbs = local.thumbnails if local is not None and np.array_equal(local.pts_s, pts) else None
+        return FrameVectors(index.descriptor, pts, vectors, informative, thumbs)
+
+    def delete(self, video_id: str) -> None:
+        self._files.delete(video_id)
+
+    def video_ids(self) -> set[str]:
+        """The videos with files on this machine (recovery drops those the catalog forgot)."""
+        return self._files.video_ids()

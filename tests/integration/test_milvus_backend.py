@@ -165,3 +165,46 @@ def test_the_api_searches_and_takes_down_on_milvus(small_archive, tmp_path):
         assert search(client)["verdict"] == "no_match"
     with open_archive(data, catalog, writable=True, index_url=url) as archive:
         assert archive.verify() == []  # the video's frames left the collection with it
+
+
+def test_writers_on_machines_that_share_no_raw_vectors(small_archive, tmp_path):
+    """Two machines, each with its own data directory, on one catalog and one Milvus: what one
+    staged the other recovers, verifies, refreshes, backs up and takes down, reading the
+    vectors and flags out of Milvus; neither sees the other's vectors/ folder."""
+    import numpy as np
+    from clips import make_distinct_clip
+
+    from firstseen.archive import open_archive
+    from firstseen.ingest.run import run_ingest
+    from firstseen.ops.backup import backup_archive, restore_archive
+
+    first = copy_archive(small_archive, tmp_path / "first")
+    url = f"milvus-lite://{tmp_path}/shared.db"
+    catalog = get_settings(data_dir=first).resolved_catalog_url()
+    with open_archive(first, catalog, writable=True, index_url=url) as archive:
+        assert archive.verify() == []  # moved into Milvus from the first machine's files
+        moved = {v.video_id for v in archive.videos("committed")}
+    second = get_settings(data_dir=tmp_path / "second", catalog_url=catalog, index_url=url)
+    (tmp_path / "drop").mkdir()
+    make_distinct_clip(tmp_path / "drop" / "new.mp4", 77, seconds=4.0)
+    assert run_ingest(second, [tmp_path / "drop"]).added == 1  # recovery there met videos with no files
+    assert len(list((tmp_path / "second" / "vectors").iterdir())) == 1  # its own video's file only
+    victim, refreshed = sorted(moved)[0], sorted(moved)[1]
+    with open_archive(second.data_dir, catalog, writable=True, index_url=url) as archive:
+        assert archive.verify() == []
+        stored = archive.raw_vectors(refreshed)
+        flags = np.zeros(len(stored), bool)
+        archive.replace_raw_vectors(refreshed, type(stored)(stored.descriptor, stored.pts_s, stored.vectors, flags))
+    with open_archive(first, catalog, index_url=url) as reader:  # the first machine reads the new flags
+        assert not reader.raw_vectors(refreshed).informative.any()
+    backup_archive(second, tmp_path / "backup")
+    restored = get_settings(data_dir=tmp_path / "restored")
+    restore_archive(restored, tmp_path / "backup")
+    with open_archive(restored.data_dir, restored.resolved_catalog_url()) as archive:
+        assert len(archive.videos("committed")) == 4
+        assert not archive.raw_vectors(refreshed).informative.any()
+    with open_archive(second.data_dir, catalog, writable=True, index_url=url) as archive:
+        archive.remove(victim)
+    with open_archive(first, catalog, writable=True, index_url=url) as archive:
+        assert archive.verify() == [] and victim not in {v.video_id for v in archive.videos()}
+        assert not (first / "vectors" / f"{victim}.npz").exists()  # this machine's copy went at its recovery

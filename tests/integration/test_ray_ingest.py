@@ -43,10 +43,12 @@ def test_ray_ingest_with_two_actors_matches_the_local_executor(tmp_path, local_r
         make_distinct_clip(drop / f"clip{seed}.mp4", 300 + seed, seconds=3.0 + seed)
     (drop / "broken.mp4").write_bytes(b"not a video at all")
     local = get_settings(data_dir=tmp_path / "local", archive_fps=4)
-    on_ray = get_settings(data_dir=tmp_path / "ray", archive_fps=4)
+    on_ray = get_settings(data_dir=tmp_path / "ray", archive_fps=4, ingest_claim_batch=2)
     local_run = run_ingest(local, [drop])
-    ray_run = ingest_shared(on_ray, collect_inputs([drop], []), executor=ray_executor(None, on_ray, actors=2))
+    executor = ray_executor(None, on_ray, actors=2)
+    ray_run = ingest_shared(on_ray, collect_inputs([drop], []), executor=executor)
     assert (local_run.added, local_run.failed) == (ray_run.added, ray_run.failed) == (4, 1)
+    assert len(executor.actor_pids) == 2  # three claims, one pool: each actor loaded the model once
     a, b = _contents(local), _contents(on_ray)
     assert a.keys() == b.keys()
     for sha, (frames, duration, stored) in a.items():
