@@ -17,7 +17,7 @@ from firstseen.errors import DescriptorUnavailableError
 
 
 class SscdSettings(BaseSettings):
-    """The SSCD plug-in's knobs: FIRSTSEEN_SSCD_VARIANT, _SSCD_MODEL_PATH, _SSCD_INPUT_SIZE, _ONNX_THREADS."""
+    """The SSCD plug-in's knobs: FIRSTSEEN_SSCD_VARIANT, _SSCD_MODEL_PATH, _SSCD_INPUT_SIZE, _ONNX_THREADS, _ONNX_DEVICE."""
 
     model_config = SettingsConfigDict(env_prefix="FIRSTSEEN_", extra="ignore")
 
@@ -26,6 +26,9 @@ class SscdSettings(BaseSettings):
     sscd_model_path: Path | None = None
     sscd_input_size: int = Field(224, ge=64, le=1024)  # model input is about this squared, aspect kept
     onnx_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+    # auto: onnxruntime's CUDA provider where onnxruntime-gpu is installed, else the CPU; cuda:
+    # the GPU or a clear error (a Ray actor that holds a GPU asks for it).
+    onnx_device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 def default_model_path(variant: str) -> Path:
@@ -53,6 +56,20 @@ def resize_to_area(rgb: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
 
 
+def execution_providers(device: str, available: Sequence[str]) -> list[str]:
+    """onnxruntime's providers for a device: CUDA first (CPU behind it for the ops CUDA lacks)
+    where asked for or where onnxruntime-gpu offers it; the CPU alone otherwise."""
+    cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not cuda:
+        raise DescriptorUnavailableError(
+            "FIRSTSEEN_ONNX_DEVICE=cuda (or a Ray actor holding a GPU) needs onnxruntime-gpu installed "
+            f"in place of onnxruntime; this onnxruntime offers {', '.join(available) or 'no providers'}"
+        )
+    if device == "cpu" or not cuda:
+        return ["CPUExecutionProvider"]
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
 class SscdDescriptor:
     """512-d embeddings compared by inner product; the model normalises its input itself and
     returns unit vectors, so this class only resizes and batches."""
@@ -60,7 +77,14 @@ class SscdDescriptor:
     metric = "inner_product"
 
     def __init__(
-        self, model_path: Path, *, name: str = "sscd", input_size: int = 224, threads: int = 2, batch_size: int = 32
+        self,
+        model_path: Path,
+        *,
+        name: str = "sscd",
+        input_size: int = 224,
+        threads: int = 2,
+        batch_size: int = 32,
+        device: str = "cpu",
     ):
         import onnxruntime as ort
 
@@ -72,7 +96,8 @@ class SscdDescriptor:
         # Idle workers would otherwise spin for the next op and starve the decoder thread
         # that runs beside inference on the same cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.providers = execution_providers(device, ort.get_available_providers())
+        self._session = ort.InferenceSession(str(model_path), options, providers=self.providers)
         model_input = self._session.get_inputs()[0]
         if model_input.type != "tensor(uint8)" or model_input.shape[-1] != 3:
             raise DescriptorUnavailableError(
@@ -106,4 +131,10 @@ class SscdDescriptor:
 @register("sscd", settings=SscdSettings)
 def _make_sscd(options: SscdSettings, batch_size: int) -> SscdDescriptor:
     path = options.sscd_model_path or default_model_path(options.sscd_variant)
-    return SscdDescriptor(path, input_size=options.sscd_input_size, threads=options.onnx_threads, batch_size=batch_size)
+    return SscdDescriptor(
+        path,
+        input_size=options.sscd_input_size,
+        threads=options.onnx_threads,
+        batch_size=batch_size,
+        device=options.onnx_device,
+    )

@@ -70,6 +70,9 @@ class _Describer:
 
         self.descriptor = create_descriptor(settings.descriptor, settings)
 
+    def ready(self) -> bool:
+        return True
+
     def describe(self, chunk: dict, thumbnail_side: int) -> dict:
         from firstseen.ingest.pipeline import describe_batch
 
@@ -92,9 +95,16 @@ class RayExecutor:
     def __init__(self, settings: Settings, actors: int):
         import ray
 
-        cpus = float(ray.cluster_resources().get("CPU", 1))
+        resources = ray.cluster_resources()
+        cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
         self.actor_cpus = max(0.25, min(1.0, (cpus - DECODE_CPUS) / actors))
-        self._settings = settings.model_copy(update={"onnx_threads": max(1, int(self.actor_cpus))})
+        # On a cluster with GPUs each actor holds (a share of) one, and its model must run
+        # there: onnx_device=cuda fails loudly where onnxruntime-gpu is missing.
+        self.actor_gpus = min(1.0, gpus / actors) if gpus else 0.0
+        update: dict = {"onnx_threads": max(1, int(self.actor_cpus))}
+        if self.actor_gpus:
+            update["onnx_device"] = "cuda"
+        self._settings = settings.model_copy(update=update)
         self._size = actors
         self._actors: list = []
         self.actor_pids: set[int] = set()  # which actor processes described something (a restart is a new one)
@@ -104,9 +114,15 @@ class RayExecutor:
 
         if not self._actors:
             actor = ray.remote(_Describer).options(
-                num_cpus=self.actor_cpus, max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS
-            )
-            self._actors = [actor.remote(self._settings) for _ in range(self._size)]
+                num_cpus=self.actor_cpus, num_gpus=self.actor_gpus,
+                max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS,
+            )  # fmt: skip
+            actors = [actor.remote(self._settings) for _ in range(self._size)]
+            try:
+                ray.get([a.ready.remote() for a in actors])
+            except ray.exceptions.RayError as exc:  # the model did not load there: say why, once
+                raise FirstSeenError(f"a Ray descriptor actor could not start: {_cause(exc)}") from exc
+            self._actors = actors
         return self._actors
 
     def __call__(self, paths: Iterable[Path], descriptor: FrameDescriptor, policy: IngestPolicy) -> Iterator[Described]:
@@ -156,6 +172,16 @@ def ray_executor(address: str | None, settings: Settings, *, actors: int = 1) ->
             log_to_driver=False, configure_logging=False,
         )  # fmt: skip
     return RayExecutor(settings, actors)
+
+
+def _cause(exc: BaseException) -> str:
+    """The first line of what went wrong inside Ray, not its whole remote traceback."""
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip()
+    for line in text.splitlines()[::-1]:
+        if "Error:" in line:
+            return line.strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
 
 
 def _assemble(path: Path, parts: list[dict], descriptor: str, thumbnails: bool) -> Described:

@@ -42,3 +42,20 @@ def test_the_api_and_the_scheduler_read_their_own_environment(monkeypatch, tmp_p
     monkeypatch.setenv("FIRSTSEEN_API_READ_KEYS", "short")
     with pytest.raises(ValueError, match="16 characters"):
         get_api_settings()
+
+
+def test_the_onnx_device_picks_providers_and_a_missing_gpu_build_is_a_clear_error(monkeypatch):
+    from firstseen.descriptors.sscd import execution_providers
+    from firstseen.errors import DescriptorUnavailableError
+
+    cpu_only, gpu_build = ["CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert execution_providers("auto", cpu_only) == ["CPUExecutionProvider"]
+    assert execution_providers("auto", gpu_build) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert execution_providers("cpu", gpu_build) == ["CPUExecutionProvider"]
+    assert execution_providers("cuda", gpu_build)[0] == "CUDAExecutionProvider"
+    with pytest.raises(DescriptorUnavailableError, match="onnxruntime-gpu"):
+        execution_providers("cuda", cpu_only)
+    monkeypatch.setenv("FIRSTSEEN_ONNX_DEVICE", "cuda")
+    assert plugin_settings("sscd", get_settings()).onnx_device == "cuda"
+    with pytest.raises(ValueError):
+        plugin_settings("sscd", get_settings(onnx_device="tpu"))
