@@ -17,7 +17,7 @@ from firstseen.errors import DescriptorUnavailableError
 
 
 class SscdSettings(BaseSettings):
-    """The SSCD plug-in's knobs: FIRSTSEEN_SSCD_VARIANT, _SSCD_MODEL_PATH, _SSCD_INPUT_SIZE, _ONNX_THREADS, _ONNX_DEVICE."""
+    """The SSCD plug-in's knobs (FIRSTSEEN_SSCD_*, FIRSTSEEN_ONNX_THREADS and FIRSTSEEN_ONNX_DEVICE)."""
 
     model_config = SettingsConfigDict(env_prefix="FIRSTSEEN_", extra="ignore")
 
