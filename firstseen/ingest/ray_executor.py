@@ -117,7 +117,7 @@ class RayExecutor:
                 num_cpus=self.actor_cpus, num_gpus=self.actor_gpus,
                 max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS,
             )  # fmt: skip
-            actors = [actor.remote(self._settings) for _ in range(self._size)]
+            actors: list = [actor.remote(self._settings) for _ in range(self._size)]
             try:
                 ray.get([a.ready.remote() for a in actors])
             except ray.exceptions.RayError as exc:  # the model did not load there: say why, once
