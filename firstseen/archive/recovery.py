@@ -45,12 +45,23 @@ class Recovery:
         report = {"rolled_forward": 0, "rolled_back": 0, "removals_finished": 0, "orphans_dropped": 0}
         # This runs at every writable open (each nightly ingest), so the common case, a
         # committed video whose ids are all in the index and whose raw file exists, reads
-        # nothing: a video's ids are one contiguous range, counted in the sorted id array (on
-        # Milvus the index is the raw store, so whole there is whole).
-        index_ids = np.sort(self._index.ids())
+        # nothing: a video's ids are one contiguous range, counted in the sorted id array.
+        # Where the index is the raw store (Milvus), a committed video's rows were flushed
+        # before its checkpoint was published, so only unfinished videos are read back: every
+        # id of a collection of hundreds of millions, at each commit of a shared ingest, would
+        # hold the archive-wide lock for minutes. verify() still reads them all.
+        records = catalog.videos()
+        unfinished_only = vectors.index_keeps_vectors
+        if unfinished_only:
+            ranges = [(r.first_frame_id, r.frame_count) for r in records if r.status != "committed"]
+            index_ids = self._index.ids_within(ranges)  # type: ignore[attr-defined]
+        else:
+            index_ids = np.sort(self._index.ids())
         accounted = np.zeros(len(index_ids), dtype=bool)
         on_disk = vectors.video_ids()
-        for record in catalog.videos():
+        for record in records:
+            if unfinished_only and record.status == "committed":
+                continue
             ids = frame_ids(record)
             lo, hi = np.searchsorted(index_ids, [record.first_frame_id, record.first_frame_id + record.frame_count])
             accounted[lo:hi] = True

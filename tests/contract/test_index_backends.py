@@ -140,3 +140,24 @@ class TestMilvusLite(IndexBackendContract):
         from firstseen.storage.milvus_target import parse_index_url
 
         return MilvusIndexStore(parse_index_url(f"milvus-lite://{tmp_path}/index.db"))
+
+    def test_recovery_reads_back_only_the_unfinished_videos(self, tmp_path, monkeypatch):
+        """On Milvus the index is the raw store: a writer's open reads the rows of pending and
+        removing videos, never every id of the collection (the lock is held meanwhile)."""
+        from firstseen.storage.milvus_index import MilvusIndex
+
+        archive, stores = self._archive(tmp_path)
+        self._stage(archive, "a" * 8, 10, 10)
+        archive.commit()
+        self._stage(archive, "b" * 8, 6, 11)  # staged, never committed: the process dies here
+        stores.index_files.close()
+
+        def every_id(self):
+            raise AssertionError("recovery read every id of the collection")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(MilvusIndex, "ids", every_id)
+            reopened, _ = self._archive(tmp_path, stores)
+        assert reopened.verify() == []
+        assert reopened.search_frames(frames(6, 11).vectors[:1], 1)[0][0].video_id == "b" * 8
+        reopened.close()
