@@ -156,6 +156,7 @@ class RayExecutor:
                 described.append(ref)
                 waiting.append(ref)
             parts = ray.get(described)
+            waiting = []  # all of them this video's, now done
             self.actor_pids.update(p["actor_pid"] for p in parts)
             yield _assemble(Path(name), parts, descriptor.name, bool(policy.thumbnail_max_side))
 
