@@ -39,15 +39,7 @@ from firstseen.descriptors import create_descriptor
 from firstseen.params import QueryParams  # noqa: E402
 from firstseen.search.background import Background, background_dir, load_background, vectors_sha256
 from firstseen.search.calibration import Calibration, evidence_features, fit_logistic, save_calibration
-from firstseen.search.candidates import (
-    NEAR_MISS_SEGMENTS,
-    NearMiss,
-    VerifyPolicy,
-    align_candidates,
-    confirm_candidate,
-    scored_segment,
-)
-from firstseen.search.geometry_rescue import near_misses_worth_checking
+from firstseen.search.candidates import VerifyPolicy, align_candidates, confirm_candidate, scored_segment
 from firstseen.search.partial_frame import match_in_windows
 from firstseen.search.query import describe_query
 from firstseen.search.still_moment import match_still_moment, searchable_as_still
@@ -169,18 +161,12 @@ def calibrate_variant(
             if found:
                 window_matches += 1
                 best_negative[index] = max(m.score for m in found)
-    threshold = choose_threshold(np.array(list(best_negative.values())), args.max_fmr)
-    geometry = None
-    if verify is not None:  # the last chance: near misses proved by their geometry alone
-        geometry = fit_geometry(archive, described, segments, replace(model, threshold=threshold), verify)
-        rescued_negatives = 0
-        for index, best in geometry.pop("negative_best").items():
-            if best_negative[index] < threshold and best >= 0.5:
-                rescued_negatives += best >= threshold
-                best_negative[index] = max(best_negative[index], best)
-        geometry["negatives_rescued_at_first_threshold"] = rescued_negatives
-        threshold = choose_threshold(np.array(list(best_negative.values())), args.max_fmr)
     negative_scores = np.array(list(best_negative.values()))
+    threshold = 0.995
+    for candidate in np.round(np.arange(0.5, 0.995, 0.005), 3):
+        if np.mean(negative_scores >= candidate) <= args.max_fmr:
+            threshold = float(candidate)
+            break
     labels = np.array([y for *_, y in segments])
     positive_ok = (scores >= threshold) & verified & (labels == 1)
     measured = {
@@ -196,7 +182,6 @@ def calibrate_variant(
         "negatives_matched_at_still_moments": still_matches if verify else None,
         "true_recall_at_threshold": round(float(positive_ok.sum() / max(labels.sum(), 1)), 4),
         "negative_fmr_at_threshold": round(float(np.mean(negative_scores >= threshold)), 4),
-        "geometry_rescue": geometry,
     }  # fmt: skip
     calibration = Calibration(
         config_id,
@@ -208,58 +193,8 @@ def calibrate_variant(
         measured=measured,
         background_sha256=background.sha256 if background else None,
         background_k=k,
-        near_miss_verified_score=geometry["verified_score"] if geometry else None,
     )
     return calibration, measured
-
-
-def choose_threshold(negative_scores: np.ndarray, max_fmr: float) -> float:
-    """The smallest score >= 0.5 at which at most max_fmr of the negative queries match."""
-    for candidate in np.round(np.arange(0.5, 0.995, 0.005), 3):
-        if np.mean(negative_scores >= candidate) <= max_fmr:
-            return float(candidate)
-    return 0.995
-
-
-def fit_geometry(archive, described, segments, model: Calibration, verify: VerifyPolicy) -> dict:
-    """P(real | verified inliers) for the near misses the search checks by geometry alone
-    (geometry_rescue.py: the best few candidates of a query scoring under the threshold):
-    true holders against every other candidate, negatives' included. Returns the model, its
-    counts, and each negative query's best geometry score (popped by the caller)."""
-    by_candidate: dict = {}
-    for index, aligned, _, label in segments:
-        by_candidate.setdefault((index, aligned.video_id), (aligned, label))
-    near: dict[int, list] = {}
-    for (index, _), (aligned, label) in by_candidate.items():
-        query = described[index][1]
-        scored = sorted((scored_segment(s, query, model) for s in aligned.segments), key=lambda s: -s.score)
-        if scored and scored[0].score < model.threshold:
-            near.setdefault(index, []).append(
-                (NearMiss(scored[0].score, aligned, tuple(scored[:NEAR_MISS_SEGMENTS])), label)
-            )
-    rows = []  # (query index, inliers, label)
-    for index, misses in tqdm(near.items(), desc="near misses", file=sys.stderr, disable=not sys.stderr.isatty()):
-        labels = {id(m.aligned): label for m, label in misses}
-        for miss in near_misses_worth_checking([m for m, _ in misses]):
-            confirmed = confirm_candidate(archive, described[index][1], miss.aligned, list(miss.segments), verify)
-            inliers = max((c.evidence.inliers for c in confirmed if c.evidence), default=0)
-            rows.append((index, inliers, labels[id(miss.aligned)]))
-    verified = [r for r in rows if r[1] > 0]
-    true_verified = sum(1 for r in verified if r[2])
-    # The probability a verified near miss is real: the Wilson 95% lower bound of its
-    # precision here (a handful verify, too few to tell many inliers from few).
-    score = round(evalkit.wilson(true_verified, len(verified))[0], 3) if verified else None
-    negative_best: dict[int, float] = {}
-    for index, inliers, _ in rows:
-        if not described[index][0].truth and inliers > 0 and score is not None:
-            negative_best[index] = score
-    return {
-        "verified_score": score, "near_misses_checked": len(rows),
-        "true_near_misses": int(sum(r[2] for r in rows)), "true_near_misses_verified": true_verified,
-        "false_near_misses_verified": len(verified) - true_verified,
-        "max_false_inliers": int(max((r[1] for r in rows if not r[2]), default=0)),
-        "negative_best": negative_best,
-    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -36,6 +37,16 @@ def iou(a0: float, a1: float, b0: float, b1: float) -> float:
     inter = max(0.0, min(a1, b1) - max(a0, b0))
     union = max(a1, b1) - min(a0, b0)
     return inter / union if union > 0 else float(abs(a0 - b0) < 1e-9)
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion (95% by default)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def box_iou(a, b) -> float:
@@ -152,7 +163,7 @@ def table(rows: list[dict]) -> str:
 
 def rate(rows: list[dict], key: str) -> str:
     k, n = sum(bool(r[key]) for r in rows), len(rows)
-    lo, hi = evalkit.wilson(k, n)
+    lo, hi = wilson(k, n)
     return f"{k}/{n} = {k / n:.2%} (95% CI {lo:.2%}-{hi:.2%})" if n else "-"
 
 
@@ -190,7 +201,7 @@ def summary(rows: list[dict]) -> dict:
         for edit in ("crop60", "pip", "still_png_crop")
     }
     false_matches = sum(r["false_match"] for r in negatives)
-    lo, hi = evalkit.wilson(false_matches, len(negatives))
+    lo, hi = wilson(false_matches, len(negatives))
     return {
         "positives": len(positives), "negatives": len(negatives),
         "top1": statistics.fmean(r["top1"] for r in positives),

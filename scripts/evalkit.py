@@ -14,7 +14,6 @@ runs, copies first, so that originals arrive after their copies, as when an arch
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sys
 import time
@@ -318,13 +317,3 @@ def video_ids_by_name(settings: Settings) -> dict[str, str]:
 
     with SqlCatalog.open(settings.resolved_catalog_url()) as catalog:
         return {Path(v.path).name: v.video_id for v in catalog.videos("committed")}
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a binomial proportion (95% by default)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)

@@ -37,11 +37,6 @@ class Calibration:
     # Similarities are normalised against this background (firstseen.search.background); None: raw.
     background_sha256: str | None = None
     background_k: int = 10
-    # A candidate the descriptor scores under the threshold (a tight crop, a 9:16 re-framing)
-    # can still be proved by its geometry (geometry_rescue.py): the probability that such a
-    # near miss is real once verified, measured on the calibration side's near misses as the
-    # Wilson 95% lower bound of their precision. None: not calibrated, never rescued.
-    near_miss_verified_score: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -50,18 +45,8 @@ class Calibration:
             math.isfinite(v) for v in (self.similarity_floor, self.bias, self.weight_similarity, self.weight_log_frames)
         ):
             raise ValueError("calibration parameters must be finite")
-        if self.near_miss_verified_score is not None and not 0.0 <= self.near_miss_verified_score <= 1.0:
-            raise ValueError(f"near_miss_verified_score must lie in [0, 1], got {self.near_miss_verified_score}")
         if self.background_k < 1:
             raise ValueError(f"background_k must be at least 1, got {self.background_k}")
-
-    def near_miss_score(self, verified: bool) -> float | None:
-        """The score of a near miss from its geometry alone: the measured probability that a
-        verified one is real, 0 for one that did not verify; None where not calibrated. (Too
-        few near misses verify on the calibration side to resolve more inliers from fewer.)"""
-        if self.near_miss_verified_score is None:
-            return None
-        return self.near_miss_verified_score if verified else 0.0
 
     def score(self, similarity: float, frames: int) -> float:
         """Probability-like score of a segment: mean similarity of its frames and their count."""

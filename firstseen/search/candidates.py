@@ -117,18 +117,6 @@ def align_one(
     return Aligned(video_id, segments, stored, sims.max(axis=0))
 
 
-NEAR_MISS_SEGMENTS = 2  # segments of a near miss kept for a check by geometry alone
-
-
-@dataclass(frozen=True, slots=True)
-class NearMiss:
-    """A candidate whose best segment scored under the threshold (geometry_rescue.py)."""
-
-    score: float
-    aligned: Aligned
-    segments: tuple[MatchSegment, ...]
-
-
 @dataclass(frozen=True, slots=True)
 class VerifyPolicy:
     """How many candidates and frame pairs the geometry checks, with the verifier to use."""
@@ -161,13 +149,11 @@ def match_videos(
     exclude: frozenset[str] = frozenset(),
     verify: VerifyPolicy | None = None,
     background: Background | None = None,
-    near_misses: list[NearMiss] | None = None,
 ) -> tuple[list[CandidateMatch], list[Unverifiable]]:
     """Aligned, calibrated and verified matches, best video first: only segments scoring at or
     above the calibrated threshold are kept, and then (with verify) only those the geometry
     confirms, for the `verify.videos` best candidates; the rest are not matches. Candidates
-    whose frames cannot be read are returned apart, so the caller can say so. Candidates
-    scoring under the threshold are added to near_misses, where given (geometry_rescue.py)."""
+    whose frames cannot be read are returned apart, so the caller can say so."""
     scored_candidates = []
     for aligned in align_candidates(
         archive,
@@ -179,12 +165,10 @@ def match_videos(
         background=background,
         background_k=calibration.background_k,
     ):
-        scored = sorted((scored_segment(seg, query, calibration) for seg in aligned.segments), key=lambda s: -s.score)
-        kept = [s for s in scored if s.score >= calibration.threshold]
+        scored = (scored_segment(seg, query, calibration) for seg in aligned.segments)
+        kept = sorted((s for s in scored if s.score >= calibration.threshold), key=lambda s: -s.score)
         if kept:
             scored_candidates.append((kept[0].score, aligned, kept))
-        elif scored and near_misses is not None:
-            near_misses.append(NearMiss(scored[0].score, aligned, tuple(scored[:NEAR_MISS_SEGMENTS])))
     scored_candidates.sort(key=lambda c: -c[0])
     if verify is None:
         found = [CandidateMatch(a.video_id, score, tuple(kept)) for score, a, kept in scored_candidates]

@@ -41,17 +41,3 @@ def test_a_background_other_than_the_calibrations_is_refused(tmp_path):
     # a calibration fitted without normalisation needs no background
     save_calibration(Calibration("toy/2", 0.1, 0.0, 1.0, 1.0, 0.5), path)
     assert load_scoring("toy/2", path, tmp_path / "empty")[1] is None
-
-
-def test_the_near_miss_score_is_calibrated_or_absent_and_old_files_still_load(tmp_path):
-    from firstseen.search.calibration import load_calibration
-
-    plain = Calibration("toy/3", 0.1, 0.0, 1.0, 1.0, 0.5)
-    assert plain.near_miss_score(True) is None  # an older calibration: no near miss is ever rescued
-    fitted = Calibration("toy/3", 0.1, 0.0, 1.0, 1.0, 0.5, near_miss_verified_score=0.61)
-    assert (fitted.near_miss_score(True), fitted.near_miss_score(False)) == (0.61, 0.0)
-    path = tmp_path / "calibration.json"
-    save_calibration(fitted, path)
-    assert load_calibration("toy/3", path).near_miss_score(True) == 0.61
-    with pytest.raises(ValueError, match="near_miss_verified_score"):
-        Calibration("toy/3", 0.1, 0.0, 1.0, 1.0, 0.5, near_miss_verified_score=1.5)
