@@ -34,7 +34,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if args.executor == "ray":
             from firstseen.ingest.ray_executor import ray_executor
 
-            executor = ray_executor(args.ray_address, settings)
+            executor = ray_executor(args.ray_address, settings, actors=args.ray_actors)
         summary = ingest_shared(settings, collect_inputs(paths, manifests), make_progress(), executor=executor)
     else:
         summary = run_ingest(settings, paths, manifests, make_progress(), retry_quarantined=args.retry_quarantined)

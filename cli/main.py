@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor", choices=["local", "ray"], default="local", help="where decoding and description run"
     )
     ingest.add_argument("--ray-address", help="a Ray cluster to run on (default: a local one)")
+    ingest.add_argument(
+        "--ray-actors", type=int, default=1, help="descriptor actors on Ray, each loading the model once (default 1)"
+    )
     ingest.set_defaults(run=commands.cmd_ingest)
 
     nightly = sub.add_parser(

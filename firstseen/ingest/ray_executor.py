@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from firstseen.descriptors import FrameDescriptor
-from firstseen.errors import FirstSeenError, MediaError
+from firstseen.errors import BadInputError, FirstSeenError, MediaError
 from firstseen.ingest.pipeline import Described
 from firstseen.params import IngestPolicy
 from firstseen.records import FrameVectors, Thumbnails
@@ -155,7 +155,10 @@ class RayExecutor:
                 turn += 1
                 described.append(ref)
                 waiting.append(ref)
-            parts = ray.get(described)
+            try:
+                parts = ray.get(described)
+            except ray.exceptions.RayError as exc:  # an actor died past its restarts, a worker was lost
+                raise FirstSeenError(f"Ray could not describe {name}: {_cause(exc)}") from exc
             waiting = []  # all of them this video's, now done
             self.actor_pids.update(p["actor_pid"] for p in parts)
             yield _assemble(Path(name), parts, descriptor.name, bool(policy.thumbnail_max_side))
@@ -163,6 +166,8 @@ class RayExecutor:
 
 def ray_executor(address: str | None, settings: Settings, *, actors: int = 1) -> RayExecutor:
     """An executor on the Ray cluster at address (None: a local one on this machine's cores)."""
+    if actors < 1:
+        raise BadInputError(f"--ray-actors must be at least 1, got {actors}")
     try:
         import ray
     except ImportError as exc:

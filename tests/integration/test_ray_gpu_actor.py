@@ -1,5 +1,5 @@
-"""On a Ray cluster with GPUs each descriptor actor holds one and its model must run there: here,
-where onnxruntime has no CUDA provider, that is one clear error, not a CPU run on a GPU slot."""
+"""What the Ray executor refuses, with its reason: a GPU actor where onnxruntime has no CUDA
+provider (one clear error, not a CPU run on a GPU slot), and a pool of no actors."""
 
 from __future__ import annotations
 
@@ -39,3 +39,13 @@ def test_a_gpu_actor_without_onnxruntime_gpu_stops_the_run_with_the_reason(tmp_p
     with pytest.raises(FirstSeenError, match="could not start.*onnxruntime-gpu") as raised:
         ingest_shared(settings, collect_inputs([drop], []), executor=executor)
     assert len(str(raised.value)) < 400  # the reason, not Ray's remote traceback
+
+
+def test_a_ray_ingest_with_no_actors_is_refused_before_anything_starts(tmp_path, capsys):
+    from cli.main import main
+
+    (tmp_path / "drop").mkdir()
+    code = main(
+        ["ingest", str(tmp_path / "drop"), "--executor", "ray", "--ray-actors", "0", "--data-dir", str(tmp_path)]
+    )
+    assert code != 0 and "--ray-actors must be at least 1" in capsys.readouterr().err
