@@ -59,16 +59,17 @@ class Archive(Recovery, IndexMaintenance):
         self._staged: list[str] = []
         self._index_dirty = False
         moving = self._index_moves_to(index_home)
-        # Where the index keeps the vectors (Milvus), they are read back from it; a move there
-        # is filled from the files first.
-        in_index = VectorsInIndex(stores.vectors, lambda: self._index) if hasattr(self._index, "frames_of") else None
-        if in_index and not moving:
-            self._vectors = in_index
+        # Where the index keeps the vectors (Milvus), they are read back from it, except while
+        # a move there is filled from the files (the recovery below).
+        keeps_vectors = hasattr(self._index, "frames_of")
+        if keeps_vectors and not moving:
+            self._vectors = VectorsInIndex(stores.vectors, lambda: self._index)
         if writable:
             self.recover()  # a new index home is filled from the raw vectors here
             if moving:
                 self._catalog.set_meta(INDEX_HOME_META_KEY, index_home)
-        self._vectors = in_index or self._vectors
+        if keeps_vectors and moving:
+            self._vectors = VectorsInIndex(stores.vectors, lambda: self._index)
 
     def _index_moves_to(self, home: str) -> bool:
         """Whether the vectors are to live somewhere new (FAISS files to Milvus, say). A writer

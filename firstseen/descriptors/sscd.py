@@ -96,8 +96,8 @@ class SscdDescriptor:
         # Idle workers would otherwise spin for the next op and starve the decoder thread
         # that runs beside inference on the same cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.providers = execution_providers(device, ort.get_available_providers())
-        self._session = ort.InferenceSession(str(model_path), options, providers=self.providers)
+        providers = execution_providers(device, ort.get_available_providers())
+        self._session = ort.InferenceSession(str(model_path), options, providers=providers)
         model_input = self._session.get_inputs()[0]
         if model_input.type != "tensor(uint8)" or model_input.shape[-1] != 3:
             raise DescriptorUnavailableError(

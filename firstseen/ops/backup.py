@@ -24,8 +24,9 @@ from firstseen.fileid import sha256_file
 from firstseen.settings import Settings
 from firstseen.storage.atomic import fsync_dir
 from firstseen.storage.catalog import SqlCatalog
-from firstseen.storage.index_store import MANIFEST_NAME, IndexManifest
+from firstseen.storage.index_store import MANIFEST_NAME, IndexManifest, IndexStore
 from firstseen.storage.lock import WriterLock
+from firstseen.storage.milvus_index import MilvusIndexStore
 from firstseen.storage.stored_searches import ID_PATTERN
 from firstseen.storage.text_store import DERIVED_TABLE_PREFIX
 from firstseen.storage.vectorstore import FileVectorStore, VectorsInIndex, to_storage
@@ -134,7 +135,9 @@ def backup_archive(settings: Settings, dest: Path) -> BackupReport:
     )
 
 
-def _snapshot(settings: Settings, manifest: IndexManifest, out: Path, store) -> tuple[dict, int]:
+def _snapshot(
+    settings: Settings, manifest: IndexManifest, out: Path, store: IndexStore | MilvusIndexStore
+) -> tuple[dict, int]:
     """Index, catalog, then the raw vectors of the catalog's videos; returns backup.json and links."""
     source, dest = DataDir(settings.data_dir), DataDir(out)
     data_dir = Path(settings.data_dir)
@@ -145,6 +148,7 @@ def _snapshot(settings: Settings, manifest: IndexManifest, out: Path, store) -> 
     with SqlCatalog(settings.resolved_catalog_url()) as catalog:  # not open(): migrating writes to the source
         dialect, revision, tables, videos = _dump_catalog(catalog, dest.catalog_dump)
     exported = _collection_export(manifest, store, source)
+    written = FileVectorStore(dest.vectors)
     for video_id, status in videos:
         if not video_id.isalnum():
             raise FirstSeenError(f"video id {video_id!r} in the catalog is not a safe file name")
@@ -152,7 +156,7 @@ def _snapshot(settings: Settings, manifest: IndexManifest, out: Path, store) -> 
         if exported is not None:
             stored = exported.get(video_id, thumbnails=True)
             if stored is not None:
-                FileVectorStore(dest.vectors).put(video_id, to_storage(stored, manifest.metric))
+                written.put(video_id, to_storage(stored, manifest.metric))
                 continue
         elif src.exists():
             linked += _place_file(src, dest.vectors / src.name)
@@ -188,7 +192,9 @@ def _snapshot(settings: Settings, manifest: IndexManifest, out: Path, store) -> 
     return meta, linked
 
 
-def _collection_export(manifest: IndexManifest, store, source: DataDir) -> VectorsInIndex | None:
+def _collection_export(
+    manifest: IndexManifest, store: IndexStore | MilvusIndexStore, source: DataDir
+) -> VectorsInIndex | None:
     """On Milvus, each video's vectors, times and flags read out of the collection (exactly the
     raw vectors, float16-rounded as FAISS keeps them), with the thumbnails this machine holds:
     the export a restore refills whichever index its target names from. None on FAISS files."""
