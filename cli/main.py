@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     # Libraries (faiss's loader, alembic) talk at INFO; only our own progress lines should.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     logging.getLogger("firstseen").setLevel(logging.INFO)
+    from pydantic import ValidationError
+
     from firstseen.errors import ArchiveLockedError, BadInputError, FirstSeenError
 
     try:
@@ -162,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     except FirstSeenError as exc:
         print(f"firstseen: error: {exc}", file=sys.stderr)
         return commands.EXIT_INTERNAL
+    except ValidationError as exc:  # a FIRSTSEEN_* setting (the core's or a plug-in's) out of range
+        if not exc.title.endswith("Settings"):
+            raise
+        for problem in exc.errors():
+            name = "FIRSTSEEN_" + "_".join(str(part) for part in problem["loc"]).upper()
+            print(f"firstseen: error: {name}={problem.get('input')!r}: {problem['msg']}", file=sys.stderr)
+        return commands.EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(
             "firstseen: interrupted; committed work is kept, the rest is rolled back on the next run", file=sys.stderr

@@ -59,3 +59,17 @@ def test_the_onnx_device_picks_providers_and_a_missing_gpu_build_is_a_clear_erro
     assert plugin_settings("sscd", get_settings()).onnx_device == "cuda"
     with pytest.raises(ValueError):
         plugin_settings("sscd", get_settings(onnx_device="tpu"))
+
+
+@pytest.mark.parametrize(("variable", "value"), [("FIRSTSEEN_QUERY_FPS", "abc"), ("FIRSTSEEN_ONNX_DEVICE", "tpu")])
+def test_a_bad_setting_is_one_line_naming_it_not_a_traceback(monkeypatch, tmp_path, capsys, variable, value):
+    from cli.main import main
+
+    monkeypatch.setenv(variable, value)
+    image = tmp_path / "still.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (120, 30, 30)).save(image)
+    assert main(["search", str(image), "--data-dir", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert f"firstseen: error: {variable}={value!r}" in err and "Traceback" not in err
