@@ -241,9 +241,11 @@ def test_a_takedown_waits_for_a_running_writer_then_gives_up_with_busy(small_arc
     data = copy_archive(small_archive, tmp_path / "data")
     writer = DataDirLock(data)  # an ingest or reindex holding the archive
     writer.acquire()
-    threading.Timer(1.0, writer.release).start()
     with TestClient(create_app(_settings(data, tmp_path, lock_wait_s=30))) as client:
         external_id = small_archive["external_ids"]["vtest.avi"]
+        # the writer lets go a second after the request starts (not after the app's start-up,
+        # which on a loaded machine can take most of that second)
+        threading.Timer(1.0, writer.release).start()
         started = time.monotonic()
         response = client.delete(f"/v1/videos/{external_id}")
         assert response.status_code == 200 and response.json()["external_id"] == external_id
