@@ -5,13 +5,16 @@ At least 20,000 descriptors: crops and scales of the 4,000-odd distinct pictures
 "background" image pool (game art, portraits, terrain and textures from pinned Debian
 packages; see image_pool.py), plus generated black, grey, colour bars, gradients, text cards,
 lower thirds and flat walls. Deterministic (fixed seed, fixed package versions), so the same
-versions give the same checksum, which the calibration records. Written once per descriptor
+versions describe the same pictures (their checksum, recorded as inputs_sha256) and give
+the same vectors to within float noise, which the calibration checks. Written once per descriptor
 configuration to FIRSTSEEN_BACKGROUND_DIR (default ~/.cache/firstseen/background); an existing
 background with the expected checksum is kept."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import time
 import warnings
@@ -145,15 +148,22 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(SEED)
     chunks: list[np.ndarray] = []
     batch: list[np.ndarray] = []
+    inputs = hashlib.sha256()  # every picture described, in order: the same on any CPU
+
+    def describe(frames: list[np.ndarray]) -> None:
+        for frame in frames:
+            inputs.update(json.dumps(list(frame.shape)).encode() + np.ascontiguousarray(frame).tobytes())
+        chunks.append(descriptor.describe(frames))
+
     for path in tqdm(images, desc="background pictures", file=sys.stderr, disable=not sys.stderr.isatty()):
         with Image.open(path) as img:
             batch += image_views(img.convert("RGB"), rng)
         if len(batch) >= 256:
-            chunks.append(descriptor.describe(batch))
+            describe(batch)
             batch = []
     batch += generated_frames(rng, args.generated)
     for start in range(0, len(batch), 256):
-        chunks.append(descriptor.describe(batch[start : start + 256]))
+        describe(batch[start : start + 256])
     vectors = np.concatenate(chunks)
     info = {
         "pictures": len(images),
@@ -162,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "packages": image_pool.POOLS["background"],
         "seed": SEED,
         "side": SIDE,
+        "inputs_sha256": inputs.hexdigest(),
     }
     path = save_background(settings.background_dir, descriptor.config_id, vectors, info)
     print(
