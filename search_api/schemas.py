@@ -24,6 +24,11 @@ class Evidence(BaseModel):
     region: str | None = Field(None, description="the region in words, when the picture is cropped or inset")
     query_in_source: Box | None = Field(None, description="where the clip's picture lies in the source frame")
     source_in_query: Box | None = Field(None, description="where the source's picture lies in the clip's frame")
+    aligned_similarity: float | None = Field(
+        None,
+        description="for a match found through its aligned parts: the descriptor's similarity (less the "
+        "background's) of the parts of each verified pair that overlap, mean over the pairs",
+    )
 
 
 class Segment(BaseModel):

@@ -37,6 +37,13 @@ class Calibration:
     # Similarities are normalised against this background (firstseen.search.background); None: raw.
     background_sha256: str | None = None
     background_k: int = 10
+    # ...and, to recognise that background built on another CPU (background.py): the checksum
+    # of the pictures it describes and a signature of its vectors. None in older files.
+    background_inputs_sha256: str | None = None
+    background_signature: list[float] | None = None
+    # Near misses may be proved by their aligned parts (geometry_rescue.py) only where the
+    # calibration measured that path on its own negatives; older files never rescue.
+    rescue_near_misses: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -100,12 +107,14 @@ def load_calibration(config_id: str, path: Path | None = None) -> Calibration:
 def load_scoring(config_id: str, calibration_path: Path | None, background_root: Path):
     """The calibration and, where it was fitted on normalised similarities, its background
     (checked to be the same one): what turns similarities into scores."""
-    from firstseen.search.background import load_background
+    from firstseen.search.background import BackgroundIdentity, load_background
 
     calibration = load_calibration(config_id, calibration_path)
     background = None
     if calibration.background_sha256:
-        background = load_background(background_root, config_id, calibration.background_sha256)
+        signature = tuple(calibration.background_signature) if calibration.background_signature else None
+        identity = BackgroundIdentity(calibration.background_sha256, calibration.background_inputs_sha256, signature)
+        background = load_background(background_root, config_id, identity)
     return calibration, background
 
 

@@ -15,7 +15,7 @@ from firstseen.records import FrameVectors, sample_step
 from firstseen.search.alignment import AlignedSegment, AlignParams, QueryHit, align
 from firstseen.search.background import Background
 from firstseen.search.calibration import Calibration
-from firstseen.search.confirm import ArchiveFrames, Unverifiable, confirm_segments
+from firstseen.search.confirm import Agreement, ArchiveFrames, Unverifiable, confirm_segments
 from firstseen.search.query import QueryVectors
 from firstseen.search.results import MatchSegment
 from firstseen.search.verification import Verifier, VerifyParams
@@ -117,6 +117,18 @@ def align_one(
     return Aligned(video_id, segments, stored, sims.max(axis=0))
 
 
+NEAR_MISS_SEGMENTS = 2  # segments of a near miss kept for geometry_rescue.py
+
+
+@dataclass(frozen=True, slots=True)
+class NearMiss:
+    """A candidate whose best segment scored under the threshold (geometry_rescue.py)."""
+
+    score: float
+    aligned: Aligned
+    segments: tuple[MatchSegment, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyPolicy:
     """How many candidates and frame pairs the geometry checks, with the verifier to use."""
@@ -149,11 +161,13 @@ def match_videos(
     exclude: frozenset[str] = frozenset(),
     verify: VerifyPolicy | None = None,
     background: Background | None = None,
+    near_misses: list[NearMiss] | None = None,
 ) -> tuple[list[CandidateMatch], list[Unverifiable]]:
     """Aligned, calibrated and verified matches, best video first: only segments scoring at or
     above the calibrated threshold are kept, and then (with verify) only those the geometry
     confirms, for the `verify.videos` best candidates; the rest are not matches. Candidates
-    whose frames cannot be read are returned apart, so the caller can say so."""
+    whose frames cannot be read are returned apart, so the caller can say so. Candidates
+    scoring under the threshold are added to near_misses, where given (geometry_rescue.py)."""
     scored_candidates = []
     for aligned in align_candidates(
         archive,
@@ -165,10 +179,12 @@ def match_videos(
         background=background,
         background_k=calibration.background_k,
     ):
-        scored = (scored_segment(seg, query, calibration) for seg in aligned.segments)
-        kept = sorted((s for s in scored if s.score >= calibration.threshold), key=lambda s: -s.score)
+        scored = sorted((scored_segment(seg, query, calibration) for seg in aligned.segments), key=lambda s: -s.score)
+        kept = [s for s in scored if s.score >= calibration.threshold]
         if kept:
             scored_candidates.append((kept[0].score, aligned, kept))
+        elif scored and near_misses is not None:
+            near_misses.append(NearMiss(scored[0].score, aligned, tuple(scored[:NEAR_MISS_SEGMENTS])))
     scored_candidates.sort(key=lambda c: -c[0])
     if verify is None:
         found = [CandidateMatch(a.video_id, score, tuple(kept)) for score, a, kept in scored_candidates]
@@ -278,8 +294,10 @@ def confirm_aligned(
     kept: list[MatchSegment],
     verifier: Verifier,
     verify: VerifyPolicy,
+    agree: Agreement | None = None,
 ) -> list[MatchSegment]:
-    """The kept segments of one aligned candidate that the geometry confirms (in the query's window, if any)."""
+    """The kept segments of one aligned candidate that the geometry confirms (in the query's
+    window, if any); with agree, each carries how well its verified pairs agree as pictures."""
     if query.image is None:
         raise MediaError("the query's frames were not kept, so nothing can be verified")
     stored = (
@@ -302,6 +320,7 @@ def confirm_aligned(
         source_name=aligned.video_id,
         query_vector=query.vectors[0] if len(query.pts_s) == 1 else None,
         window=query.window,
+        agree=agree,
     )
 
 

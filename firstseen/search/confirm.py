@@ -10,6 +10,7 @@ silent miss."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,13 +19,15 @@ import numpy as np
 
 from firstseen.media.frames import frame_at, frames_between
 from firstseen.records import FrameVectors, sample_step
-from firstseen.search.geometry import Region, SegmentEvidence, summarise
+from firstseen.search.geometry import PairEvidence, Region, SegmentEvidence, summarise
 from firstseen.search.results import MatchSegment
 from firstseen.search.verification import Verifier, decode_thumbnail
 
 log = logging.getLogger(__name__)
 
 ImageOf = Callable[[int], np.ndarray]  # frame index -> RGB or grey pixels
+# (query frame, source frame, their verified evidence) -> how well they agree as pictures
+Agreement = Callable[[np.ndarray, np.ndarray, PairEvidence], "float | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +135,13 @@ def verify_pairs(
     *,
     give_up_after: int = 2,
     window: Region | None = None,
+    agree: Agreement | None = None,
 ) -> SegmentEvidence:
     """Check pairs in order (in a window of the query frames, where given); stop early once two
-    verify or `give_up_after` fail with none verified (an unrelated candidate costs two pairs)."""
+    verify or `give_up_after` fail with none verified (an unrelated candidate costs two pairs).
+    With agree, the verified pairs are also scored as whole pictures: the evidence carries the
+    mean of their agreements, as a segment's score reads the mean similarity of its frames (a
+    pair whose overlap is too thin to describe counts as no agreement at all)."""
     fetched: dict[Any, np.ndarray] = {}  # an archive frame read from the file is decoded once
 
     def source_of(ref: Any) -> np.ndarray:
@@ -146,15 +153,22 @@ def verify_pairs(
     verifier.prefetch(
         [(query_image(i), i) for i, _ in first], [(source_of(ref), (source_name, ref)) for _, ref in first], window
     )
-    evidence = []
+    evidence, agreements = [], []
     for i, ref in pairs:
-        evidence.append(
-            verifier.verify(query_image(i), source_of(ref), query_key=i, source_key=(source_name, ref), window=window)
+        pair = verifier.verify(
+            query_image(i), source_of(ref), query_key=i, source_key=(source_name, ref), window=window
         )
+        evidence.append(pair)
+        if agree is not None and pair.verified:
+            agreement = agree(query_image(i), source_of(ref), pair)
+            agreements.append(-math.inf if agreement is None else agreement)
         verified = sum(e.verified for e in evidence)
         if verified >= 2 or verified == 0 and len(evidence) >= give_up_after:
             break
-    return summarise(evidence)
+    summary = summarise(evidence)
+    if not agreements:
+        return summary
+    return replace(summary, agreement=None if -math.inf in agreements else sum(agreements) / len(agreements))
 
 
 def exact_times(
@@ -188,6 +202,7 @@ def confirm_segments(
     source_name: str = "",
     query_vector: np.ndarray | None = None,
     window: Region | None = None,
+    agree: Agreement | None = None,
 ) -> list[MatchSegment]:
     """The segments the geometry confirms, each with its evidence; MIRRORED as the geometry says.
     Pairs are checked on the stored thumbnails first, then on the archived file's exact frames;
@@ -200,7 +215,7 @@ def confirm_segments(
         if not pairs:
             continue
         evidence = (
-            verify_pairs(verifier, pairs, query_image, frames.sample, source_name, window=window)
+            verify_pairs(verifier, pairs, query_image, frames.sample, source_name, window=window, agree=agree)
             if frames.has_thumbnails
             else None
         )
@@ -218,6 +233,7 @@ def confirm_segments(
                 f"{source_name}@t",
                 give_up_after=2 if timed else len(exact),
                 window=window,
+                agree=agree,
             )
         if evidence.verified:
             confirmed.append(replace(segment, mirrored=evidence.mirrored is True, evidence=evidence))

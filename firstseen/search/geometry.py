@@ -110,6 +110,11 @@ class SegmentEvidence:
     mirrored: bool | None  # True/False when the geometry decides; None when it abstains
     query_in_source: Region | None  # median box over the verified pairs
     source_in_query: Region | None
+    # How well the verified pairs agree as whole pictures (aligned_agreement.py): the mean of
+    # the descriptor's normalised similarities of their overlapping parts, once cut out by the
+    # geometry; None where it was not asked for (or a part was too thin). Decides only near
+    # misses (geometry_rescue.py).
+    agreement: float | None = None
 
     @property
     def verified(self) -> bool:
@@ -126,6 +131,7 @@ class SegmentEvidence:
             mirrored,
             box("query_in_source"),
             box("source_in_query"),
+            data.get("aligned_similarity"),
         )
 
     def describe(self) -> str | None:
@@ -147,6 +153,7 @@ class SegmentEvidence:
             "region": self.describe(),
             "query_in_source": self.query_in_source.to_dict() if self.query_in_source else None,
             "source_in_query": self.source_in_query.to_dict() if self.source_in_query else None,
+            "aligned_similarity": None if self.agreement is None else round(self.agreement, 4),
         }
 
 

@@ -12,7 +12,8 @@ from firstseen.errors import BadInputError
 from firstseen.params import QueryParams, SearchParams
 from firstseen.search.background import Background
 from firstseen.search.calibration import Calibration, load_scoring
-from firstseen.search.candidates import VerifyPolicy, match_videos
+from firstseen.search.candidates import NearMiss, VerifyPolicy, match_videos
+from firstseen.search.geometry_rescue import rescue_near_misses
 from firstseen.search.partial_frame import match_in_windows, searchable_in_windows
 from firstseen.search.provenance import copies_through_links, earliest_source
 from firstseen.search.query import QueryVectors, describe_query
@@ -42,6 +43,7 @@ def find_sources(
         return SearchResult(
             query.info, (), None, {"match_s": time.perf_counter() - started}, reason="too_little_picture"
         )
+    near: list[NearMiss] = []
     candidates, unverifiable = match_videos(
         archive,
         query,
@@ -50,6 +52,7 @@ def find_sources(
         candidates=params.candidates,
         verify=verify,
         background=background,
+        near_misses=near,
     )
     # nothing at the samples: a still may show a moment between them (still_moment.py), or the
     # source may fill only part of the frame (partial_frame.py)
@@ -73,6 +76,10 @@ def find_sources(
             exclude=frozenset(u.video_id for u in unverifiable),
             background=background,
         )
+        unverifiable = unverifiable + failed
+    # last, a near miss proved by its geometry and its aligned parts (a tight crop, a 9:16 re-framing)
+    if not candidates and verify is not None:
+        candidates, failed = rescue_near_misses(archive, query, near, calibration, verify, background)
         unverifiable = unverifiable + failed
     direct = [VideoMatch(record, m.score, m.segments) for m in candidates if (record := archive.video(m.video_id))]
     via_links = copies_through_links(direct, archive.copy_links, archive.video, verified_only=verify is not None)

@@ -140,6 +140,33 @@ def test_a_phone_reframing_is_found_in_its_band(trust_archive, footage, capsys):
     assert inset is not None and abs(inset["y"] + inset["h"] / 2 - 0.5) < 0.05 and inset["w"] > 0.9
 
 
+def test_a_tight_crop_the_descriptor_scores_under_the_threshold_is_proved_by_its_aligned_parts(
+    trust_archive, footage, capsys, tmp_path, monkeypatch
+):
+    """A 60% crop of the hazy diver clip: SSCD scores it under the threshold (it compares the
+    crop with the whole frame), its frame pairs verify, and the parts the geometry says overlap
+    score as a match, with the crop's region. A calibration that did not measure that path on
+    its negatives finds nothing in the same search."""
+    from dataclasses import replace
+
+    from firstseen.descriptors import create_descriptor
+    from firstseen.search.calibration import load_calibration, save_calibration
+
+    diver = FrameSource(footage / "diver.mov", max_side=480)
+    crop = make_query(
+        "crop60", diver, 5.0, 6.0, trust_archive["work"] / "queries", rng=np.random.default_rng(4), out_fps=12.5
+    )
+    result = _search(trust_archive, crop.path, capsys)
+    assert result["verdict"] == "match" and result["matches"][0]["external_id"] == "ccv-2012-1016-031"
+    evidence = result["matches"][0]["segments"][0]["evidence"]
+    assert evidence["pairs_verified"] >= 1 and "shows 36% of the source frame" in evidence["region"]
+    settings = trust_archive["settings"]
+    shipped = load_calibration(create_descriptor(settings.descriptor, settings).config_id)
+    save_calibration(replace(shipped, rescue_near_misses=False), tmp_path / "calibration.json")
+    monkeypatch.setenv("FIRSTSEEN_CALIBRATION_PATH", str(tmp_path / "calibration.json"))
+    assert _search(trust_archive, crop.path, capsys)["verdict"] == "no_match"
+
+
 def test_a_screen_grab_between_samples_is_found_at_its_own_moment(trust_archive, footage, capsys):
     """A grab of the bikes footage at 1.24 s, between the archive's samples at 0.04 s and
     2.04 s: the nearest sample scores under the threshold, the file's own frame at 1.24 s
