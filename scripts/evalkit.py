@@ -17,6 +17,7 @@ import json
 import shutil
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +88,12 @@ class Side:
     held_out: str
     distractor_pictures: list[Path]
     negative_pictures: list[Path]
+    kinds: tuple[str, ...] = unrelated.KINDS  # unrelated.WITH_CHROME adds the chrome screenshots
+
+    @property
+    def chrome_design(self) -> int:
+        """The program whose chrome this side's screenshots share (each side has its own)."""
+        return zlib.crc32(self.name.encode())
 
 
 DUPLICATE_SIMILARITY = 0.5  # SSCD cosine above which two pictures are copies of one another
@@ -116,7 +123,7 @@ def distinct_pictures(pictures: list[Path]) -> list[Path]:
     return [pictures[i] for i in kept]
 
 
-def side(name: str, negative_sources: int, cache: Path = image_pool.DEFAULT_CACHE) -> Side:
+def side(name: str, negative_sources: int, cache: Path = image_pool.DEFAULT_CACHE, *, chrome: bool = False) -> Side:
     """Split the side's pool (near-duplicates dropped, shuffled with a fixed seed): the first
     pictures go to negative sources (three a slideshow), the rest to distractors."""
     pool_name, held_out = SIDES[name]
@@ -124,17 +131,20 @@ def side(name: str, negative_sources: int, cache: Path = image_pool.DEFAULT_CACH
     order = np.random.default_rng(len(pictures)).permutation(len(pictures))
     pictures = [pictures[i] for i in order]
     reserved = min(len(pictures) // 3, 3 * negative_sources)
-    return Side(name, held_out, pictures[reserved:], pictures[:reserved])
+    kinds = unrelated.WITH_CHROME if chrome else unrelated.KINDS
+    return Side(name, held_out, pictures[reserved:], pictures[:reserved], kinds)
 
 
 def make_distractors(side_: Side, count: int, out_dir: Path, seed: int) -> list[dict]:
     """count unrelated videos with manifest lines (dates spread over 1990-2025)."""
     rng = np.random.default_rng(seed)
     lines = []
-    for k, (kind, pictures, vseed) in enumerate(unrelated.plan_sources(count, side_.distractor_pictures, seed)):
+    for k, (kind, pictures, vseed) in enumerate(
+        unrelated.plan_sources(count, side_.distractor_pictures, seed, kinds=side_.kinds)
+    ):
         path = out_dir / f"distractor-{k:04d}-{kind}.mp4"
         if not path.exists():
-            unrelated.make_unrelated(kind, pictures, vseed, path, DISTRACTOR_SECONDS)
+            unrelated.make_unrelated(kind, pictures, vseed, path, DISTRACTOR_SECONDS, design=side_.chrome_design)
         day = int(rng.integers(0, 35 * 365))
         published = np.datetime64("1990-01-01") + np.timedelta64(day, "D")
         lines.append(
@@ -151,12 +161,12 @@ def make_distractors(side_: Side, count: int, out_dir: Path, seed: int) -> list[
 
 def negative_sources(side_: Side, footage: Path, count: int, out_dir: Path, seed: int) -> list[FrameSource]:
     """count - 1 unrelated videos never archived, plus the side's held-out real video."""
-    plan = unrelated.plan_sources(count - 1, side_.negative_pictures, seed + 1)
+    plan = unrelated.plan_sources(count - 1, side_.negative_pictures, seed + 1, kinds=side_.kinds)
     made = []
     for k, (kind, pictures, vseed) in enumerate(plan):
         path = out_dir / f"unrelated-{k:03d}-{kind}.mp4"
         if not path.exists():
-            unrelated.make_unrelated(kind, pictures, vseed, path, DISTRACTOR_SECONDS)
+            unrelated.make_unrelated(kind, pictures, vseed, path, DISTRACTOR_SECONDS, design=side_.chrome_design)
         made.append(FrameSource(path, max_side=SOURCE_SIDE))
     return made + [FrameSource(footage / side_.held_out, max_side=SOURCE_SIDE)]
 

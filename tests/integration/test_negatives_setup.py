@@ -36,3 +36,32 @@ def test_sources_planned_from_pictures_never_share_one_while_pictures_last():
     plan = unrelated.plan_sources(27, pictures, seed=3)
     used = [p for _, chosen, _ in plan for p in chosen]
     assert len(used) == len(set(used)) and {k for k, _, _ in plan} == set(unrelated.KINDS)
+    chrome_plan = unrelated.plan_sources(30, pictures, seed=3, kinds=unrelated.WITH_CHROME)
+    assert {k for k, _, _ in chrome_plan} == set(unrelated.WITH_CHROME)
+
+
+def test_screenshots_of_one_program_share_its_chrome_and_nothing_else(tmp_path):
+    """The look-alike that fooled geometry alone: one side's screenshots share toolbar, inset,
+    compass and play button over different pictures; the other side's program looks different."""
+    from PIL import Image
+
+    from firstseen.media.decode import sample_frames
+
+    pictures = []
+    for i in range(2):
+        rng = np.random.default_rng(i)
+        path = tmp_path / f"photo{i}.png"
+        Image.fromarray(rng.integers(0, 255, (300, 500, 3), dtype=np.uint8)).save(path)
+        pictures.append(path)
+
+    def frame(pictures: list, seed: int, design: int) -> np.ndarray:
+        path = unrelated.make_unrelated("chrome", pictures, seed, tmp_path / f"{seed}-{design}.mp4", 2.0, design=design)
+        return next(iter(sample_frames(path, fps=1.0, max_side=480))).rgb
+
+    first = [frame([p], i, 7) for i, p in enumerate(pictures)]
+    other = frame(pictures[:1], 0, 8)
+    toolbar = (slice(0, 24), slice(None))
+    diff = lambda a, b, region: float(np.abs(a[region].astype(int) - b[region].astype(int)).mean())  # noqa: E731
+    assert diff(first[0], first[1], toolbar) < 3  # the same program (up to the codec)
+    assert diff(first[0], first[1], (slice(60, 110), slice(150, 200))) > 30  # over different pictures
+    assert diff(first[0], other, toolbar) > 10  # another side's program
