@@ -51,7 +51,6 @@ from firstseen.search.background import (
 )
 from firstseen.search.calibration import Calibration, evidence_features, fit_logistic, save_calibration
 from firstseen.search.candidates import (
-    NEAR_MISS_SEGMENTS,
     NearMiss,
     VerifyPolicy,
     align_candidates,
@@ -248,9 +247,7 @@ def measure_rescue(archive, described, segments, model: Calibration, verify: Ver
         query = described[index][1]
         scored = sorted((scored_segment(s, query, model) for s in aligned.segments), key=lambda s: -s.score)
         if scored and scored[0].score < model.threshold:
-            near.setdefault(index, []).append(
-                (NearMiss(scored[0].score, aligned, tuple(scored[:NEAR_MISS_SEGMENTS])), label)
-            )
+            near.setdefault(index, []).append((NearMiss.of(aligned, scored), label))
     agree = AgreementCheck(verify.describe, background, model.background_k)
     rows = []  # (query index, verified, agreement, rescued score, label)
     for index, misses in tqdm(near.items(), desc="near misses", file=sys.stderr, disable=not sys.stderr.isatty()):

@@ -128,6 +128,11 @@ class NearMiss:
     aligned: Aligned
     segments: tuple[MatchSegment, ...]
 
+    @classmethod
+    def of(cls, aligned: Aligned, scored: list[MatchSegment]) -> NearMiss:
+        """From a candidate's segments, scored and best first."""
+        return cls(scored[0].score, aligned, tuple(scored[:NEAR_MISS_SEGMENTS]))
+
 
 @dataclass(frozen=True, slots=True)
 class VerifyPolicy:
@@ -184,7 +189,7 @@ def match_videos(
         if kept:
             scored_candidates.append((kept[0].score, aligned, kept))
         elif scored and near_misses is not None:
-            near_misses.append(NearMiss(scored[0].score, aligned, tuple(scored[:NEAR_MISS_SEGMENTS])))
+            near_misses.append(NearMiss.of(aligned, scored))
     scored_candidates.sort(key=lambda c: -c[0])
     if verify is None:
         found = [CandidateMatch(a.video_id, score, tuple(kept)) for score, a, kept in scored_candidates]

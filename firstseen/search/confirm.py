@@ -10,7 +10,6 @@ silent miss."""
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -153,22 +152,23 @@ def verify_pairs(
     verifier.prefetch(
         [(query_image(i), i) for i, _ in first], [(source_of(ref), (source_name, ref)) for _, ref in first], window
     )
-    evidence, agreements = [], []
+    evidence: list[PairEvidence] = []
+    agreements: list[float | None] = []
     for i, ref in pairs:
         pair = verifier.verify(
             query_image(i), source_of(ref), query_key=i, source_key=(source_name, ref), window=window
         )
         evidence.append(pair)
         if agree is not None and pair.verified:
-            agreement = agree(query_image(i), source_of(ref), pair)
-            agreements.append(-math.inf if agreement is None else agreement)
+            agreements.append(agree(query_image(i), source_of(ref), pair))
         verified = sum(e.verified for e in evidence)
         if verified >= 2 or verified == 0 and len(evidence) >= give_up_after:
             break
     summary = summarise(evidence)
     if not agreements:
         return summary
-    return replace(summary, agreement=None if -math.inf in agreements else sum(agreements) / len(agreements))
+    scored = [a for a in agreements if a is not None]
+    return replace(summary, agreement=sum(scored) / len(scored) if len(scored) == len(agreements) else None)
 
 
 def exact_times(
