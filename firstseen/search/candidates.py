@@ -326,6 +326,7 @@ def confirm_aligned(
         query_vector=query.vectors[0] if len(query.pts_s) == 1 else None,
         window=query.window,
         agree=agree,
+        query_overlay=query.static_overlay(),
     )
 
 

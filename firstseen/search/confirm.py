@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from firstseen.media.frames import frame_at, frames_between
 from firstseen.records import FrameVectors, sample_step
 from firstseen.search.geometry import PairEvidence, Region, SegmentEvidence, summarise
+from firstseen.search.overlay import OverlayMask, overlay_of
 from firstseen.search.results import MatchSegment
 from firstseen.search.verification import Verifier, decode_thumbnail
 
@@ -78,6 +80,9 @@ def pick_pairs(
     return [(best[c[k]][1], best[c[k]][2]) for c in chunks if c.size for k in [int(np.argmax([best[x][0] for x in c]))]]
 
 
+OVERLAY_CONTEXT_S = 30.0  # an archive video's overlay is read from its frames this far around a segment
+
+
 class ArchiveFrames:
     """Archive frames for verification: the stored thumbnail of a sampled frame, and the
     archived file's own frame at an exact time (decoded only when the thumbnails fail: the
@@ -93,6 +98,7 @@ class ArchiveFrames:
     ):
         self._stored, self._path, self._max_side, self._describe = stored, path, max_side, describe
         self._decoded: dict[float, np.ndarray] = {}
+        self._overlays: dict[tuple[int, ...], OverlayMask | None] = {}
 
     @property
     def has_thumbnails(self) -> bool:
@@ -109,6 +115,19 @@ class ArchiveFrames:
         if t in self._decoded:
             return self._decoded[t]
         return frame_at(self._path, max(0.0, t), max_side=self._max_side).rgb
+
+    def overlay_near(self, start: float, end: float) -> OverlayMask | None:
+        """The static overlay (a logo, a program's chrome) of the stored thumbnails within
+        OVERLAY_CONTEXT_S of start..end; None where there is none, or no thumbnails to tell
+        (decoding the file for it would cost more than the verification it guards)."""
+        if self._stored.thumbnails is None:
+            return None
+        pts = self._stored.pts_s
+        start, end = start - OVERLAY_CONTEXT_S, end + OVERLAY_CONTEXT_S
+        key = tuple(int(k) for k in np.searchsorted(pts, [start, end], side="left"))
+        if key not in self._overlays:
+            self._overlays[key] = overlay_of(self.sample, pts, self._stored.informative_mask(), start, end)
+        return self._overlays[key]
 
     def nearest_moments(self, query_vector: np.ndarray, t: float, span: float, count: int = 3) -> list[float]:
         """The times of the file's frames within span of t whose descriptors are nearest the
@@ -135,6 +154,8 @@ def verify_pairs(
     give_up_after: int = 2,
     window: Region | None = None,
     agree: Agreement | None = None,
+    query_overlay: OverlayMask | None = None,
+    source_overlay: OverlayMask | None = None,
 ) -> SegmentEvidence:
     """Check pairs in order (in a window of the query frames, where given); stop early once two
     verify or `give_up_after` fail with none verified (an unrelated candidate costs two pairs).
@@ -156,7 +177,13 @@ def verify_pairs(
     agreements: list[float | None] = []
     for i, ref in pairs:
         pair = verifier.verify(
-            query_image(i), source_of(ref), query_key=i, source_key=(source_name, ref), window=window
+            query_image(i),
+            source_of(ref),
+            query_key=i,
+            source_key=(source_name, ref),
+            window=window,
+            query_overlay=query_overlay,
+            source_overlay=source_overlay,
         )
         evidence.append(pair)
         if agree is not None and pair.verified:
@@ -203,37 +230,36 @@ def confirm_segments(
     query_vector: np.ndarray | None = None,
     window: Region | None = None,
     agree: Agreement | None = None,
+    query_overlay: OverlayMask | None = None,
 ) -> list[MatchSegment]:
     """The segments the geometry confirms, each with its evidence; MIRRORED as the geometry says.
     Pairs are checked on the stored thumbnails first, then on the archived file's exact frames;
     with a window, on that part of the query frames (where the segment's vectors came from).
-    Raises MediaError when the file is needed and cannot be read."""
+    Matches on the query's static overlay, or on the archive video's around the segment, count
+    for nothing. Raises MediaError when the file is needed and cannot be read."""
     confirmed = []
     source_ok = source.informative_mask()
     for segment in segments:
         pairs = pick_pairs(segment, query_pts, query_ok, source.pts_s, source_ok, similarity, pairs_per_segment)
         if not pairs:
             continue
-        evidence = (
-            verify_pairs(verifier, pairs, query_image, frames.sample, source_name, window=window, agree=agree)
-            if frames.has_thumbnails
-            else None
+        check = partial(
+            verify_pairs,
+            verifier,
+            window=window,
+            agree=agree,
+            query_overlay=query_overlay,
+            source_overlay=frames.overlay_near(segment.source_start, segment.source_end),
         )
+        evidence = check(pairs, query_image, frames.sample, source_name) if frames.has_thumbnails else None
         if evidence is None or not evidence.verified:
             exact = exact_times(segment, pairs, query_pts, source.pts_s)
             if len(query_pts) == 1 and query_vector is not None:  # a still: find its moment first
                 moments = frames.nearest_moments(query_vector, exact[0][1], sample_step(source.pts_s))
                 exact = [(exact[0][0], m) for m in moments] + exact
             timed = segment.timing_known and len({i for i, _ in exact}) > 1
-            evidence = verify_pairs(
-                verifier,
-                exact,
-                query_image,
-                frames.at,
-                f"{source_name}@t",
-                give_up_after=2 if timed else len(exact),
-                window=window,
-                agree=agree,
+            evidence = check(
+                exact, query_image, frames.at, f"{source_name}@t", give_up_after=2 if timed else len(exact)
             )
         if evidence.verified:
             confirmed.append(replace(segment, mirrored=evidence.mirrored is True, evidence=evidence))

@@ -28,6 +28,7 @@ from firstseen.search.candidates import (
 )
 from firstseen.search.confirm import ArchiveFrames, Unverifiable
 from firstseen.search.geometry import Region
+from firstseen.search.overlay import OverlayMask
 from firstseen.search.query import QueryVectors
 from firstseen.search.verification import Verifier
 from firstseen.search.windows import Lead, Proposal, propose
@@ -66,6 +67,7 @@ def match_in_windows(
     if verify.describe is None or query.image is None:  # searchable_in_windows says no
         return found, unverifiable
     verifier = Verifier(verify.params)
+    shown_overlay = query.static_overlay()
     proposals = propose(
         query.image,
         query.usable,
@@ -81,7 +83,7 @@ def match_in_windows(
             stored = archive.raw_vectors(proposal.video_id, thumbnails=True)  # read once: located, aligned, confirmed
             if stored is None:
                 continue
-            located = _locate(archive, query, proposal, stored, verifier, verify)
+            located = _locate(archive, query, proposal, stored, verifier, verify, shown_overlay)
             if located is None:
                 continue
             inner = query.within(located)
@@ -105,6 +107,7 @@ def _locate(
     stored: FrameVectors,
     verifier: Verifier,
     verify: VerifyPolicy,
+    overlay: OverlayMask | None,
 ) -> Region | None:
     """Where the proposed source sits in the query frame, if one of the proposal's leads
     verifies (stored thumbnails first, then the archived file's frames at and around the lead's
@@ -131,6 +134,8 @@ def _locate(
             query_key=lead.query_frame,
             window=lead.window,
             source_key=key,
+            query_overlay=overlay,
+            source_overlay=frames.overlay_near(lead.source_pts, lead.source_pts),
         )
         if evidence.verified:
             inset = evidence.source_in_query

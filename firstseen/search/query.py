@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from firstseen.params import QueryParams
 from firstseen.records import FrameVectors, SampledFrame
 from firstseen.search.confirm import ImageOf
 from firstseen.search.geometry import Region
+from firstseen.search.overlay import OverlayMask, overlay_of
 from firstseen.search.results import QueryInfo
 
 
@@ -36,6 +37,8 @@ class QueryVectors:
     describe_region: Callable[[Region], tuple[np.ndarray, list[np.ndarray]]] | None = None
     # the part of each frame the vectors describe (None: the whole frame); image stays whole frames
     window: Region | None = None
+    # what is worked out once from the frames themselves, shared with the query's windows
+    frames_memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.pts_s)
@@ -51,9 +54,26 @@ class QueryVectors:
         if self.describe_region is None:
             raise ValueError("this query cannot describe regions of its frames")
         vectors, crops = self.describe_region(window)
+        self.static_overlay()  # of the whole frames, judged by their own flags: worked out before the window's
         return QueryVectors(
-            self.info, self.pts_s, vectors, None, informative_flags(crops), self.image, self.describe_region, window
+            self.info,
+            self.pts_s,
+            vectors,
+            None,
+            informative_flags(crops),
+            self.image,
+            self.describe_region,
+            window,
+            self.frames_memo,
         )
+
+    def static_overlay(self) -> OverlayMask | None:
+        """The static overlay of the kept frames (overlay.py: a logo, a program's chrome), once."""
+        if self.image is None:
+            return None
+        if "overlay" not in self.frames_memo:
+            self.frames_memo["overlay"] = overlay_of(self.image, self.pts_s, self.usable, -np.inf, np.inf)
+        return self.frames_memo["overlay"]
 
     @property
     def usable(self) -> np.ndarray:

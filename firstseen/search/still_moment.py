@@ -24,6 +24,7 @@ from firstseen.records import sample_step
 from firstseen.search.background import Background
 from firstseen.search.calibration import Calibration
 from firstseen.search.candidates import CandidateMatch, VerifyPolicy
+from firstseen.search.confirm import ArchiveFrames
 from firstseen.search.geometry import summarise
 from firstseen.search.query import QueryVectors
 from firstseen.search.results import MatchSegment
@@ -97,7 +98,7 @@ def _at_its_moment(
     verifier: Verifier,
 ) -> MatchSegment | None:
     """The still scored and verified at the best of the file's frames within a sample of t."""
-    record, stored = archive.video(video_id), archive.raw_vectors(video_id)
+    record, stored = archive.video(video_id), archive.raw_vectors(video_id, thumbnails=True)
     if record is None or stored is None or verify.describe is None or query.image is None:
         return None
     step = sample_step(stored.pts_s)
@@ -113,7 +114,12 @@ def _at_its_moment(
     score = calibration.score(similarity, 1)
     if similarity <= calibration.similarity_floor or score < calibration.threshold:
         return None
-    checked = [(round(frames[k].pts_s, 3), verifier.verify(query.image(0), frames[k].rgb, query_key=0)) for k in best]
+    # a still shows no overlay of its own; the archive video's (a logo, chrome) counts for nothing
+    overlay = ArchiveFrames(stored, record.path, verify.frame_side).overlay_near(t, t)
+    checked = [
+        (round(frames[k].pts_s, 3), verifier.verify(query.image(0), frames[k].rgb, query_key=0, source_overlay=overlay))
+        for k in best
+    ]
     verified = [moment for moment, pair in checked if pair.verified]
     if not verified:
         return None

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from firstseen.search.geometry import PairEvidence, Region, flipped_wins
+from firstseen.search.overlay import OverlayMask
 
 # One thread inside OpenCV: searches run side by side in the API, and the frames here are
 # small. A search instead describes the frames of its first pairs two at a time (prefetch).
@@ -161,21 +162,27 @@ class Verifier:
         query_key: object = None,
         source_key: object = None,
         window: Region | None = None,
+        query_overlay: OverlayMask | None = None,
+        source_overlay: OverlayMask | None = None,
     ) -> PairEvidence:
         """Match the query frame as shown (and, with flipped, mirrored) against the source frame;
         with a window, only that part of the query frame (the regions stay the whole frame's).
         Keys, where given, name the frames so that their features are computed once. Regions
-        are given in the query frame as shown, whichever view won."""
+        are given in the query frame as shown, whichever view won. Matches on either frame's
+        static overlay (overlay.py: a program's chrome, a logo) count for nothing."""
         qk = None if query_key is None else ("query", query_key)
         src = self.features(source_image, None if source_key is None else ("source", source_key))
-        shown = self._match(self.features(query_image, qk and (*qk, False), window), src)
+        shown = self._match(self.features(query_image, qk and (*qk, False), window), src, query_overlay, source_overlay)
         if not flipped or shown[0] >= self.params.sure_inliers and shown[1] is not None:
             return PairEvidence(shown[0], shown[0], -1, False, shown[1], shown[2])
         mirror_window = (
             None if window is None else Region(max(0.0, 1 - window.x - window.w), window.y, window.w, window.h)
         )
         mirrored = self._match(
-            self.features(np.ascontiguousarray(query_image[:, ::-1]), qk and (*qk, True), mirror_window), src
+            self.features(np.ascontiguousarray(query_image[:, ::-1]), qk and (*qk, True), mirror_window),
+            src,
+            None if query_overlay is None else query_overlay.mirrored(),
+            source_overlay,
         )
         use_flipped = flipped_wins(shown[0], mirrored[0])
         best = mirrored if use_flipped else shown
@@ -184,12 +191,21 @@ class Verifier:
             inset = Region(max(0.0, 1 - inset.x - inset.w), inset.y, inset.w, inset.h)
         return PairEvidence(best[0], shown[0], mirrored[0], bool(use_flipped and best[1] is not None), best[1], inset)
 
-    def _match(self, query: _Features, source: _Features) -> tuple[int, Region | None, Region | None]:
+    def _match(
+        self,
+        query: _Features,
+        source: _Features,
+        query_overlay: OverlayMask | None = None,
+        source_overlay: OverlayMask | None = None,
+    ) -> tuple[int, Region | None, Region | None]:
         p = self.params
         if query.descriptors is None or source.descriptors is None or len(query.points) < 2 or len(source.points) < 2:
             return 0, None, None
         pairs = self._matcher.knnMatch(query.descriptors, source.descriptors, k=2)
         good = [m for m, n in (pair for pair in pairs if len(pair) == 2) if m.distance < p.ratio * n.distance]
+        # Before the fit: chrome shared by two unrelated screenshots would win RANSAC on its own
+        # (identity, dozens of inliers) and hide the footage's true transform in a real copy.
+        good = _off_overlays(good, query, source, query_overlay, source_overlay)
         if len(good) < p.min_inliers:
             return len(good) // 4, None, None  # too few to fit: report a token count, never verified
         q = query.points[[m.queryIdx for m in good]]
@@ -216,6 +232,27 @@ class Verifier:
         ):
             return min(inliers, distinct), None, None
         return inliers, *_regions(transform, query, source)
+
+
+def _off_overlays(
+    good: list,
+    query: _Features,
+    source: _Features,
+    query_overlay: OverlayMask | None,
+    source_overlay: OverlayMask | None,
+) -> list:
+    """The matches whose points lie on neither frame's static overlay (all of them where either
+    clip is a steady shot: still parts are then scene on both sides)."""
+    if not good or query_overlay is None and source_overlay is None:
+        return good
+    if query_overlay is not None and query_overlay.steady or source_overlay is not None and source_overlay.steady:
+        return good
+    keep = np.ones(len(good), bool)
+    if query_overlay is not None:
+        keep &= ~query_overlay.covers(query.points[[m.queryIdx for m in good]], query.width, query.height)
+    if source_overlay is not None:
+        keep &= ~source_overlay.covers(source.points[[m.trainIdx for m in good]], source.width, source.height)
+    return [m for m, k in zip(good, keep) if k]
 
 
 def _spread(points: np.ndarray, frame: _Features) -> bool:
