@@ -292,11 +292,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help="which variants to fit (full is the shipped one)"
     )
-    parser.add_argument(
-        "--with-chrome",
-        action="store_true",
-        help="add a tenth kind of unrelated footage: screenshots sharing one program's chrome (not yet resisted)",
-    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
@@ -305,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     with np.load(background_dir(settings.background_dir, descriptor.config_id) / "background.npz") as data:
         sha = vectors_sha256(data["vectors"])
     background = load_background(settings.background_dir, descriptor.config_id, sha)
-    side = evalkit.side("calibration", args.negative_sources, chrome=args.with_chrome)
+    side = evalkit.side("calibration", args.negative_sources)
     distractors = evalkit.make_distractors(side, args.distractors, args.work / "distractors", args.seed)
     sources = evalkit.load_sources(args.footage, evalkit.ARCHIVED)
     copies = evalkit.build_archive(args.footage, args.work, sources, settings, distractors=distractors)

@@ -300,15 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         "--json-out of an earlier run with the same seed, not search again",
     )
     parser.add_argument("--json-out", type=Path, help="write every per-query row and the summary here")
-    parser.add_argument(
-        "--with-chrome",
-        action="store_true",
-        help="add a tenth kind of unrelated footage: screenshots sharing one program's chrome (not yet resisted)",
-    )
     args = parser.parse_args(argv)
 
     settings = evalkit.settings_for(args.work)
-    side = evalkit.side("evaluation", args.negative_sources, chrome=args.with_chrome)
+    side = evalkit.side("evaluation", args.negative_sources)
     distractors = evalkit.make_distractors(side, args.distractors, args.work / "distractors", args.seed)
     sources = evalkit.load_sources(args.footage, evalkit.ARCHIVED)
     copies = evalkit.build_archive(args.footage, args.work, sources, settings, distractors=distractors)

@@ -88,7 +88,7 @@ class Side:
     held_out: str
     distractor_pictures: list[Path]
     negative_pictures: list[Path]
-    kinds: tuple[str, ...] = unrelated.KINDS  # unrelated.WITH_CHROME adds the chrome screenshots
+    kinds: tuple[str, ...] = unrelated.KINDS
 
     @property
     def chrome_design(self) -> int:
@@ -123,16 +123,45 @@ def distinct_pictures(pictures: list[Path]) -> list[Path]:
     return [pictures[i] for i in kept]
 
 
-def side(name: str, negative_sources: int, cache: Path = image_pool.DEFAULT_CACHE, *, chrome: bool = False) -> Side:
+def not_inside(pictures: list[Path], others: list[Path]) -> list[Path]:
+    """The pictures that share no part with any of others, by the product's own geometry: a
+    logo that is also a corner of a splash screen is one picture to SIFT, not to SSCD (whole
+    pictures at cosine 0.17), and a negative holding it matches the distractor truly."""
+    from PIL import Image
+
+    from firstseen.search.verification import Verifier
+
+    verifier = Verifier()
+
+    def pixels(path: Path) -> np.ndarray:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            img.thumbnail((360, 360))
+            return np.asarray(img)
+
+    other_pixels = [(pixels(p), ("other", k)) for k, p in enumerate(others)]
+    kept = []
+    for k, path in enumerate(pictures):
+        mine = pixels(path)
+        if not any(
+            verifier.verify(mine, theirs, flipped=False, query_key=("mine", k), source_key=key).verified
+            for theirs, key in other_pixels
+        ):
+            kept.append(path)
+    return kept
+
+
+def side(name: str, negative_sources: int, cache: Path = image_pool.DEFAULT_CACHE) -> Side:
     """Split the side's pool (near-duplicates dropped, shuffled with a fixed seed): the first
-    pictures go to negative sources (three a slideshow), the rest to distractors."""
+    pictures go to negative sources (three a slideshow), the rest to distractors, less any that
+    shares a part with a negative picture (not_inside)."""
     pool_name, held_out = SIDES[name]
     pictures = distinct_pictures(image_pool.pool(pool_name, cache))
     order = np.random.default_rng(len(pictures)).permutation(len(pictures))
     pictures = [pictures[i] for i in order]
     reserved = min(len(pictures) // 3, 3 * negative_sources)
-    kinds = unrelated.WITH_CHROME if chrome else unrelated.KINDS
-    return Side(name, held_out, pictures[reserved:], pictures[:reserved], kinds)
+    negatives = pictures[:reserved]
+    return Side(name, held_out, not_inside(pictures[reserved:], negatives), negatives)
 
 
 def make_distractors(side_: Side, count: int, out_dir: Path, seed: int) -> list[dict]:

@@ -218,11 +218,18 @@ def bars_and_fade(rng: np.random.Generator, seconds: float, picture: Path | None
         yield (rgb * level).astype(np.uint8)
 
 
-KINDS = ("slideshow", "letterboxed", "tickered", "animation", "dark_animation", "card", "ident", "flat", "bars_fade")
-# Screenshots sharing one program's chrome: measured (--with-chrome in calibrate.py and
-# eval_quality.py) and not yet in the default mix, since the search does not yet resist them
-# (the README's search-quality section has the figures).
-WITH_CHROME = (*KINDS, "chrome")
+KINDS = (
+    "slideshow",
+    "letterboxed",
+    "tickered",
+    "animation",
+    "dark_animation",
+    "card",
+    "ident",
+    "flat",
+    "bars_fade",
+    "chrome",
+)
 
 
 def make_unrelated(

@@ -36,8 +36,7 @@ def test_sources_planned_from_pictures_never_share_one_while_pictures_last():
     plan = unrelated.plan_sources(27, pictures, seed=3)
     used = [p for _, chosen, _ in plan for p in chosen]
     assert len(used) == len(set(used)) and {k for k, _, _ in plan} == set(unrelated.KINDS)
-    chrome_plan = unrelated.plan_sources(30, pictures, seed=3, kinds=unrelated.WITH_CHROME)
-    assert {k for k, _, _ in chrome_plan} == set(unrelated.WITH_CHROME)
+    assert "chrome" in unrelated.KINDS
 
 
 def test_screenshots_of_one_program_share_its_chrome_and_nothing_else(tmp_path):
@@ -65,3 +64,30 @@ def test_screenshots_of_one_program_share_its_chrome_and_nothing_else(tmp_path):
     assert diff(first[0], first[1], toolbar) < 3  # the same program (up to the codec)
     assert diff(first[0], first[1], (slice(60, 110), slice(150, 200))) > 30  # over different pictures
     assert diff(first[0], other, toolbar) > 10  # another side's program
+
+
+def test_a_distractor_picture_that_is_part_of_a_negative_one_is_dropped(tmp_path):
+    """A logo that is also a corner of a splash screen: SSCD scores the whole pictures as
+    unrelated, so only the geometry sees that a negative holding one truly matches the other."""
+    import evalkit
+    from PIL import Image, ImageDraw
+
+    def busy(seed: int, size: tuple[int, int]) -> Image.Image:
+        r = np.random.default_rng(seed)
+        img = Image.new("RGB", size, tuple(int(c) for c in r.integers(0, 255, 3)))
+        draw = ImageDraw.Draw(img)
+        for _ in range(120):
+            x, y = int(r.integers(0, size[0])), int(r.integers(0, size[1]))
+            w, h = (int(v) for v in r.integers(4, 50, 2))
+            draw.rectangle([x, y, x + w, y + h], fill=tuple(int(c) for c in r.integers(0, 255, 3)))
+        return img
+
+    logo = busy(1, (200, 150))
+    splash = busy(2, (640, 480))
+    splash.paste(logo, (20, 300))
+    paths = {}
+    for name, img in (("logo", logo), ("splash", splash), ("other", busy(3, (400, 300)))):
+        paths[name] = tmp_path / f"{name}.png"
+        img.save(paths[name])
+    kept = evalkit.not_inside([paths["logo"], paths["other"]], [paths["splash"]])
+    assert kept == [paths["other"]]
