@@ -126,7 +126,11 @@ class ArchiveFrames:
         start, end = start - OVERLAY_CONTEXT_S, end + OVERLAY_CONTEXT_S
         key = tuple(int(k) for k in np.searchsorted(pts, [start, end], side="left"))
         if key not in self._overlays:
-            self._overlays[key] = overlay_of(self.sample, pts, self._stored.informative_mask(), start, end)
+            try:
+                self._overlays[key] = overlay_of(self.sample, pts, self._stored.informative_mask(), start, end)
+            except ValueError as exc:  # a damaged thumbnail: no mask, as for an archive without thumbnails
+                log.warning("no overlay mask for %s: %s", self._path, exc)
+                self._overlays[key] = None
         return self._overlays[key]
 
     def nearest_moments(self, query_vector: np.ndarray, t: float, span: float, count: int = 3) -> list[float]:

@@ -6,9 +6,10 @@ frame as well as at its edges. What marks chrome is that it stays put while the 
 it moves: over a few seconds of frames, a cell that keeps its detail exactly while most of the
 frame changes is an overlay, not the scene. Verification then counts only matches outside the
 overlays of both frames (verification.py), so a copy is proved by its footage and never by
-the graphics laid over it. A clip whose picture does not move enough to tell (a tripod shot, a
-still), or whose static detail covers much of the frame (a static camera's scene is its
-footage), gets no mask at all: it is verified as before. Pure: frames in, a mask out."""
+the graphics laid over it. A clip where almost nothing moves (a still, a paused screen) gives
+no mask, and the other clip's alone decides. A steady shot (a tripod, a surveillance camera),
+whose still parts are its footage, is marked as such and masks nothing on either side.
+Pure: frames in, a mask out."""
 
 from __future__ import annotations
 
