@@ -84,6 +84,15 @@ def _without_specks(cells: np.ndarray) -> np.ndarray:
     return np.isin(labels, big[big > 0])
 
 
+def _picture_area(blank: np.ndarray) -> tuple[slice, slice]:
+    """The frame less the bars at its edges (rows and columns blank in every frame: letterbox
+    and pillarbox bars), as (rows, columns); the whole frame where it is all blank."""
+    rows, cols = np.flatnonzero(~blank.all(axis=1)), np.flatnonzero(~blank.all(axis=0))
+    if not len(rows) or not len(cols):
+        return slice(None), slice(None)
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
 def static_overlay(frames: Sequence[np.ndarray], times: Sequence[float]) -> OverlayMask | None:
     """The static overlay of frames shown at these times (RGB or grey, any size): None where it
     cannot be told (too few frames or seconds, too little moving), a steady shot's mark where
@@ -97,7 +106,11 @@ def static_overlay(frames: Sequence[np.ndarray], times: Sequence[float]) -> Over
     gradient = np.stack([np.hypot(*np.gradient(g)) for g in grids]).min(axis=0)
     static = spread < STATIC_LEVELS
     detail = _without_specks(static & (gradient >= TEXTURE_LEVELS))
-    moving, still_detail = float((spread >= MOVING_LEVELS).mean()), float(detail.mean())
+    # Shares are of the picture, not of the bars around it: a 9:16 re-framing of a screenshot
+    # is two thirds black bars, and counted over the whole frame it looked like a steady shot.
+    picture = _picture_area(static & (gradient < TEXTURE_LEVELS))
+    moving = float((spread >= MOVING_LEVELS)[picture].mean())
+    still_detail = float(detail[picture].mean())
     if moving < MIN_ACTION:
         return None
     if still_detail < MIN_DETAIL:

@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 from test_verification import resize, scene
 
 from firstseen.search.overlay import GRID_H, GRID_W, OverlayMask, overlay_of, static_overlay
-from firstseen.search.verification import Verifier
+from firstseen.search.verification import Verifier, VerifyParams
 
 W, H = 480, 270
 TIMES = [float(t) for t in range(8)]
@@ -73,7 +73,9 @@ def test_a_programs_chrome_over_a_moving_picture_is_found(screenshots):
 def test_two_unrelated_screenshots_verify_on_chrome_alone_and_not_once_it_is_masked(screenshots):
     first, second = screenshots
     masks = static_overlay(first, TIMES), static_overlay(second, TIMES)
-    verifier = Verifier()
+    # keypoints alone (without the cells' agreement, cell_agreement.py, which rejects these pairs
+    # too), so that the masks are what is tested
+    verifier = Verifier(VerifyParams(min_agreement=0.0))
     # without the masks the chrome alone verifies them: the failure this guards against
     assert any(verifier.verify(a, b).verified for a, b in zip(first, second))
     checked = [verifier.verify(a, b, query_overlay=masks[0], source_overlay=masks[1]) for a, b in zip(first, second)]
@@ -129,6 +131,30 @@ def test_a_steady_shot_is_told_apart_and_its_still_parts_stay_evidence():
     masked = verifier.verify(inset[4], frames[4], query_overlay=pip_mask)
     kept = verifier.verify(inset[4], frames[4], query_overlay=pip_mask, source_overlay=mask)
     assert kept.verified and kept.inliers > masked.inliers
+
+
+def letterboxed_9x16(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The frames re-framed for a phone: full width in a 9:16 frame, black bars above and below."""
+    out = []
+    for frame in frames:
+        tall = np.zeros((W * 16 // 9, W, 3), np.uint8)
+        top = (len(tall) - H) // 2
+        tall[top : top + H] = frame
+        out.append(tall)
+    return out
+
+
+def test_bars_around_the_picture_do_not_make_it_a_steady_shot(screenshots):
+    """A 9:16 re-framing is two thirds black bars: counted over the whole frame, too little of it
+    moved and the screenshots' chrome passed for a steady shot's scenery (the evaluation's
+    9:16 re-framing of a screenshot slideshow then verified on the chrome)."""
+    tall = letterboxed_9x16(screenshots[0])
+    mask = static_overlay(tall, TIMES)
+    assert mask is not None and not mask.steady
+    rows = slice(int(0.34 * GRID_H), int(0.66 * GRID_H))  # the picture's band
+    assert mask.cells[rows].any() and not mask.cells[: int(0.25 * GRID_H)].any()  # the bars are no overlay
+    # a steady shot stays one in bars
+    assert static_overlay(letterboxed_9x16(steady_street()), TIMES).steady
 
 
 def test_a_still_or_flat_clip_tells_nothing():
