@@ -29,6 +29,14 @@ class Evidence(BaseModel):
         description="for a match found through its aligned parts: the descriptor's similarity (less the "
         "background's) of the parts of each verified pair that overlap, mean over the pairs",
     )
+    cells_compared: int = Field(
+        0, description="cells of the overlapping picture with detail, over the verified pairs (0: none to compare)"
+    )
+    picture_agreement: float | None = Field(
+        None,
+        description="share of those cells where the clip and the source agree once aligned by the "
+        "verified transform (correlation of their pixels); null where no cell had detail",
+    )
 
 
 class Segment(BaseModel):

@@ -79,6 +79,11 @@ def _segment(seg: PackSegment) -> str:
         + (
             f", {s.evidence.pairs_verified} of {s.evidence.pairs_checked} frame pairs verified, "
             f"{s.evidence.inliers} matched points"
+            + (
+                f", {s.evidence.picture_agreement:.0%} of the shared picture agrees once aligned"
+                if s.evidence.picture_agreement is not None
+                else ""
+            )
             if s.evidence
             else ""
         )

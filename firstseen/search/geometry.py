@@ -94,6 +94,9 @@ class PairEvidence:
     flipped: bool
     query_in_source: Region | None
     source_in_query: Region | None
+    # cells of the overlap with detail, and those where the aligned pictures agree (cell_agreement.py)
+    cells_textured: int = 0
+    cells_agreeing: int = 0
 
     @property
     def verified(self) -> bool:
@@ -115,6 +118,14 @@ class SegmentEvidence:
     # geometry; None where it was not asked for (or a part was too thin). Decides only near
     # misses (geometry_rescue.py).
     agreement: float | None = None
+    # over the verified pairs: cells of the overlap with detail, and those where the aligned
+    # pictures agree (cell_agreement.py); each verified pair passed on its own share
+    cells_textured: int = 0
+    cells_agreeing: int = 0
+
+    @property
+    def picture_agreement(self) -> float | None:
+        return self.cells_agreeing / self.cells_textured if self.cells_textured else None
 
     @property
     def verified(self) -> bool:
@@ -132,6 +143,8 @@ class SegmentEvidence:
             box("query_in_source"),
             box("source_in_query"),
             data.get("aligned_similarity"),
+            int(data.get("cells_compared") or 0),
+            round((data.get("picture_agreement") or 0.0) * int(data.get("cells_compared") or 0)),
         )
 
     def describe(self) -> str | None:
@@ -154,6 +167,8 @@ class SegmentEvidence:
             "query_in_source": self.query_in_source.to_dict() if self.query_in_source else None,
             "source_in_query": self.source_in_query.to_dict() if self.source_in_query else None,
             "aligned_similarity": None if self.agreement is None else round(self.agreement, 4),
+            "cells_compared": self.cells_textured,
+            "picture_agreement": None if self.picture_agreement is None else round(self.picture_agreement, 4),
         }
 
 
@@ -193,6 +208,8 @@ def summarise(pairs: list[PairEvidence]) -> SegmentEvidence:
         mirrored,
         _median_region([e.query_in_source for e in verified]),
         _median_region([e.source_in_query for e in verified]),
+        cells_textured=sum(e.cells_textured for e in verified),
+        cells_agreeing=sum(e.cells_agreeing for e in verified),
     )
 
 

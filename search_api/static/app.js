@@ -523,7 +523,8 @@ function segmentView(m, seg, { query, queryFrame, archiveFrame }) {
     onScreen,
     seg.region && el("p", { class: "region", text: `Region: ${seg.region}` }),
     ev && el("p", { class: "evidence", text: `Verified on ${ev.pairs_verified} of ${ev.pairs_checked} frame pairs `
-      + `(${ev.inliers} matching points agree on one geometry)` }),
+      + `(${ev.inliers} matching points agree on one geometry`
+      + (ev.picture_agreement == null ? ")" : `; aligned, ${percent(ev.picture_agreement)} of the shared picture agrees)`) }),
     el("div", { class: "badges" }, ...badges, el("span", { class: "segment-score", text: `segment ${percent(seg.score)}` })));
 }
 

@@ -12,7 +12,7 @@ from firstseen.search.confirm import verify_pairs
 from firstseen.search.geometry import PairEvidence, Region, SegmentEvidence
 from firstseen.search.geometry_rescue import aligned_score
 from firstseen.search.results import MatchSegment
-from firstseen.search.verification import Verifier
+from firstseen.search.verification import Verifier, VerifyParams
 from tests.unit.test_verification import resize, scene
 
 
@@ -64,22 +64,28 @@ def test_a_mirrored_crop_is_compared_the_right_way_round(verifier):
     assert AgreementCheck(pixels, None, 10)(crop, source, pair) > 0.9
 
 
-def test_two_pictures_sharing_only_chrome_verify_but_do_not_agree(verifier):
+def keypoints_alone() -> Verifier:
+    """A verifier without the cells' agreement (cell_agreement.py): keypoints decide alone."""
+    return Verifier(VerifyParams(min_agreement=0.0))
+
+
+def test_two_pictures_sharing_only_chrome_verify_but_do_not_agree():
     """What keypoints alone would call a copy: the shared panel and compass verify the pair."""
     one, other = with_chrome(scene(5)), with_chrome(scene(6))
-    pair = verifier.verify(one, other)
-    assert pair.verified  # the geometry is fooled by the chrome
+    pair = keypoints_alone().verify(one, other)
+    assert pair.verified  # keypoints alone are fooled by the chrome
     assert AgreementCheck(pixels, None, 10)(one, other, pair) < 0.5
 
 
-def test_the_evidence_carries_the_mean_agreement_of_its_verified_pairs(verifier):
+def test_the_evidence_carries_the_mean_agreement_of_its_verified_pairs():
+    verifier = keypoints_alone()
     source = scene(7)
     frames = {0: resize(np.ascontiguousarray(source[0:200, 0:360]), 480, 270), 1: with_chrome(scene(8))}
     sources = {0: source, 1: with_chrome(scene(9))}
     agree = AgreementCheck(pixels, None, 10)
     evidence = verify_pairs(verifier, [(0, 0), (1, 1)], frames.__getitem__, sources.__getitem__, agree=agree)
-    crop = verify_pairs(Verifier(), [(0, 0)], frames.__getitem__, sources.__getitem__, agree=agree).agreement
-    chrome = verify_pairs(Verifier(), [(1, 1)], frames.__getitem__, sources.__getitem__, agree=agree).agreement
+    crop = verify_pairs(keypoints_alone(), [(0, 0)], frames.__getitem__, sources.__getitem__, agree=agree).agreement
+    chrome = verify_pairs(keypoints_alone(), [(1, 1)], frames.__getitem__, sources.__getitem__, agree=agree).agreement
     assert crop > 0.9 and chrome < 0.5
     assert evidence.pairs_verified == 2 and evidence.agreement == pytest.approx((crop + chrome) / 2)
     assert verify_pairs(Verifier(), [(0, 0)], frames.__getitem__, sources.__getitem__).agreement is None

@@ -146,6 +146,22 @@ def test_mirroring_needs_several_pairs_to_agree():
     assert summarise([failed, failed]).verified is False
 
 
+def test_a_segment_pools_the_cells_of_its_verified_pairs_and_round_trips():
+    box = Region(0, 0, 1, 1)
+    first = PairEvidence(80, 80, -1, False, box, box, cells_textured=100, cells_agreeing=90)
+    second = PairEvidence(40, 40, -1, False, box, box, cells_textured=50, cells_agreeing=30)
+    failed = PairEvidence(12, 12, 3, False, None, None, cells_textured=80, cells_agreeing=10)
+    segment = summarise([first, second, failed])
+    assert (segment.cells_textured, segment.cells_agreeing) == (150, 120)
+    assert segment.picture_agreement == pytest.approx(0.8)
+    data = segment.to_dict()
+    assert data["cells_compared"] == 150 and data["picture_agreement"] == 0.8
+    assert SegmentEvidence.from_dict(data) == segment
+    old = {k: v for k, v in data.items() if k not in ("cells_compared", "picture_agreement")}  # stored before
+    assert SegmentEvidence.from_dict(old).picture_agreement is None
+    assert summarise([failed]).picture_agreement is None
+
+
 def test_thumbnails_round_trip_as_grey_and_still_verify(verifier):
     source = scene(8)
     thumb = decode_thumbnail(encode_thumbnail(source, 320))
