@@ -54,7 +54,11 @@ def link_videos(
     the footage it shares, verified by geometry on the stored thumbnails (or the archived
     files). Each link segment keeps its evidence."""
     written = 0
-    linked_this_pass: set[str] = set()
+    # Pairs linked in this pass, from either side. Only those are not searched again: a pair
+    # that failed from one side may verify from the other (its frames sampled at other moments:
+    # a compilation's hazy diver stretch verified from the original, not from the compilation),
+    # and excluding every video searched earlier lost such links whenever the copy came first.
+    linked: set[frozenset[str]] = set()
     for video_id in video_ids:
         stored = archive.raw_vectors(video_id, thumbnails=True)
         record = archive.video(video_id)
@@ -63,14 +67,14 @@ def link_videos(
             continue
         frames = ArchiveFrames(stored, record.path, verify.frame_side)
         query = QueryVectors.of_stored(video_id, stored, frames.sample)
-        # Videos linked earlier in this pass already searched against this one.
+        already = {other for pair in linked if video_id in pair for other in pair}
         matches, unverifiable = match_videos(
             archive,
             query,
             calibration,
             neighbours=search.neighbours,
             candidates=search.candidates,
-            exclude=frozenset(linked_this_pass | {video_id}),
+            exclude=frozenset(already | {video_id}),
             verify=verify,
             background=background,
         )
@@ -83,7 +87,7 @@ def link_videos(
         ]
         archive.record_copy_links(video_id, found)
         written += len(found)
-        linked_this_pass.add(video_id)
+        linked.update(frozenset((video_id, link.other_video_id)) for link in found)
         if matches:
             log.info("copy links: %s shares footage with %s", video_id, ", ".join(m.video_id for m in matches))
     return written

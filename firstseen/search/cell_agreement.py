@@ -25,6 +25,7 @@ CELL_PX = 16  # at verification size (360 px on the long side): 22 x 12 cells fo
 BLUR_SIGMA = 1.5  # pixels: what a re-encode, a resize or grain moves, not what a different picture does
 TEXTURE_LEVELS = 4.0  # grey-level spread of a cell, in either picture, for it to count
 AGREEING_CORRELATION = 0.5
+BAR_LEVELS = 6.0  # grey-level spread of a row or column at the frame's edge that is a bar, not picture
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,10 @@ class CellAgreement:
     @property
     def share(self) -> float:
         return self.agreeing / self.textured if self.textured else 0.0
+
+    def __lt__(self, other: CellAgreement) -> bool:
+        """The better of two registrations of one pair agrees on more of what it compares."""
+        return (self.share, self.textured) < (other.share, other.textured)
 
 
 def cell_agreement(
@@ -62,9 +67,10 @@ def cell_agreement(
     matrix = np.asarray(transform, np.float64).copy()
     matrix[:, 2] += matrix[:, :2] @ np.asarray(query_offset, np.float64)
     warped = cv2.warpAffine(query_gray.astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR)
-    inside = cv2.warpAffine(
-        np.ones(query_gray.shape, np.uint8), matrix, (width, height), flags=cv2.INTER_NEAREST, borderValue=0
-    )
+    # Only picture meets picture: bars around either frame (a pillarboxed copy's black sides
+    # land on the source's picture) are no disagreement.
+    inside = cv2.warpAffine(_picture(query_gray), matrix, (width, height), flags=cv2.INTER_NEAREST, borderValue=0)
+    inside &= _picture(source_gray)
     rows, cols = height // CELL_PX, width // CELL_PX
     if rows == 0 or cols == 0:
         return CellAgreement(0, 0)
@@ -84,6 +90,16 @@ def cell_agreement(
     # a cell with detail in one picture only is a disagreement (correlation 0), never skipped
     agreeing = textured & (np.minimum(spread_a, spread_b) > 1e-3) & (correlation >= AGREEING_CORRELATION)
     return CellAgreement(int(textured.sum()), int(agreeing.sum()))
+
+
+def _picture(gray: np.ndarray) -> np.ndarray:
+    """1 inside the frame's picture, 0 on the uniform bars at its edges (letterbox, pillarbox)."""
+    rows = np.flatnonzero(gray.std(axis=1) > BAR_LEVELS)
+    cols = np.flatnonzero(gray.std(axis=0) > BAR_LEVELS)
+    inside = np.zeros(gray.shape, np.uint8)
+    if len(rows) and len(cols):
+        inside[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = 1
+    return inside
 
 
 def _cells(image: np.ndarray, rows: int, cols: int) -> np.ndarray:

@@ -240,7 +240,30 @@ class Verifier:
             or not (_central(inlier_q, query) or _central(inlier_s, source))
         ):
             return _View(min(inliers, distinct))
-        cells = cell_agreement(
+        cells = self._agreement(query, source, transform, query_overlay, source_overlay)
+        if not self._agrees(cells):
+            # A copy stretched to another aspect ratio (4:3 shown as 16:9, a squeezed letterbox)
+            # keeps its keypoints near the similarity but not its pixels: registered by the
+            # affine transform of the same matches, its picture agrees again; two pictures
+            # sharing only graphics do not, however they are registered.
+            stretched, _ = cv2.estimateAffine2D(
+                q, s, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_px, maxIters=2000, confidence=0.995
+            )
+            if stretched is not None:
+                cells = max(cells, self._agreement(query, source, stretched, query_overlay, source_overlay))
+        if not self._agrees(cells):
+            return _View(min(inliers, distinct), cells=cells)  # the points agree, the pictures do not
+        return _View(inliers, *_regions(transform, query, source), cells)
+
+    def _agreement(
+        self,
+        query: _Features,
+        source: _Features,
+        transform: np.ndarray,
+        query_overlay: OverlayMask | None,
+        source_overlay: OverlayMask | None,
+    ) -> CellAgreement:
+        return cell_agreement(
             query.gray,
             source.gray,
             transform,
@@ -249,9 +272,10 @@ class Verifier:
             query_overlay=query_overlay,
             source_overlay=source_overlay,
         )
-        if p.min_agreement > 0 and (cells.textured < p.min_textured_cells or cells.share < p.min_agreement):
-            return _View(min(inliers, distinct), cells=cells)  # the points agree, the pictures do not
-        return _View(inliers, *_regions(transform, query, source), cells)
+
+    def _agrees(self, cells: CellAgreement) -> bool:
+        p = self.params
+        return p.min_agreement <= 0 or cells.textured >= p.min_textured_cells and cells.share >= p.min_agreement
 
 
 class _View(NamedTuple):

@@ -74,10 +74,14 @@ def test_cells_on_a_static_overlay_count_for_nothing():
 
 
 def test_a_cell_with_detail_on_one_side_only_is_a_disagreement():
-    textured = grey(scene(8))
-    flat = np.full_like(textured, 128)
-    result = cell_agreement(flat, textured, IDENTITY)
-    assert result.textured > 200 and result.agreeing == 0
+    source = grey(scene(8))
+    patched = source.copy()
+    patched[64:208, 96:384] = 128  # a flat patch over the middle of the picture (9 x 18 cells)
+    whole = cell_agreement(source, source, IDENTITY)
+    result = cell_agreement(patched, source, IDENTITY)
+    assert result.textured >= whole.textured  # the flat cells still count, against
+    assert whole.agreeing - result.agreeing > 100 and result.share < 0.65  # of 162 cells, those with source detail
+    flat = np.full_like(source, 128)
     assert cell_agreement(flat, flat, IDENTITY) == CellAgreement(0, 0)
 
 
@@ -116,3 +120,27 @@ def test_too_little_picture_to_compare_is_no_verified_pair():
     keypoints_alone = Verifier(VerifyParams(min_agreement=0.0)).verify(card, card.copy())
     assert keypoints_alone.verified and 0 < keypoints_alone.cells_textured < 12
     assert not Verifier().verify(card, card.copy()).verified
+
+
+def test_bars_around_either_picture_are_no_disagreement():
+    """A pillarboxed copy shows the middle of its source between black sides, which the
+    transform lays over the source's own picture: bars are not picture, so they count for nothing."""
+    source = grey(scene(14))
+    pillarboxed = source.copy()
+    pillarboxed[:, :60], pillarboxed[:, -60:] = 0, 0
+    result = cell_agreement(pillarboxed, source, IDENTITY)
+    assert result.share > 0.95 and result.textured < 0.8 * cell_agreement(source, source, IDENTITY).textured
+    assert cell_agreement(source, pillarboxed, IDENTITY).share > 0.95  # the source in bars, the copy full
+    keypoints = Verifier().verify(np.repeat(pillarboxed[:, :, None], 3, axis=2), scene(14))
+    assert keypoints.verified and keypoints.cells_agreeing > 0.9 * keypoints.cells_textured
+
+
+def test_a_copy_squeezed_to_another_aspect_ratio_agrees_once_registered_by_an_affine_transform():
+    """A 16:9 picture squeezed into a 4:3-ish box inside a 16:9 frame (a wrongly boxed re-upload):
+    keypoints still fit a similarity near the middle, but only an affine registration lays
+    its pixels over the source's."""
+    source = scene(15)
+    squeezed = np.zeros_like(source)
+    squeezed[:, 48:432] = resize(source, 384, 270)
+    evidence = Verifier().verify(squeezed, source)
+    assert evidence.verified and evidence.cells_agreeing > 0.9 * evidence.cells_textured
