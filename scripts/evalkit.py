@@ -221,8 +221,10 @@ def build_archive(
     from firstseen.ingest.run import run_ingest
 
     # Manifest paths are read relative to the manifest's folder: `make calibrate` runs from
-    # scripts/ with --footage ../.cache/footage, which would point nowhere from work/.
-    footage = Path(footage).resolve()
+    # scripts/ with --footage ../.cache/footage, and a relative --work names distractors
+    # relative to the shell, so every path goes into the manifests absolute.
+    footage, work = Path(footage).resolve(), Path(work).resolve()
+    distractors = [dict(line, path=str(Path(line["path"]).resolve())) for line in distractors or []]
     marker = work / "archive" / "eval-archive.json"
     if marker.exists():
         return [CopyTruth(**(c | {"originals": tuple(c["originals"])})) for c in json.loads(marker.read_text())]
@@ -253,7 +255,7 @@ def build_archive(
         for i, c in enumerate(copies)
     ]
     lines_late = [dict(manifest[n], path=str(footage / n)) for n in ARCHIVED if n not in FIRST_RUN]
-    for i, lines in enumerate([(distractors or []) + lines_first + lines_copies, lines_late]):
+    for i, lines in enumerate([distractors + lines_first + lines_copies, lines_late]):
         path = work / f"manifest-{i}.jsonl"
         path.write_text("".join(json.dumps(line) + "\n" for line in lines))
         summary = run_ingest(settings, [], [path], progress=LogProgress())

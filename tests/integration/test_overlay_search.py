@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import unrelated  # noqa: E402
+from cli_search import search_json
 from edits import FrameSource, make_query
 from PIL import Image, ImageDraw, ImageFilter
 
-from cli.main import main
 from firstseen.media.decode import sample_frames
 
 pytestmark = pytest.mark.slow
@@ -82,13 +82,6 @@ def chrome_archive(footage: Path, tmp_path_factory) -> dict:
     return {"work": work, "data_dir": work / "data", "recordings": recordings}
 
 
-def _search(archive: dict, query: Path, capsys) -> dict:
-    code = main(["search", str(query), "--data-dir", str(archive["data_dir"]), "--json"])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return json.loads(out)
-
-
 @pytest.mark.parametrize("edit", ["reencode", "logo", "still"])
 def test_the_same_programs_chrome_over_other_pictures_names_no_source(chrome_archive, edit, capsys):
     """A still has no frames of its own to tell its chrome by: the archive video's tell it."""
@@ -105,7 +98,7 @@ def test_the_same_programs_chrome_over_other_pictures_names_no_source(chrome_arc
         rng=np.random.default_rng(1),
         out_fps=12.5,
     )
-    result = _search(chrome_archive, query.path, capsys)
+    result = search_json(chrome_archive, query.path, capsys)
     assert result["verdict"] == "no_match" and result["earliest"] is None, result["matches"]
 
 
@@ -116,7 +109,7 @@ def test_a_copy_of_a_screenshot_recording_is_found_on_its_footage(chrome_archive
     copy = make_query(
         "resize", source, 2.0, 8.0, chrome_archive["work"] / "copies", rng=np.random.default_rng(3), out_fps=12.5
     )
-    result = _search(chrome_archive, copy.path, capsys)
+    result = search_json(chrome_archive, copy.path, capsys)
     assert result["verdict"] == "match"
     assert result["matches"][0]["external_id"] == "screens-4", result["matches"]
     assert result["earliest"]["external_id"] == "screens-4"

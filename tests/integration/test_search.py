@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_search import search_json
 from edits import EDITS, NEEDS_OTHERS, FrameSource, make_negative, make_query
 
 from cli.main import main
@@ -55,13 +56,6 @@ def archive(footage: Path, tmp_path_factory, sources) -> dict:
     return {"settings": settings, "work": work, "summaries": summaries, "data_dir": work / "data"}
 
 
-def _search(archive: dict, query: Path, capsys) -> dict:
-    code = main(["search", str(query), "--data-dir", str(archive["data_dir"]), "--json"])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return json.loads(out)
-
-
 def _name(match: dict, footage_names: dict[str, str]) -> str:
     return footage_names.get(match["external_id"], match["external_id"])
 
@@ -92,7 +86,7 @@ def test_edited_query_finds_its_source_and_what_was_done(edit, archive, sources,
         others=others,
         out_fps=12.5,
     )
-    result = _search(archive, query.path, capsys)
+    result = search_json(archive, query.path, capsys)
 
     assert result["verdict"] == "match"
     truth_sources = {t.source for t in query.truth}
@@ -128,7 +122,7 @@ def test_footage_not_in_the_archive_is_no_match(edit, archive, sources, capsys):
         out_fps=12.5,
         others=[sources[n] for n in HELD_OUT] if edit in NEEDS_OTHERS else [],
     )
-    result = _search(archive, query.path, capsys)
+    result = search_json(archive, query.path, capsys)
     assert result["verdict"] == "no_match" and result["earliest"] is None and result["matches"] == []
 
 
@@ -144,7 +138,7 @@ def test_original_arriving_after_its_copy_is_linked_and_named_earliest(archive, 
         rng=np.random.default_rng(3),
         out_fps=12.5,
     )
-    result = _search(archive, query.path, capsys)
+    result = search_json(archive, query.path, capsys)
     names = {_name(m, external_ids) for m in result["matches"]}
     assert {"cockatoo.mp4", "reupload"} <= names
     # ...but the earliest known source is the 2015 original
@@ -162,7 +156,7 @@ def test_json_follows_the_contract_and_the_table_leads_with_the_earliest(archive
         rng=np.random.default_rng(9),
         out_fps=12.5,
     )
-    result = _search(archive, query.path, capsys)
+    result = search_json(archive, query.path, capsys)
     # the contract's fields, and only fields added since (old callers ignore them)
     assert set(result) == {"query", "verdict", "earliest", "matches", "reason", "unverifiable"}
     assert result["reason"] is None and result["unverifiable"] == []
@@ -223,6 +217,6 @@ def test_every_video_got_its_copy_search_and_a_screenshot_under_a_video_name_sti
     )
     renamed = still.path.with_name("upload.mp4")
     renamed.write_bytes(still.path.read_bytes())
-    result = _search(archive, renamed, capsys)
+    result = search_json(archive, renamed, capsys)
     assert result["query"]["kind"] == "image" and result["verdict"] == "match"
     assert result["matches"][0]["external_id"] == "ccv-2012-1016-031"

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import unrelated  # noqa: E402
+from cli_search import search_json
 from edits import FrameSource, make_query
 from PIL import Image, ImageDraw
 
-from cli.main import main
 from tests.unit.test_verification import scene
 
 pytestmark = pytest.mark.slow
@@ -84,13 +84,6 @@ def screenshot_archive(footage: Path, tmp_path_factory) -> dict:
     return {"work": work, "data_dir": work / "data", "archived": archived}
 
 
-def _search(archive: dict, query: Path, capsys) -> dict:
-    code = main(["search", str(query), "--data-dir", str(archive["data_dir"]), "--json"])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return json.loads(out)
-
-
 @pytest.mark.parametrize("edit", ["reencode", "still"])
 def test_another_screenshot_of_the_same_program_names_no_source(screenshot_archive, footage, edit, capsys):
     pictures = screenshots([11, 12, 13], screenshot_archive["work"] / "unseen")
@@ -106,7 +99,7 @@ def test_another_screenshot_of_the_same_program_names_no_source(screenshot_archi
         rng=np.random.default_rng(2),
         out_fps=12.5,
     )
-    result = _search(screenshot_archive, query.path, capsys)
+    result = search_json(screenshot_archive, query.path, capsys)
     assert result["verdict"] == "no_match" and result["earliest"] is None, result["matches"]
 
 
@@ -120,7 +113,7 @@ def test_a_copy_of_a_screenshot_is_found_and_says_how_much_of_its_picture_agrees
         rng=np.random.default_rng(3),
         out_fps=12.5,
     )
-    result = _search(screenshot_archive, copy.path, capsys)
+    result = search_json(screenshot_archive, copy.path, capsys)
     assert result["verdict"] == "match" and result["matches"][0]["external_id"] == "screens-archived"
     evidence = result["matches"][0]["segments"][0]["evidence"]
     assert evidence["picture_agreement"] >= 0.5 and evidence["cells_compared"] >= 12

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import unrelated  # noqa: E402
+from cli_search import search_json
 from edits import FrameSource, _write_video, make_query
 
 from cli.main import main
@@ -41,27 +42,20 @@ def trust_archive(footage: Path, tmp_path_factory) -> dict:
     return {"settings": settings, "work": work, "data_dir": work / "data"}
 
 
-def _search(archive: dict, query: Path, capsys) -> dict:
-    code = main(["search", str(query), "--data-dir", str(archive["data_dir"]), "--json"])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return json.loads(out)
-
-
 @pytest.mark.parametrize("kind", ["flat", "dark_animation", "card", "bars_fade", "ident"])
 def test_unrelated_look_alikes_name_no_source(trust_archive, kind, capsys):
     """Other footage of the same kinds as the archived distractors: never a source, never a date."""
     query = unrelated.make_unrelated(
         kind, [], 900 + len(kind), trust_archive["work"] / "queries" / f"{kind}.mp4", seconds=6.0
     )
-    result = _search(trust_archive, query, capsys)
+    result = search_json(trust_archive, query, capsys)
     assert result["verdict"] == "no_match" and result["earliest"] is None, result["matches"]
 
 
 def test_a_black_clip_says_too_little_picture(trust_archive, capsys):
     query = trust_archive["work"] / "black.mp4"
     _write_video(query, (np.zeros((180, 320, 3), np.uint8) for _ in range(40)), (320, 180), 10.0)
-    result = _search(trust_archive, query, capsys)
+    result = search_json(trust_archive, query, capsys)
     assert result["verdict"] == "no_match" and result["reason"] == "too_little_picture"
     assert main(["search", str(query), "--data-dir", str(trust_archive["data_dir"])]) == 0
     assert "too little in the picture" in capsys.readouterr().out
@@ -72,7 +66,7 @@ def test_every_match_is_verified_sorted_and_carries_its_region(trust_archive, fo
     crop = make_query(
         "crop60", vtest, 20.0, 6.0, trust_archive["work"] / "queries", rng=np.random.default_rng(5), out_fps=12.5
     )
-    result = _search(trust_archive, crop.path, capsys)
+    result = search_json(trust_archive, crop.path, capsys)
     assert result["verdict"] == "match"
     scores = [m["score"] for m in result["matches"]]
     assert scores == sorted(scores, reverse=True)
@@ -113,7 +107,7 @@ def test_a_picture_in_picture_is_found_through_a_window_placed_and_boxed(trust_a
         others=[other],
         out_fps=12.5,
     )
-    result = _search(trust_archive, pip.path, capsys)
+    result = search_json(trust_archive, pip.path, capsys)
     assert result["verdict"] == "match", result
     top, truth = result["matches"][0], pip.truth[0]
     assert top["external_id"] == "nww-2011-0217-004"
@@ -134,7 +128,7 @@ def test_a_phone_reframing_is_found_in_its_band(trust_archive, footage, capsys):
         rng=np.random.default_rng(3),
         out_fps=12.5,
     )
-    result = _search(trust_archive, phone.path, capsys)
+    result = search_json(trust_archive, phone.path, capsys)
     assert result["verdict"] == "match" and result["matches"][0]["external_id"] == "nww-2011-0217-004"
     inset = result["matches"][0]["segments"][0]["evidence"]["source_in_query"]
     assert inset is not None and abs(inset["y"] + inset["h"] / 2 - 0.5) < 0.05 and inset["w"] > 0.9
@@ -156,7 +150,7 @@ def test_a_tight_crop_the_descriptor_scores_under_the_threshold_is_proved_by_its
     crop = make_query(
         "crop60", diver, 5.0, 6.0, trust_archive["work"] / "queries", rng=np.random.default_rng(4), out_fps=12.5
     )
-    result = _search(trust_archive, crop.path, capsys)
+    result = search_json(trust_archive, crop.path, capsys)
     assert result["verdict"] == "match" and result["matches"][0]["external_id"] == "ccv-2012-1016-031"
     evidence = result["matches"][0]["segments"][0]["evidence"]
     assert evidence["pairs_verified"] >= 1 and "shows 36% of the source frame" in evidence["region"]
@@ -164,7 +158,7 @@ def test_a_tight_crop_the_descriptor_scores_under_the_threshold_is_proved_by_its
     shipped = load_calibration(create_descriptor(settings.descriptor, settings).config_id)
     save_calibration(replace(shipped, rescue_near_misses=False), tmp_path / "calibration.json")
     monkeypatch.setenv("FIRSTSEEN_CALIBRATION_PATH", str(tmp_path / "calibration.json"))
-    assert _search(trust_archive, crop.path, capsys)["verdict"] == "no_match"
+    assert search_json(trust_archive, crop.path, capsys)["verdict"] == "no_match"
 
 
 def test_a_screen_grab_between_samples_is_found_at_its_own_moment(trust_archive, footage, capsys):
@@ -196,7 +190,7 @@ def test_a_screen_grab_between_samples_is_found_at_its_own_moment(trust_archive,
             background=searcher.background,
         )
     assert at_samples == []  # the samples alone do not find it: the moment does
-    result = _search(trust_archive, grab, capsys)
+    result = search_json(trust_archive, grab, capsys)
     assert result["verdict"] == "match" and result["matches"][0]["external_id"] == "evs-2023-0408-054"
     segment = result["matches"][0]["segments"][0]
     assert segment["source_start"] == pytest.approx(1.24, abs=0.1) and not segment["timing_known"]
