@@ -38,7 +38,7 @@ class FrameInformation:
     coarse_textured_share: float = 0.0  # at half the size, where a hazy picture's edges show
 
 
-def _picture_bounds(gray: np.ndarray, level: float) -> tuple[int, int, int, int]:
+def picture_bounds(gray: np.ndarray, level: float) -> tuple[int, int, int, int]:
     """The frame without uniform bars at its edges (letterbox, pillarbox, a black border)."""
     rows = gray.std(axis=1) > level
     cols = gray.std(axis=0) > level
@@ -51,7 +51,7 @@ def _picture_bounds(gray: np.ndarray, level: float) -> tuple[int, int, int, int]
 
 def _judge(gray: np.ndarray, p: InformativeParams) -> FrameInformation:
     """Texture, flatness and picture share of a grey frame at the size it is given."""
-    r0, r1, c0, c1 = _picture_bounds(gray, p.bar_level)
+    r0, r1, c0, c1 = picture_bounds(gray, p.bar_level)
     picture_share = (r1 - r0) * (c1 - c0) / gray.size
     if picture_share < p.min_picture_share or r1 - r0 < 8 or c1 - c0 < 8:
         return FrameInformation(0.0, 1.0, picture_share, False)

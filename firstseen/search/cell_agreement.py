@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from firstseen.search.overlay import OverlayMask
+from firstseen.media.informative import InformativeParams, picture_bounds
+from firstseen.search.overlay import OverlayMask, masks_apply
 
 CELL_PX = 16  # at verification size (360 px on the long side): 22 x 12 cells for a 16:9 frame
 BLUR_SIGMA = 1.5  # pixels: what a re-encode, a resize or grain moves, not what a different picture does
 TEXTURE_LEVELS = 4.0  # grey-level spread of a cell, in either picture, for it to count
 AGREEING_CORRELATION = 0.5
-BAR_LEVELS = 6.0  # grey-level spread of a row or column at the frame's edge that is a bar, not picture
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +42,6 @@ class CellAgreement:
     @property
     def share(self) -> float:
         return self.agreeing / self.textured if self.textured else 0.0
-
-    def __lt__(self, other: CellAgreement) -> bool:
-        """The better of two registrations of one pair agrees on more of what it compares."""
-        return (self.share, self.textured) < (other.share, other.textured)
 
 
 def cell_agreement(
@@ -94,11 +90,9 @@ def cell_agreement(
 
 def _picture(gray: np.ndarray) -> np.ndarray:
     """1 inside the frame's picture, 0 on the uniform bars at its edges (letterbox, pillarbox)."""
-    rows = np.flatnonzero(gray.std(axis=1) > BAR_LEVELS)
-    cols = np.flatnonzero(gray.std(axis=0) > BAR_LEVELS)
+    r0, r1, c0, c1 = picture_bounds(gray, InformativeParams().bar_level)  # the frame test's bars
     inside = np.zeros(gray.shape, np.uint8)
-    if len(rows) and len(cols):
-        inside[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = 1
+    inside[r0:r1, c0:c1] = 1
     return inside
 
 
@@ -120,7 +114,7 @@ def _on_overlays(
     """Which cell centres (source coordinates) lie on either clip's static overlay; none where
     either clip is a steady shot (its still parts are footage, as verification.py treats them)."""
     off = np.zeros(len(centres), bool)
-    if any(m is not None and m.steady for m in (query_overlay, source_overlay)):
+    if not masks_apply(query_overlay, source_overlay):
         return off
     if source_overlay is not None:
         off |= source_overlay.covers(centres, *source_size)

@@ -66,6 +66,12 @@ class OverlayMask:
         return self.cells[row, col]
 
 
+def masks_apply(query_overlay: OverlayMask | None, source_overlay: OverlayMask | None) -> bool:
+    """Whether the two clips' overlays mask anything: not where either is a steady shot (its
+    still parts are its scene, so the other clip's still parts matched there are evidence too)."""
+    return not any(mask is not None and mask.steady for mask in (query_overlay, source_overlay))
+
+
 def _grid(image: np.ndarray) -> np.ndarray:
     grey = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
     return cv2.resize(grey, (GRID_W, GRID_H), interpolation=cv2.INTER_AREA)

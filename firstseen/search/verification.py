@@ -21,7 +21,7 @@ import numpy as np
 
 from firstseen.search.cell_agreement import CellAgreement, cell_agreement
 from firstseen.search.geometry import PairEvidence, Region, flipped_wins
-from firstseen.search.overlay import OverlayMask
+from firstseen.search.overlay import OverlayMask, masks_apply
 
 # One thread inside OpenCV: searches run side by side in the API, and the frames here are
 # small. A search instead describes the frames of its first pairs two at a time (prefetch).
@@ -250,7 +250,8 @@ class Verifier:
                 q, s, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_px, maxIters=2000, confidence=0.995
             )
             if stretched is not None:
-                cells = max(cells, self._agreement(query, source, stretched, query_overlay, source_overlay))
+                again = self._agreement(query, source, stretched, query_overlay, source_overlay)
+                cells = max(cells, again, key=lambda c: (c.share, c.textured))
         if not self._agrees(cells):
             return _View(min(inliers, distinct), cells=cells)  # the points agree, the pictures do not
         return _View(inliers, *_regions(transform, query, source), cells)
@@ -320,7 +321,7 @@ def _off_overlays(
     clip is a steady shot: still parts are then scene on both sides)."""
     if not good or query_overlay is None and source_overlay is None:
         return good
-    if query_overlay is not None and query_overlay.steady or source_overlay is not None and source_overlay.steady:
+    if not masks_apply(query_overlay, source_overlay):
         return good
     keep = np.ones(len(good), bool)
     if query_overlay is not None:
