@@ -13,11 +13,13 @@ runs, copies first, so that originals arrive after their copies, as when an arch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,13 +173,46 @@ def side(name: str, negative_sources: int, cache: Path = image_pool.DEFAULT_CACH
     return Side(name, held_out, not_inside(pictures[reserved:], negatives), negatives, SIDE_KINDS[name])
 
 
+# What decides the files cached in a work folder: a folder made by other code is made again.
+GENERATOR_CODE = ("scripts/unrelated.py", "scripts/image_pool.py")
+ARCHIVE_CODE = ("firstseen", "scripts/evalkit.py", "scripts/edits.py", *GENERATOR_CODE)
+
+
+def code_fingerprint(parts: Iterable[str], *extra: object) -> str:
+    """sha256 of the named files of the repository (a folder: its .py and .json files) and of
+    `extra` (the seed, the plan), so that a cached archive or video made by other code, or for
+    another plan, is never taken for this one's."""
+    digest = hashlib.sha256()
+    for part in parts:
+        root = REPO / part
+        files = sorted(f for f in root.rglob("*") if f.suffix in (".py", ".json")) if root.is_dir() else [root]
+        for f in files:
+            digest.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes() + b"\0")
+    digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def fresh_folder(folder: Path, built_by: str) -> bool:
+    """Make `folder` ready for files made by code with this fingerprint: emptied first if
+    anything else made what it holds (or nothing says who did). True if it was emptied."""
+    stamp = folder / ".built-by"
+    emptied = folder.exists() and not (stamp.exists() and stamp.read_text() == built_by)
+    if emptied:
+        if any(folder.iterdir()):
+            print(f"{folder}: made by other code or for another plan; made again", file=sys.stderr)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(built_by)
+    return emptied
+
+
 def make_distractors(side_: Side, count: int, out_dir: Path, seed: int) -> list[dict]:
     """count unrelated videos with manifest lines (dates spread over 1990-2025)."""
     rng = np.random.default_rng(seed)
     lines = []
-    for k, (kind, pictures, vseed) in enumerate(
-        unrelated.plan_sources(count, side_.distractor_pictures, seed, kinds=side_.kinds)
-    ):
+    plan = unrelated.plan_sources(count, side_.distractor_pictures, seed, kinds=side_.kinds)
+    fresh_folder(out_dir, code_fingerprint(GENERATOR_CODE, plan, side_.chrome_design))
+    for k, (kind, pictures, vseed) in enumerate(plan):
         path = out_dir / f"distractor-{k:04d}-{kind}.mp4"
         if not path.exists():
             unrelated.make_unrelated(kind, pictures, vseed, path, DISTRACTOR_SECONDS, design=side_.chrome_design)
@@ -198,6 +233,7 @@ def make_distractors(side_: Side, count: int, out_dir: Path, seed: int) -> list[
 def negative_sources(side_: Side, footage: Path, count: int, out_dir: Path, seed: int) -> list[FrameSource]:
     """count - 1 unrelated videos never archived, plus the side's held-out real video."""
     plan = unrelated.plan_sources(count - 1, side_.negative_pictures, seed + 1, kinds=side_.kinds)
+    fresh_folder(out_dir, code_fingerprint(GENERATOR_CODE, plan, side_.chrome_design))
     made = []
     for k, (kind, pictures, vseed) in enumerate(plan):
         path = out_dir / f"unrelated-{k:03d}-{kind}.mp4"
@@ -215,7 +251,7 @@ def build_archive(
     seed: int = 7,
     distractors: list[dict] | None = None,
 ) -> list[CopyTruth]:
-    """Ingest the evaluation archive into work/archive (once; reused when already there).
+    """Ingest the evaluation archive into work/archive (once; reused while the code and plan that built it are the same).
     Distractor manifest lines, if any, are ingested in the first run."""
     from firstseen.ingest.progress import LogProgress
     from firstseen.ingest.run import run_ingest
@@ -226,6 +262,9 @@ def build_archive(
     footage, work = Path(footage).resolve(), Path(work).resolve()
     distractors = [dict(line, path=str(Path(line["path"]).resolve())) for line in distractors or []]
     marker = work / "archive" / "eval-archive.json"
+    # an archive ingested by other code (the ingest, copy links, calibration) or of other
+    # videos is made again: reused, it would measure the code that built it
+    fresh_folder(work / "archive", code_fingerprint(ARCHIVE_CODE, seed, distractors, sorted(sources)))
     if marker.exists():
         return [CopyTruth(**(c | {"originals": tuple(c["originals"])})) for c in json.loads(marker.read_text())]
     manifest = {

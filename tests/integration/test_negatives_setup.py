@@ -91,3 +91,24 @@ def test_a_distractor_picture_that_is_part_of_a_negative_one_is_dropped(tmp_path
         img.save(paths[name])
     kept = evalkit.not_inside([paths["logo"], paths["other"]], [paths["splash"]])
     assert kept == [paths["other"]]
+
+
+def test_a_work_folder_made_by_other_code_or_for_another_plan_is_made_again(tmp_path):
+    """The evaluation's cached archive and videos are reused only by the code and plan that made
+    them: a reused archive would measure the code that built it, not the code under test."""
+    import evalkit
+
+    code = evalkit.code_fingerprint(evalkit.ARCHIVE_CODE, 7, ["a.mp4"])
+    assert code == evalkit.code_fingerprint(evalkit.ARCHIVE_CODE, 7, ["a.mp4"])
+    assert code != evalkit.code_fingerprint(evalkit.ARCHIVE_CODE, 8, ["a.mp4"])  # another plan
+    assert code != evalkit.code_fingerprint(evalkit.GENERATOR_CODE, 7, ["a.mp4"])  # other code
+
+    folder = tmp_path / "archive"
+    assert not evalkit.fresh_folder(folder, code)  # new: nothing to empty
+    (folder / "catalog.sqlite").write_text("kept")
+    assert not evalkit.fresh_folder(folder, code) and (folder / "catalog.sqlite").exists()
+    assert evalkit.fresh_folder(folder, "other code") and not (folder / "catalog.sqlite").exists()
+    unmarked = tmp_path / "from-an-older-script"
+    unmarked.mkdir()
+    (unmarked / "eval-archive.json").write_text("[]")
+    assert evalkit.fresh_folder(unmarked, code) and list(unmarked.iterdir()) == [unmarked / ".built-by"]
