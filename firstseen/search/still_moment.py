@@ -40,6 +40,7 @@ LEAD_VIDEOS = 2  # videos opened per still: each costs a short decode and a few 
 SAMPLES = 3  # a video's nearest samples opened around, nearest first
 MOMENTS = 3  # best moments of a video checked by geometry, best first
 MAX_FRAMES = 64  # frames described around one sample in the first round, at most
+DECODED = 120  # frames decoded around one sample, at most (two seconds at 60 fps)
 
 
 def searchable_as_still(query: QueryVectors, verify: VerifyPolicy | None) -> bool:
@@ -107,8 +108,8 @@ def _at_its_moment(
     step = sample_step(stored.pts_s)
     frames = [
         frame
-        for t0, t1 in spans_around(times, step)
-        for frame in frames_between(record.path, t0, t1, max_side=verify.frame_side)
+        for t0, t1 in spans_around(times, step)  # merged spans: as many decoded frames as their samples allow
+        for frame in frames_between(record.path, t0, t1, max_side=verify.frame_side, limit=DECODED * len(times))
     ]
     frames = [f for f, ok in zip(frames, informative_flags([f.rgb for f in frames])) if ok]
     if not frames:
