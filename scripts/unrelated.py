@@ -13,6 +13,7 @@ source is reproducible and two seeds give two unrelated sources."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -253,7 +254,11 @@ def make_unrelated(
     if kind not in makers:
         raise KeyError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_video(out, makers[kind](), (W, H), FPS)
+    # written beside and renamed: a run killed halfway leaves no truncated video that a later
+    # run, finding the file there, would take for a whole one
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")
+    _write_video(partial, makers[kind](), (W, H), FPS)
+    os.replace(partial, out)
     return out
 
 
